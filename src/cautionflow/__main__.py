@@ -1,0 +1,5 @@
+import sys
+
+from cautionflow.cli import main
+
+sys.exit(main())

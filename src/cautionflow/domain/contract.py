@@ -1,0 +1,32 @@
+"""The source contract: the columns the housing database's query must return."""
+
+from __future__ import annotations
+
+SOURCE_COLUMNS: tuple[str, ...] = (
+    "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "tenancy_ref",
+    "asset_ref", "address", "postcode", "area", "effective_from", "ends_on", "last_reviewed_on",
+    "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
+    "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note",
+    "preferred_channel", "email", "language", "large_print", "updated_at",
+)
+
+DATE_COLUMNS: tuple[str, ...] = (
+    "effective_from", "ends_on", "last_reviewed_on", "notified_on",
+    "appeal_received_on", "appeal_decided_on",
+)
+TIMESTAMP_COLUMNS: tuple[str, ...] = ("updated_at",)
+FLAG_COLUMNS: tuple[str, ...] = ("notify_resident", "large_print")
+
+# Allowed values of the enumerated columns; empty is allowed unless the column is required.
+ENUMS: dict[str, frozenset[str]] = {
+    "subject_type": frozenset({"person", "household", "address"}),
+    "review_outcome": frozenset({"retained", "removed"}),
+    "status": frozenset({"active", "ended"}),
+    "appeal_outcome": frozenset({"upheld", "dismissed"}),
+    "source": frozenset({"staff", "police", "local_authority", "social_services", "other"}),
+    "preferred_channel": frozenset({"post", "email"}),
+}
+
+TEXT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in SOURCE_COLUMNS if c not in DATE_COLUMNS + TIMESTAMP_COLUMNS + FLAG_COLUMNS
+)
