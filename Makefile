@@ -1,0 +1,64 @@
+# cautionflow: `make demo` and `make test` work from a fresh clone with only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+AS_OF ?= $(shell date +%Y-%m-%d)
+
+export CAUTIONFLOW_HOME := $(CURDIR)
+export PATH := $(BIN):$(PATH)
+
+# Airflow for the demo: SQLite metadata under var/airflow, LocalExecutor, this repo's DAGs.
+AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__EXECUTOR=LocalExecutor \
+	AIRFLOW__CORE__PARALLELISM=4 \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(CURDIR)/var/airflow/airflow.db \
+	AIRFLOW_VAR_CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml
+
+.PHONY: install demo test lint unit integration bench clean constraints
+
+install: $(STAMP)
+
+# Reinstalls only when the dependency pins change; every package comes pinned by constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "cautionflow needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	mkdir -p var/demo var/airflow
+	$(BIN)/cautionflow demo-data --out var/demo/housing.db --as-of $(AS_OF)
+	rm -f var/demo/register.db var/demo/register.db-wal var/demo/register.db-shm
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > var/airflow/migrate.log 2>&1 || (cat var/airflow/migrate.log; exit 1)
+	$(AIRFLOW_ENV) $(BIN)/airflow dags test cautionflow_sync $(AS_OF) > var/airflow/demo-sync.log 2>&1 \
+		|| (tail -50 var/airflow/demo-sync.log; exit 1)
+	@echo
+	@echo "Airflow ran cautionflow_sync as of $(AS_OF): success (log: var/airflow/demo-sync.log)"
+	@$(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml | sed '$$d'
+	@echo
+	@echo "Outputs: housing database var/demo/housing.db, register var/demo/register.db"
+	@echo "Look around: $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
+
+lint: install
+	$(BIN)/ruff check src dags plugins tests bench
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+test: install lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench.sync
+	$(BIN)/python -m bench.deadlines
+
+# Regenerate the pins from a working install (after changing pyproject.toml's dependencies).
+constraints:
+	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

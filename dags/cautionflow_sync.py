@@ -1,0 +1,52 @@
+"""
+### cautionflow_sync: the housing database into the caution alert register
+
+Every morning this reads the caution alerts from the housing database (the source query in the
+config), validates every row and merges it into the register in one transaction:
+
+* new alerts are inserted, changed ones updated, alerts that ended or left the source are ended;
+* a row that cannot be identified (no `alert_id`, no asset or address, a duplicated id) goes to
+  the **quarantine** with its reason; a row with other faults stays in the register, **flagged**,
+  so the warning still reaches the people who visit.
+
+The task's XCom (and its log) holds the counts: `read`, `inserted`, `updated`, `unchanged`,
+`ended`, `quarantined`, `flagged`. A failed run leaves the register as it was; rerunning a day
+changes nothing. On success it updates the Asset `x-cautionflow://register`, which starts the
+DAGs that depend on the register.
+
+Configuration: the Variable `cautionflow_config` (path of the YAML file); the Connections
+`housing_db` and `cautionflow_register` override the URLs in the file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+from cautionflow.assets import REGISTER
+
+
+@dag(
+    dag_id="cautionflow_sync",
+    schedule="30 5 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["cautionflow", "register"],
+    doc_md=__doc__,
+    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5)},
+)
+def cautionflow_sync() -> None:
+    @task(outlets=[REGISTER])
+    def sync_register(**context) -> dict:
+        """Merge the housing database into the register; returns the counts."""
+        from cautionflow.integrations.airflow import run_step
+
+        return run_step("sync", context)
+
+    sync_register()
+
+
+cautionflow_sync()

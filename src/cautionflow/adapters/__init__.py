@@ -1,0 +1,1 @@
+"""Side effects live here: the housing database, the register, SMTP, files."""

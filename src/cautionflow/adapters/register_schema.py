@@ -1,0 +1,109 @@
+"""The register's tables, as SQLAlchemy Core metadata.
+
+The schema itself is created and changed only by the Alembic migrations in
+`cautionflow/migrations`; a test checks that the migrations' result matches this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# The source contract's columns, as the register stores them.
+_SOURCE_COLUMNS = (
+    Column("alert_id", String(64), primary_key=True),
+    Column("alert_code", String(16)),
+    Column("subject_type", String(16)),
+    Column("person_ref", String(64)),
+    Column("person_name", Text),
+    Column("tenancy_ref", String(64)),
+    Column("asset_ref", String(64)),
+    Column("address", Text),
+    Column("postcode", String(16)),
+    Column("area", String(64)),
+    Column("effective_from", Date),
+    Column("ends_on", Date),
+    Column("last_reviewed_on", Date),
+    Column("review_outcome", String(16)),
+    Column("status", String(16)),
+    Column("notify_resident", Integer),
+    Column("no_notify_reason", Text),
+    Column("notified_on", Date),
+    Column("appeal_received_on", Date),
+    Column("appeal_decided_on", Date),
+    Column("appeal_outcome", String(16)),
+    Column("source", String(32)),
+    Column("note", Text),
+    Column("preferred_channel", String(16)),
+    Column("email", Text),
+    Column("language", String(32)),
+    Column("large_print", Integer),
+    Column("updated_at", DateTime),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    *_SOURCE_COLUMNS,
+    Column("dq_flags", Text, comment="data-quality problems found in the source row; NULL when clean"),
+    Column("row_hash", BigInteger, nullable=False),
+    Column("register_state", String(16), nullable=False, comment="active, or ended (in or by leaving the source)"),
+    Column("ended_reason", String(32), comment="ended_in_source | left_source"),
+    Column("first_seen_run", String(250), nullable=False),
+    Column("first_seen_on", Date, nullable=False),
+    Column("last_changed_run", String(250), nullable=False),
+    Column("last_changed_on", Date, nullable=False),
+    Index("ix_alerts_register_state", "register_state"),
+    Index("ix_alerts_person_ref", "person_ref"),
+)
+
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("change", String(16), nullable=False, comment="inserted | updated | ended | reopened"),
+    Column("changed_fields", Text, comment="JSON {field: [old, new]}; NULL for inserted"),
+    Index("ix_alert_history_alert_id", "alert_id"),
+    Index("ix_alert_history_run_id", "run_id"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("row_hash", BigInteger, nullable=False),
+    Column("alert_id", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("raw_row", Text, nullable=False, comment="the source row as read, JSON"),
+    Column("first_run_id", String(250), nullable=False),
+    Column("first_seen_on", Date, nullable=False),
+    Column("resolved_run_id", String(250), comment="the run whose read no longer had this row"),
+    Column("resolved_on", Date),
+    Index("ix_quarantine_row_hash", "row_hash"),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("summary", Text, nullable=False, comment="JSON counts"),
+)

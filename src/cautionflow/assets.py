@@ -1,0 +1,8 @@
+"""The Airflow Assets that chain cautionflow's DAGs (imported by DAG files at parse time: keep light)."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+REGISTER = Asset("x-cautionflow://register")
+"""Updated when the daily sync has merged the housing database into the register."""

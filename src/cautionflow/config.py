@@ -1,0 +1,169 @@
+"""A landlord's deployment, described by one YAML file and validated on load.
+
+Relative paths (and relative SQLite URLs) are resolved against the project home: the
+`CAUTIONFLOW_HOME` environment variable, or the current directory. Secrets never live in the
+file: the SMTP password comes from the environment variable it names, or from Airflow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_SOURCE_QUERY = "SELECT * FROM caution_alerts_export"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid; the message names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    url: str = Field(min_length=1, description="SQLAlchemy URL of the housing database (read-only use)")
+    query: str | None = Field(
+        default=None, description="path to a .sql file returning the source contract's columns"
+    )
+
+
+class SmtpConfig(_Model):
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = "CAUTIONFLOW_SMTP_PASSWORD"
+    sender: str = Field(min_length=3)
+    allow_insecure: bool = Field(default=False, description="permit security: none to a non-loopback host")
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _insecure_only_on_loopback(self) -> SmtpConfig:
+        if self.security == "none" and not self.allow_insecure and not _is_loopback(self.host):
+            raise ValueError(
+                f"security 'none' sends in clear text; allowed only to a loopback host, not '{self.host}' "
+                "(set allow_insecure: true to override)"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Recipient(_Model):
+    name: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    role: Literal["contractor", "out_of_hours", "officer", "operations"]
+    areas: tuple[str, ...] = ()
+    schedule: Literal["daily", "weekly"] = "daily"
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = None
+
+    @field_validator("areas")
+    @classmethod
+    def _upper_areas(cls, areas: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(a.strip().upper() for a in areas)
+
+    @model_validator(mode="after")
+    def _role_rules(self) -> Recipient:
+        if self.role == "contractor" and not self.areas:
+            raise ValueError("a contractor must list the areas it works in (areas: [...])")
+        if self.schedule == "weekly" and self.weekday is None:
+            raise ValueError("a weekly schedule needs a weekday")
+        return self
+
+
+class LettersConfig(_Model):
+    output_dir: str = "var/letters"
+    auto_approve: bool = False
+
+
+class CautionflowConfig(_Model):
+    organisation: str = Field(min_length=1)
+    policy: str = Field(min_length=1, description="a shipped profile name or a path to a profile file")
+    register_url: str = Field(min_length=1)
+    source: SourceConfig
+    smtp: SmtpConfig | None = None
+    recipients: tuple[Recipient, ...] = ()
+    letters: LettersConfig = LettersConfig()
+    output_dir: str = Field(default="var/reports", description="where reports are written")
+    timezone: str = "Europe/London"
+    templates_dir: str | None = Field(default=None, description="a folder of template overrides")
+    home: Annotated[str | None, Field(description="resolved project home; set by the loader")] = None
+
+    def path(self, relative: str) -> Path:
+        """A configured path resolved against the project home."""
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.home or ".") / p
+
+    def source_query(self) -> str:
+        if self.source.query is None:
+            return DEFAULT_SOURCE_QUERY
+        path = self.path(self.source.query)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"source.query: cannot read '{path}': {exc.strerror}") from exc
+
+
+def project_home() -> Path:
+    return Path(os.environ.get("CAUTIONFLOW_HOME") or os.getcwd()).resolve()
+
+
+def resolve_url(url: str, home: Path) -> str:
+    """Make a relative SQLite URL absolute under the project home; other URLs pass through."""
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+                return prefix + str(home / rest)
+    return url
+
+
+def parse_config(data: object, *, origin: str = "config", home: Path | None = None) -> CautionflowConfig:
+    """Validate a parsed YAML document; errors name the field and the problem."""
+    home = home or project_home()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    try:
+        config = CautionflowConfig.model_validate({**data, "home": str(home)})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {field}: {first['msg']}{more}") from None
+    return config.model_copy(
+        update={
+            "register_url": resolve_url(config.register_url, home),
+            "source": config.source.model_copy(update={"url": resolve_url(config.source.url, home)}),
+        }
+    )
+
+
+def load_config(path: str | os.PathLike[str], *, home: Path | None = None) -> CautionflowConfig:
+    import yaml
+
+    home = home or project_home()
+    file = Path(path)
+    if not file.is_absolute():
+        file = home / file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config '{file}': {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config '{file}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(data, origin=str(file), home=home)

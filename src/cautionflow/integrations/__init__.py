@@ -1,0 +1,1 @@
+"""Thin glue to Apache Airflow; the logic stays in services and domain."""

@@ -1,0 +1,98 @@
+"""What the DAG tasks call: config from the Variable, secrets from Connections, the as-of date.
+
+Everything here runs inside a task, never at DAG parse time. The config file's path comes
+from the Variable `cautionflow_config`; the Connections `housing_db`, `cautionflow_register`
+(and `cautionflow_smtp`, for mail) override the file's URLs when they are defined, so
+credentials live in Airflow rather than in the file. Nothing here logs a URL with a password.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from cautionflow.config import CautionflowConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_VARIABLE = "cautionflow_config"
+DEFAULT_CONFIG_PATH = "include/config/cautionflow.yaml"
+SOURCE_CONNECTION = "housing_db"
+REGISTER_CONNECTION = "cautionflow_register"
+
+
+def connection_url(conn: Any) -> str:
+    """A SQLAlchemy URL for an Airflow Connection (postgres, sqlite, or extra `sqlalchemy_url`)."""
+    from sqlalchemy.engine import URL
+
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type in {"postgres", "postgresql"}:
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or None,
+            port=conn.port or None,
+            database=conn.schema or None,
+        ).render_as_string(hide_password=False)
+    if conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    raise ValueError(
+        f"connection '{conn.conn_id}' has type '{conn.conn_type}'; use postgres or sqlite, "
+        "or put a SQLAlchemy URL in its extra as {\"sqlalchemy_url\": ...}"
+    )
+
+
+def _optional_connection(conn_id: str) -> Any | None:
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def config_from_airflow() -> CautionflowConfig:
+    from airflow.sdk import Variable
+
+    from cautionflow.config import load_config, resolve_url
+
+    path = Variable.get(CONFIG_VARIABLE, default=DEFAULT_CONFIG_PATH)
+    config = load_config(path)
+    updates: dict[str, Any] = {}
+    home = config.path(".")
+    register = _optional_connection(REGISTER_CONNECTION)
+    if register is not None:
+        updates["register_url"] = resolve_url(connection_url(register), home)
+        log.info("register from Airflow connection %s", REGISTER_CONNECTION)
+    source = _optional_connection(SOURCE_CONNECTION)
+    if source is not None:
+        updates["source"] = config.source.model_copy(update={"url": resolve_url(connection_url(source), home)})
+        log.info("housing database from Airflow connection %s", SOURCE_CONNECTION)
+    return config.model_copy(update=updates) if updates else config
+
+
+def as_of_date(context: Any, timezone: str = "Europe/London") -> dt.date:
+    """The run's logical date in the landlord's time zone (run_after for asset-triggered runs)."""
+    from zoneinfo import ZoneInfo
+
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def run_step(step: str, context: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run one pipeline step for this task's run; the summary becomes the task's XCom."""
+    from cautionflow.steps import STEPS
+
+    config = config_from_airflow()
+    as_of = as_of_date(context, config.timezone)
+    run_id = f"{context['dag'].dag_id}/{context['run_id']}"
+    log.info("cautionflow %s for %s as of %s", step, config.organisation, as_of)
+    summary = STEPS[step](config, as_of=as_of, run_id=run_id, **kwargs)
+    log.info("cautionflow %s summary: %s", step, summary)
+    return summary

@@ -1,0 +1,1 @@
+"""Service functions: one per pipeline step, composing the domain with the adapters."""

@@ -1,0 +1,58 @@
+"""What the register holds right now, in counts a person can read at a glance."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.database import fetch_all
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.register import Register
+
+
+def register_status(register: Register) -> dict[str, Any]:
+    register.migrate()
+    with register.engine.connect() as conn:
+
+        def rows(sql: str) -> list[tuple]:
+            return fetch_all(conn, sql)[1]
+
+        by_state = dict(rows("SELECT register_state, COUNT(*) FROM alerts GROUP BY register_state"))
+        by_code = dict(
+            rows("SELECT alert_code, COUNT(*) FROM alerts WHERE register_state = 'active' GROUP BY alert_code ORDER BY 2 DESC")
+        )
+        by_area = dict(
+            rows("SELECT COALESCE(area, '(none)'), COUNT(*) FROM alerts WHERE register_state = 'active' GROUP BY 1 ORDER BY 1")
+        )
+        flagged = rows("SELECT COUNT(*) FROM alerts WHERE register_state = 'active' AND dq_flags IS NOT NULL")[0][0]
+        quarantine = dict(
+            rows("SELECT reason, COUNT(*) FROM quarantine WHERE resolved_run_id IS NULL GROUP BY reason ORDER BY 2 DESC")
+        )
+        last = rows("SELECT run_id, as_of, summary FROM sync_runs ORDER BY id DESC LIMIT 1")
+    return {
+        "active": int(by_state.get("active", 0)),
+        "ended": int(by_state.get("ended", 0)),
+        "active_flagged": int(flagged),
+        "active_by_code": {k: int(v) for k, v in by_code.items()},
+        "active_by_area": {k: int(v) for k, v in by_area.items()},
+        "quarantine_open": {k: int(v) for k, v in quarantine.items()},
+        "last_sync": json.loads(last[0][2]) if last else None,
+    }
+
+
+def format_status(status: dict[str, Any], *, organisation: str) -> str:
+    lines = [f"Caution alert register: {organisation}"]
+    lines.append(f"  active alerts: {status['active']} ({status['active_flagged']} with data-quality flags)")
+    lines.append(f"  ended alerts:  {status['ended']}")
+    lines.append("  active by code: " + ", ".join(f"{k} {v}" for k, v in status["active_by_code"].items()))
+    lines.append("  active by area: " + ", ".join(f"{k} {v}" for k, v in status["active_by_area"].items()))
+    open_rows = sum(status["quarantine_open"].values())
+    lines.append(f"  quarantined rows awaiting a fix in the housing system: {open_rows}")
+    for reason, count in status["quarantine_open"].items():
+        lines.append(f"    {count:>4}  {reason}")
+    last = status["last_sync"]
+    if last:
+        counts = ", ".join(f"{k} {last[k]}" for k in ("read", "inserted", "updated", "unchanged", "ended", "quarantined", "flagged"))
+        lines.append(f"  last sync (as of {last['as_of']}): {counts}")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The daily sync: read the housing database, validate every row, merge into the register.
+
+Every row read is counted exactly once: inserted, updated, unchanged or quarantined
+(flagged rows are among the first three). `ended` counts alerts that stopped being active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cautionflow.adapters.register import Register
+
+
+class AlertSource(Protocol):
+    def read(self) -> pd.DataFrame: ...
+
+    def describe(self) -> str: ...
+
+
+class EmptySourceError(Exception):
+    """The source returned nothing while the register has active alerts: refuse to end them all."""
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    step: str
+    as_of: str
+    run_id: str
+    read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    ended: int
+    quarantined: int
+    flagged: int
+    active: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def sync_register(
+    source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False
+) -> SyncSummary:
+    from cautionflow.domain.merge import plan_merge
+    from cautionflow.domain.validation import validate_source_rows
+
+    started_at = dt.datetime.now(dt.UTC)
+    batch = validate_source_rows(source.read())
+    register.migrate()
+    with register.transaction() as tx:
+        current = tx.current_state()
+        active_before = int((current["register_state"] == "active").sum())
+        if batch.read == 0 and active_before and not allow_empty_source:
+            raise EmptySourceError(
+                f"the housing database returned no rows; refusing to end {active_before} active alert(s). "
+                "Check the source query; if the register really should be emptied, rerun with --allow-empty-source"
+            )
+        quarantined_ids = set(batch.quarantine["alert_id"].dropna())
+        plan = plan_merge(batch.alerts, current, quarantined_ids=quarantined_ids)
+        tx.apply(plan, run_id=run_id, as_of=as_of)
+        tx.record_quarantine(batch.quarantine, run_id=run_id, as_of=as_of)
+        became_active = int((plan.inserts["register_state"] == "active").sum()) + int(
+            (plan.updates["change"] == "reopened").sum() if len(plan.updates) else 0
+        )
+        summary = SyncSummary(
+            step="sync",
+            as_of=as_of.isoformat(),
+            run_id=run_id,
+            read=batch.read,
+            inserted=len(plan.inserts),
+            updated=len(plan.updates),
+            unchanged=plan.unchanged,
+            ended=plan.ended,
+            quarantined=len(batch.quarantine),
+            flagged=batch.flagged,
+            active=active_before + became_active - plan.ended,
+        )
+        tx.record_run(run_id=run_id, as_of=as_of, started_at=started_at, summary=summary.as_dict())
+    return summary

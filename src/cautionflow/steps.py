@@ -1,0 +1,47 @@
+"""The pipeline's steps by name: what `cautionflow run STEP` and the DAG tasks call.
+
+Each step takes the validated config, the as-of date and a run id, and returns a JSON-able
+summary. Adapters are created here, inside the step, so credentials never outlive it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from cautionflow.config import CautionflowConfig
+
+Step = Callable[..., dict[str, Any]]
+
+
+def run_sync(config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False) -> dict[str, Any]:
+    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.source import SqlAlertSource
+    from cautionflow.services.sync import sync_register
+
+    source = SqlAlertSource(config.source.url, config.source_query())
+    register = Register(config.register_url)
+    try:
+        summary = sync_register(
+            source, register, as_of=as_of, run_id=run_id, allow_empty_source=allow_empty_source
+        )
+    finally:
+        register.dispose()
+    return summary.as_dict()
+
+
+STEPS: dict[str, Step] = {"sync": run_sync}
+# `run all` runs these in order.
+PIPELINE: tuple[str, ...] = ("sync",)
+
+
+def step_errors() -> tuple[type[BaseException], ...]:
+    """The errors a person fixes (config, source, register), reported as one line."""
+    from cautionflow.adapters.register import RegisterError
+    from cautionflow.adapters.source import SourceError
+    from cautionflow.config import ConfigError
+    from cautionflow.domain.validation import SourceShapeError
+    from cautionflow.services.sync import EmptySourceError
+
+    return (ConfigError, SourceError, RegisterError, SourceShapeError, EmptySourceError)

@@ -1,0 +1,225 @@
+"""The daily sync against real databases: SQLite, and the PostgreSQL server on 127.0.0.1:5432."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from cautionflow.adapters.database import normalise_url
+from cautionflow.adapters.register import Register, RegisterTransaction
+from cautionflow.adapters import register_schema as schema
+from cautionflow.adapters.source import SourceError, SqlAlertSource
+from cautionflow.config import DEFAULT_SOURCE_QUERY
+from cautionflow.domain.validation import SourceShapeError
+from cautionflow.services.sync import EmptySourceError, sync_register
+from tests.support import alert_row
+
+DAY1, DAY2, DAY3 = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
+
+
+def run(dbs, as_of=DAY1, run_id="run-1", **kwargs):
+    register = Register(dbs.register_url)
+    try:
+        return sync_register(
+            SqlAlertSource(dbs.source_url, DEFAULT_SOURCE_QUERY), register, as_of=as_of, run_id=run_id, **kwargs
+        )
+    finally:
+        register.dispose()
+
+
+def snapshot(dbs) -> dict[str, list[tuple]]:
+    """Everything the register holds except the run log, for before/after comparisons."""
+    engine = create_engine(normalise_url(dbs.register_url))
+    with engine.connect() as conn:
+        out = {
+            table.name: [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+            for table in (schema.alerts, schema.alert_history, schema.quarantine)
+        }
+    engine.dispose()
+    return out
+
+
+def alerts_by_id(dbs) -> dict[str, dict]:
+    engine = create_engine(normalise_url(dbs.register_url))
+    with engine.connect() as conn:
+        rows = {r.alert_id: r._asdict() for r in conn.execute(select(schema.alerts))}
+    engine.dispose()
+    return rows
+
+
+def history(dbs, alert_id: str) -> list[tuple[str, dict | None]]:
+    engine = create_engine(normalise_url(dbs.register_url))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT change, changed_fields FROM alert_history WHERE alert_id = :a ORDER BY id"), {"a": alert_id}
+        ).all()
+    engine.dispose()
+    return [(change, json.loads(fields) if fields else None) for change, fields in rows]
+
+
+MIXED_SOURCE = [
+    alert_row(alert_id="A1"),
+    alert_row(alert_id="A2", alert_code="DOG", subject_type="address", person_ref=None, person_name=None),
+    alert_row(alert_id="A3", alert_code="XXZ"),  # unknown code: kept, flagged
+    alert_row(alert_id="A4", effective_from="2025-02-30"),  # impossible date: kept, flagged
+    alert_row(alert_id="A5", effective_from="2026-05-01", ends_on="2026-01-01"),  # ends before it starts
+    alert_row(alert_id=None),  # cannot be identified: quarantined
+    alert_row(alert_id="A6", asset_ref=None, address=None),  # no place: quarantined
+    alert_row(alert_id="A7", area="NORTH"),
+    alert_row(alert_id="A7", area="SOUTH"),  # duplicated id: both quarantined
+]
+
+
+def test_first_sync_keeps_flags_and_quarantines_and_counts_every_row(databases):
+    databases.write_source(MIXED_SOURCE)
+
+    summary = run(databases)
+
+    assert (summary.read, summary.inserted, summary.quarantined, summary.flagged) == (9, 5, 4, 3)
+    assert summary.read == summary.inserted + summary.updated + summary.unchanged + summary.quarantined
+    alerts = alerts_by_id(databases)
+    assert set(alerts) == {"A1", "A2", "A3", "A4", "A5"}
+    # Safety first: faulty rows are still active warnings, with the problem recorded.
+    assert alerts["A3"]["register_state"] == "active"
+    assert "unknown code 'XXZ'" in alerts["A3"]["dq_flags"]
+    assert "impossible date '2025-02-30'" in alerts["A4"]["dq_flags"]
+    assert alerts["A4"]["effective_from"] is None
+    assert "ends_on is before effective_from" in alerts["A5"]["dq_flags"]
+    assert alerts["A1"]["dq_flags"] is None
+    assert alerts["A1"]["effective_from"] == dt.date(2026, 3, 2)
+    assert history(databases, "A1") == [("inserted", None)]
+
+    quarantined = snapshot(databases)["quarantine"]
+    reasons = sorted(row[3] for row in quarantined)
+    assert reasons == [
+        "cannot be identified: neither asset_ref nor address",
+        "duplicate alert_id in one read (2 rows)",
+        "duplicate alert_id in one read (2 rows)",
+        "missing alert_id",
+    ]
+    assert all(json.loads(row[4])["alert_code"] == "VIP" for row in quarantined)  # the raw row is kept
+
+
+def test_rerunning_the_same_day_changes_nothing(databases):
+    databases.write_source(MIXED_SOURCE)
+    run(databases, run_id="first")
+    before = snapshot(databases)
+
+    again = run(databases, run_id="second")
+
+    assert (again.inserted, again.updated, again.ended) == (0, 0, 0)
+    assert again.unchanged == 5
+    assert snapshot(databases) == before
+
+
+def test_changes_are_applied_and_recorded_in_history(databases):
+    databases.write_source([alert_row(alert_id="A1"), alert_row(alert_id="A2"), alert_row(alert_id="A3")])
+    run(databases, as_of=DAY1, run_id="d1")
+
+    databases.write_source(
+        [
+            alert_row(alert_id="A1", alert_code="NFO", last_reviewed_on="2026-11-20", review_outcome="retained"),
+            alert_row(alert_id="A2", status="ended", ends_on="2026-11-23"),
+            alert_row(alert_id="A4", alert_code="DOG"),
+        ]
+    )
+    summary = run(databases, as_of=DAY2, run_id="d2")
+
+    assert (summary.inserted, summary.updated, summary.unchanged, summary.ended) == (1, 2, 0, 2)
+    alerts = alerts_by_id(databases)
+    assert alerts["A1"]["alert_code"] == "NFO" and alerts["A1"]["last_changed_run"] == "d2"
+    assert alerts["A2"]["register_state"] == "ended" and alerts["A2"]["ended_reason"] == "ended_in_source"
+    assert alerts["A3"]["register_state"] == "ended" and alerts["A3"]["ended_reason"] == "left_source"
+    assert alerts["A4"]["register_state"] == "active"
+    assert history(databases, "A1")[-1] == (
+        "updated",
+        {
+            "alert_code": ["VIP", "NFO"],
+            "last_reviewed_on": [None, "2026-11-20"],
+            "review_outcome": [None, "retained"],
+        },
+    )
+    assert history(databases, "A2")[-1][0] == "ended"
+    assert history(databases, "A3")[-1] == (
+        "ended", {"register_state": ["active", "ended"], "ended_reason": [None, "left_source"]}
+    )
+
+    databases.write_source([alert_row(alert_id="A3"), alert_row(alert_id="A4", alert_code="DOG")])
+    back = run(databases, as_of=DAY3, run_id="d3")
+    assert history(databases, "A3")[-1] == ("reopened", {"register_state": ["ended", "active"]})
+    assert alerts_by_id(databases)["A3"]["register_state"] == "active"
+    assert back.ended == 1  # A1 left the source; A2 was already ended
+
+
+def test_a_duplicated_id_never_lifts_an_existing_warning(databases):
+    databases.write_source([alert_row(alert_id="A1")])
+    run(databases, run_id="d1")
+
+    databases.write_source([alert_row(alert_id="A1"), alert_row(alert_id="A1", area="SOUTH")])
+    summary = run(databases, as_of=DAY2, run_id="d2")
+
+    assert summary.quarantined == 2 and summary.ended == 0
+    assert alerts_by_id(databases)["A1"]["register_state"] == "active"
+
+
+def test_resolved_quarantine_rows_are_marked_resolved(databases):
+    databases.write_source([alert_row(alert_id=None)])
+    run(databases, run_id="d1")
+    databases.write_source([alert_row(alert_id="A1")])
+    run(databases, as_of=DAY2, run_id="d2")
+
+    (row,) = snapshot(databases)["quarantine"]
+    assert row[7] == "d2" and row[8] == DAY2  # resolved_run_id, resolved_on
+
+
+def test_a_failed_run_leaves_the_register_as_it_was(databases, monkeypatch):
+    databases.write_source([alert_row(alert_id="A1"), alert_row(alert_id="A2")])
+    run(databases, run_id="d1")
+    before = snapshot(databases)
+    databases.write_source([alert_row(alert_id="A1", alert_code="DOG"), alert_row(alert_id="A3")])
+
+    def crash(self, **kwargs):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(RegisterTransaction, "record_run", crash)  # fails after the alerts were written
+    with pytest.raises(RuntimeError):
+        run(databases, as_of=DAY2, run_id="d2")
+
+    assert snapshot(databases) == before
+
+
+def test_an_empty_source_does_not_end_every_alert(databases):
+    databases.write_source([alert_row(alert_id="A1")])
+    run(databases, run_id="d1")
+    databases.write_source([])
+
+    with pytest.raises(EmptySourceError, match="refusing to end 1 active alert"):
+        run(databases, as_of=DAY2, run_id="d2")
+    assert alerts_by_id(databases)["A1"]["register_state"] == "active"
+
+    summary = run(databases, as_of=DAY2, run_id="d3", allow_empty_source=True)
+    assert summary.ended == 1
+
+
+def test_a_source_without_the_contract_columns_is_a_clear_error(databases):
+    source = SqlAlertSource(databases.source_url, "SELECT alert_id, alert_code FROM caution_alerts_export")
+    register = Register(databases.register_url)
+    with pytest.raises(SourceShapeError, match="subject_type, person_ref"):
+        sync_register(source, register, as_of=DAY1, run_id="x")
+    register.dispose()
+
+
+def test_a_broken_source_query_is_a_one_line_source_error(databases):
+    with pytest.raises(SourceError) as caught:
+        SqlAlertSource(databases.source_url, "SELECT * FROM no_such_view").read()
+    assert "no_such_view" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_source_is_only_read(databases):
+    source = SqlAlertSource(databases.source_url, "DELETE FROM caution_alerts_export")
+    with pytest.raises(SourceError):
+        source.read()

@@ -1,0 +1,120 @@
+"""Test helpers: synthetic source rows and databases (synthetic data only)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from cautionflow.domain.contract import SOURCE_COLUMNS
+
+PG_ADMIN_URL = os.environ.get("CAUTIONFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def alert_row(**overrides: Any) -> dict[str, Any]:
+    """One well-formed source row; override what the test is about."""
+    row: dict[str, Any] = {c: None for c in SOURCE_COLUMNS}
+    row.update(
+        alert_id="CX-0001",
+        alert_code="VIP",
+        subject_type="person",
+        person_ref="P0001",
+        person_name="Alex Example",
+        tenancy_ref="T0001",
+        asset_ref="H0001",
+        address="1 Larkspur Close, Eastwick",
+        postcode="EW1 2AB",
+        area="NORTH",
+        effective_from="2026-03-02",
+        status="active",
+        notify_resident=1,
+        source="staff",
+        note="Threatened an operative on 1 March 2026.",
+        preferred_channel="post",
+        language="en",
+        large_print=0,
+        updated_at="2026-03-02T09:15:00",
+    )
+    row.update(overrides)
+    return row
+
+
+def write_sqlite_source(path: os.PathLike[str] | str, rows: list[dict[str, Any]]) -> str:
+    """(Re)write a SQLite housing database whose caution_alerts_export holds `rows`; returns its URL."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE IF EXISTS caution_alerts_export")
+        conn.execute(f"CREATE TABLE caution_alerts_export ({', '.join(SOURCE_COLUMNS)})")
+        conn.executemany(
+            f"INSERT INTO caution_alerts_export VALUES ({', '.join('?' * len(SOURCE_COLUMNS))})",
+            [tuple(r.get(c) for c in SOURCE_COLUMNS) for r in rows],
+        )
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+def write_postgres_source(url: str, rows: list[dict[str, Any]]) -> str:
+    """The same on PostgreSQL, with typed date columns as a real housing system would have."""
+    import psycopg
+
+    from cautionflow.adapters.database import normalise_url
+    from cautionflow.domain.contract import DATE_COLUMNS, FLAG_COLUMNS
+
+    def is_date(value: Any) -> bool:
+        try:
+            return value is None or bool(date.fromisoformat(str(value)))
+        except ValueError:
+            return False
+
+    def sql_type(column: str) -> str:
+        if column in DATE_COLUMNS:
+            # Typed like a real system's, except where a test needs a bad value (legacy text dates).
+            return "date" if all(is_date(r.get(column)) for r in rows) else "text"
+        if column in FLAG_COLUMNS:
+            return "integer"
+        return "timestamp" if column == "updated_at" else "text"
+
+    dsn = normalise_url(url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS caution_alerts_export")
+        conn.execute(
+            "CREATE TABLE caution_alerts_export ("
+            + ", ".join(f"{c} {sql_type(c)}" for c in SOURCE_COLUMNS)
+            + ")"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO caution_alerts_export VALUES ({', '.join(['%s'] * len(SOURCE_COLUMNS))})",
+                [tuple(r.get(c) for c in SOURCE_COLUMNS) for r in rows],
+            )
+    return url
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+@contextlib.contextmanager
+def temporary_postgres_database(prefix: str = "cautionflow_test") -> Iterator[str]:
+    """A fresh database on the local server, dropped afterwards; yields its URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
