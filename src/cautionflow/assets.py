@@ -6,3 +6,6 @@ from airflow.sdk import Asset
 
 REGISTER = Asset("x-cautionflow://register")
 """Updated when the daily sync has merged the housing database into the register."""
+
+DEADLINES = Asset("x-cautionflow://deadlines")
+"""Updated when every active alert's review, expiry and appeal dates have been computed."""

@@ -31,9 +31,42 @@ def run_sync(config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_em
     return summary.as_dict()
 
 
-STEPS: dict[str, Step] = {"sync": run_sync}
+def policy_profile(config: CautionflowConfig):
+    """The configured profile: a shipped name, or a file path resolved against the project home."""
+    from cautionflow.profiles import load_profile
+
+    policy = config.policy
+    if "/" in policy or policy.endswith((".yaml", ".yml")):
+        return load_profile(config.path(policy))
+    return load_profile(policy)
+
+
+def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> dict[str, Any]:
+    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.templates import template_environment
+    from cautionflow.services.deadlines import compute_register_deadlines
+
+    profile = policy_profile(config)
+    environment = template_environment(config)
+    register = Register(config.register_url)
+    try:
+        summary = compute_register_deadlines(
+            register,
+            profile,
+            as_of=as_of,
+            run_id=run_id,
+            reports_dir=config.path(config.output_dir),
+            render=lambda name, **values: environment.get_template(name).render(**values),
+            organisation=config.organisation,
+        )
+    finally:
+        register.dispose()
+    return summary.as_dict()
+
+
+STEPS: dict[str, Step] = {"sync": run_sync, "deadlines": run_deadlines}
 # `run all` runs these in order.
-PIPELINE: tuple[str, ...] = ("sync",)
+PIPELINE: tuple[str, ...] = ("sync", "deadlines")
 
 
 def step_errors() -> tuple[type[BaseException], ...]:
@@ -41,7 +74,8 @@ def step_errors() -> tuple[type[BaseException], ...]:
     from cautionflow.adapters.register import RegisterError
     from cautionflow.adapters.source import SourceError
     from cautionflow.config import ConfigError
+    from cautionflow.domain.policy import ProfileError
     from cautionflow.domain.validation import SourceShapeError
     from cautionflow.services.sync import EmptySourceError
 
-    return (ConfigError, SourceError, RegisterError, SourceShapeError, EmptySourceError)
+    return (ConfigError, SourceError, RegisterError, SourceShapeError, EmptySourceError, ProfileError)

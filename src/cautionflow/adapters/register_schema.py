@@ -107,3 +107,19 @@ sync_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("summary", Text, nullable=False, comment="JSON counts"),
 )
+
+alert_deadlines = Table(
+    "alert_deadlines",
+    metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("policy", String(100), nullable=False),
+    Column("review_due", Date),
+    Column("review_window_opens", Date),
+    Column("expires_on", Date),
+    Column("appeal_deadline", Date),
+    Column("appeal_response_due", Date),
+    Column("overdue", Integer, nullable=False),
+    Column("error", Text, comment="why the dates are empty"),
+    Column("evaluated_on", Date, nullable=False, comment="the as-of date they were computed for"),
+    Index("ix_alert_deadlines_review_due", "review_due"),
+)

@@ -84,7 +84,7 @@ def validate_source_rows(raw: pd.DataFrame) -> ValidatedBatch:
 
     normalised, flags = _normalise(text)
     alerts = normalised.loc[~is_quarantined].copy()
-    alerts["dq_flags"] = flags.joined().loc[~is_quarantined]
+    alerts["dq_flags"] = _objects(flags.joined().loc[~is_quarantined])
     alerts["row_hash"] = row_hashes(alerts)
     alerts = alerts.reset_index(drop=True)
 

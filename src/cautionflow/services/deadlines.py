@@ -1,0 +1,137 @@
+"""Deadlines for the whole register, stored, counted and reported (deadlines issue).
+
+The dates come from the landlord's policy profile through the vectorised engine in
+`cautionflow.domain.deadlines`; this step reads the active alerts, replaces the stored
+deadlines in one transaction (so a rerun of the same day changes nothing) and writes the
+"All Alerts" report (Teign Appendix F) and the overdue list for operations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.database import bulk_insert, fetch_all
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cautionflow.adapters.register import Register
+    from cautionflow.domain.policy import PolicyProfile
+
+ALERT_FIELDS = (
+    "alert_id", "alert_code", "effective_from", "last_reviewed_on", "ends_on", "notified_on",
+    "appeal_received_on", "person_name", "subject_type", "asset_ref", "address", "postcode", "area",
+)
+STORED = (
+    "alert_id", "policy", "review_due", "review_window_opens", "expires_on", "appeal_deadline",
+    "appeal_response_due", "overdue", "error", "evaluated_on",
+)
+DUE_SOON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DeadlinesSummary:
+    step: str
+    as_of: str
+    run_id: str
+    policy: str
+    alerts: int
+    overdue: int
+    due_within_30_days: int
+    review_window_open: int
+    appeals_awaiting_answer: int
+    errors: int
+    reports: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def active_alerts(register: Register) -> pd.DataFrame:
+    import pandas as pd
+
+    with register.engine.connect() as conn:
+        columns, rows = fetch_all(
+            conn,
+            f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts WHERE register_state = 'active' ORDER BY alert_id",
+        )
+    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False).astype(object)
+
+
+def alert_deadlines(alerts: pd.DataFrame, profile: PolicyProfile, as_of: dt.date) -> pd.DataFrame:
+    """The alerts with the deadline columns appended (dates as `datetime.date` or None)."""
+    from cautionflow.domain.deadlines import DATE_OUTPUTS, compute_deadlines
+
+    computed = compute_deadlines(alerts, profile, as_of)
+    out = alerts.copy()
+    for column in DATE_OUTPUTS:
+        out[column] = _to_dates(computed[column])
+    out["overdue"] = computed["overdue"].astype(bool).to_numpy()
+    out["error"] = computed["error"]
+    return out
+
+
+def _to_dates(values: pd.Series) -> list[dt.date | None]:
+    import pandas as pd
+
+    stamps = pd.to_datetime(values)
+    return [None if pd.isna(s) else s.date() for s in stamps]
+
+
+def count_deadlines(frame: pd.DataFrame, as_of: dt.date) -> dict[str, int]:
+    soon = as_of + dt.timedelta(days=DUE_SOON_DAYS)
+    due = frame["review_due"]
+    opens = frame["review_window_opens"]
+    awaiting = frame["appeal_response_due"].notna()
+    return {
+        "alerts": len(frame),
+        "overdue": int(frame["overdue"].sum()),
+        "due_within_30_days": int(sum(1 for d in due if d is not None and as_of <= d <= soon)),
+        "review_window_open": int(
+            sum(1 for o, d in zip(opens, due, strict=True) if o is not None and o <= as_of <= d)
+        ),
+        "appeals_awaiting_answer": int(awaiting.sum()),
+        "errors": int(frame["error"].notna().sum()),
+    }
+
+
+def store_deadlines(register: Register, frame: pd.DataFrame, *, policy: str, as_of: dt.date) -> None:
+    """Replace the stored deadlines with this computation, atomically."""
+    rows = (
+        (
+            r.alert_id, policy, _iso(r.review_due), _iso(r.review_window_opens), _iso(r.expires_on),
+            _iso(r.appeal_deadline), _iso(r.appeal_response_due), int(bool(r.overdue)), r.error, as_of.isoformat(),
+        )
+        for r in frame.itertuples(index=False)
+    )
+    with register.transaction() as tx:
+        tx.conn.exec_driver_sql("DELETE FROM alert_deadlines")
+        bulk_insert(tx.conn, "alert_deadlines", STORED, rows)
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def compute_register_deadlines(
+    register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, reports_dir: Path | None = None,
+    render: Any = None, organisation: str = "",
+) -> DeadlinesSummary:
+    from cautionflow.services.reports import write_all_alerts_report, write_overdue_list
+
+    register.migrate()
+    frame = alert_deadlines(active_alerts(register), profile, as_of)
+    store_deadlines(register, frame, policy=profile.name, as_of=as_of)
+    reports: dict[str, str] = {}
+    if reports_dir is not None:
+        reports.update(
+            write_all_alerts_report(frame, profile, reports_dir, as_of=as_of, organisation=organisation, render=render)
+        )
+        reports.update(write_overdue_list(frame, reports_dir, as_of=as_of))
+    return DeadlinesSummary(
+        step="deadlines", as_of=as_of.isoformat(), run_id=run_id, policy=profile.name,
+        reports=reports, **count_deadlines(frame, as_of),
+    )

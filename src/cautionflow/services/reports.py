@@ -1,0 +1,131 @@
+"""Reports for managers and operations, written as files (CSV, and HTML for people).
+
+Files are written to a temporary name and renamed, so a reader never sees half a report and a
+rerun of the same day replaces the file with identical content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.templates import short_date
+from cautionflow.domain.codes import ALERT_CODES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cautionflow.domain.policy import PolicyProfile
+
+# The columns of the "All Alerts" SSRS report (Teign Appendix F), then cautionflow's own.
+ALL_ALERTS_COLUMNS = (
+    "Contact Name", "Group Name", "Asset Reference", "Asset Address", "Effective From Date", "Review Period",
+    "Latest Review Completion Date", "Review Due Date", "Review Last Evaluated", "Overdue",
+    "Alert ID", "Area", "Problem",
+)
+OVERDUE_COLUMNS = ("alert_id", "alert_code", "area", "asset_ref", "address", "review_due", "days_overdue")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _period(months: int | None) -> str:
+    if months is None:
+        return ""
+    return f"{months} Month" if months == 1 else f"{months} Months"
+
+
+def all_alerts_rows(frame: pd.DataFrame, profile: PolicyProfile, as_of: dt.date) -> list[dict[str, str]]:
+    rows = []
+    for r in frame.itertuples(index=False):
+        code = ALERT_CODES.get(r.alert_code or "")
+        address = ", ".join(p for p in (r.address, r.postcode) if p)
+        rows.append(
+            {
+                "Contact Name": r.person_name or ("(household)" if r.subject_type == "household" else "(address alert)"),
+                "Group Name": f"{code.title} ({code.code})" if code else f"Unknown code ({r.alert_code or 'none'})",
+                "Asset Reference": r.asset_ref or "",
+                "Asset Address": address,
+                "Effective From Date": short_date(_date(r.effective_from)),
+                "Review Period": _period(profile.review.interval_for(code.code)) if code else "",
+                "Latest Review Completion Date": short_date(_date(r.last_reviewed_on)),
+                "Review Due Date": short_date(r.review_due),
+                "Review Last Evaluated": short_date(as_of),
+                "Overdue": "Yes" if r.overdue else "No",
+                "Alert ID": r.alert_id,
+                "Area": r.area or "",
+                "Problem": r.error or "",
+            }
+        )
+    return rows
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def write_all_alerts_report(
+    frame: pd.DataFrame,
+    profile: PolicyProfile,
+    folder: Path,
+    *,
+    as_of: dt.date,
+    organisation: str,
+    render: Callable[..., str] | None,
+) -> dict[str, str]:
+    import csv
+    import io
+
+    rows = all_alerts_rows(frame, profile, as_of)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ALL_ALERTS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = folder / f"all-alerts-{as_of.isoformat()}.csv"
+    write_atomically(csv_path, buffer.getvalue())
+    written = {"all_alerts_csv": str(csv_path)}
+    if render is not None:
+        html = render(
+            "reports/all_alerts.html",
+            organisation=organisation,
+            as_of=as_of,
+            policy=profile.name,
+            columns=ALL_ALERTS_COLUMNS,
+            rows=rows,
+            overdue=sum(1 for r in rows if r["Overdue"] == "Yes"),
+        )
+        html_path = folder / f"all-alerts-{as_of.isoformat()}.html"
+        write_atomically(html_path, html)
+        written["all_alerts_html"] = str(html_path)
+    return written
+
+
+def write_overdue_list(frame: pd.DataFrame, folder: Path, *, as_of: dt.date) -> dict[str, str]:
+    """The reviews operations must chase: due before the as-of date and not yet done."""
+    import csv
+    import io
+
+    overdue = frame.loc[frame["overdue"]].sort_values("review_due", kind="stable")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(OVERDUE_COLUMNS)
+    for r in overdue.itertuples(index=False):
+        writer.writerow(
+            [r.alert_id, r.alert_code, r.area or "", r.asset_ref or "", r.address or "", r.review_due.isoformat(),
+             (as_of - r.review_due).days]
+        )
+    path = folder / f"overdue-reviews-{as_of.isoformat()}.csv"
+    write_atomically(path, buffer.getvalue())
+    return {"overdue_csv": str(path)}

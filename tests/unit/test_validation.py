@@ -1,0 +1,128 @@
+"""Validating source rows: safety first, nothing lost (policies README, "Principles")."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from cautionflow.domain.contract import SOURCE_COLUMNS
+from cautionflow.domain.validation import SourceShapeError, validate_source_rows
+from tests.support import alert_row
+
+
+def validate(*rows):
+    return validate_source_rows(pd.DataFrame([alert_row(**r) for r in rows], columns=list(SOURCE_COLUMNS)))
+
+
+def flags_of(batch, alert_id):
+    return batch.alerts.set_index("alert_id").loc[alert_id, "dq_flags"]
+
+
+def test_a_clean_row_is_kept_unflagged_and_normalised():
+    batch = validate({"alert_id": " A1 ", "alert_code": "vip", "area": "north", "postcode": "ew1   2ab",
+                      "subject_type": "Person", "source": "Local Authority", "notify_resident": "1"})
+    (row,) = batch.alerts.to_dict("records")
+    assert row["alert_id"] == "A1" and row["alert_code"] == "VIP" and row["area"] == "NORTH"
+    assert row["postcode"] == "EW1 2AB" and row["subject_type"] == "person" and row["source"] == "local_authority"
+    assert row["notify_resident"] == 1 and row["dq_flags"] is None
+    assert row["updated_at"] == "2026-03-02 09:15:00"
+    assert batch.quarantine.empty and batch.read == 1 and batch.flagged == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"alert_id": None}, "missing alert_id"),
+        ({"alert_id": "   "}, "missing alert_id"),
+        ({"asset_ref": None, "address": ""}, "cannot be identified: neither asset_ref nor address"),
+    ],
+)
+def test_rows_that_cannot_be_identified_are_quarantined_with_the_raw_row(fault, reason):
+    batch = validate({"alert_id": "OK"}, fault)
+    assert batch.alerts["alert_id"].tolist() == ["OK"]
+    (q,) = batch.quarantine.to_dict("records")
+    assert q["reason"] == reason
+    assert json.loads(q["raw_row"])["note"] == "Threatened an operative on 1 March 2026."
+
+
+def test_an_address_alone_identifies_a_place():
+    # Hexagon 1.4: an alert may be about a location rather than a person.
+    batch = validate({"asset_ref": None, "address": "Flat 2, 9 Mill Lane", "subject_type": "address",
+                      "person_ref": None, "person_name": None})
+    assert len(batch.alerts) == 1 and batch.quarantine.empty
+
+
+def test_both_rows_of_a_duplicated_id_are_quarantined():
+    batch = validate({"alert_id": "D1"}, {"alert_id": "D1", "area": "SOUTH"}, {"alert_id": "D2"})
+    assert batch.alerts["alert_id"].tolist() == ["D2"]
+    assert batch.quarantine["reason"].tolist() == ["duplicate alert_id in one read (2 rows)"] * 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "flag"),
+    [
+        ({"alert_code": "XXZ"}, "alert_code: unknown code 'XXZ'"),
+        ({"alert_code": None}, "alert_code: missing"),
+        ({"effective_from": "31/02/2025"}, "effective_from: unparseable date '31/02/2025'"),
+        ({"effective_from": "2025-02-30"}, "effective_from: impossible date '2025-02-30'"),
+        ({"notified_on": "1066-10-14"}, "notified_on: impossible date '1066-10-14'"),
+        ({"effective_from": None}, "effective_from: missing"),
+        ({"ends_on": "2026-01-01"}, "ends_on is before effective_from"),
+        ({"status": "paused"}, "status: unknown value 'paused'"),
+        ({"status": None}, "status: missing, treated as active"),
+        ({"subject_type": "person", "person_ref": None}, "subject_type is person but person_ref is missing"),
+        ({"large_print": "maybe"}, "large_print: expected 0 or 1, got 'maybe'"),
+        ({"updated_at": "last week"}, "updated_at: unparseable timestamp 'last week'"),
+    ],
+)
+def test_rows_with_other_faults_are_kept_and_flagged(fault, flag):
+    batch = validate(fault)
+    assert batch.quarantine.empty, "an identifiable row is never quarantined for its paperwork"
+    assert flag in flags_of(batch, "CX-0001")
+    assert batch.flagged == 1
+
+
+def test_a_bad_date_is_emptied_not_guessed():
+    batch = validate({"effective_from": "2025-02-30", "ends_on": "2027-01-01"})
+    row = batch.alerts.iloc[0]
+    assert row["effective_from"] is None and row["ends_on"] == "2027-01-01"
+
+
+def test_an_unknown_status_stays_active():
+    # Safety first: only an explicit "ended" lifts a warning.
+    batch = validate({"status": None})
+    assert batch.alerts.iloc[0]["status"] == "active"
+
+
+def test_several_problems_are_all_reported():
+    batch = validate({"alert_code": "ZZ", "effective_from": "soon"})
+    assert flags_of(batch, "CX-0001") == "alert_code: unknown code 'ZZ'; effective_from: unparseable date 'soon'"
+
+
+def test_dates_from_a_typed_database_are_accepted():
+    import datetime as dt
+
+    raw = pd.DataFrame([alert_row(effective_from=dt.date(2026, 1, 31), updated_at=dt.datetime(2026, 2, 1, 8, 0))])
+    row = validate_source_rows(raw).alerts.iloc[0]
+    assert row["effective_from"] == "2026-01-31" and row["updated_at"] == "2026-02-01 08:00:00"
+
+
+def test_the_same_content_hashes_the_same_and_any_change_does_not():
+    a = validate({"alert_id": "A"}).alerts["row_hash"].iloc[0]
+    same = validate({"alert_id": "A", "updated_at": "2026-11-01T00:00:00"}).alerts["row_hash"].iloc[0]
+    changed = validate({"alert_id": "A", "note": "Different."}).alerts["row_hash"].iloc[0]
+    assert a == same  # a bumped updated_at alone is not a change to the alert
+    assert a != changed
+
+
+def test_a_source_missing_contract_columns_is_refused_by_name():
+    with pytest.raises(SourceShapeError, match="alert_code, subject_type"):
+        validate_source_rows(pd.DataFrame({"alert_id": ["A"]}))
+
+
+def test_every_row_is_accounted_for():
+    rows = [{"alert_id": f"A{i}"} for i in range(50)] + [{"alert_id": None}, {"alert_id": "A7"}]
+    batch = validate(*rows)
+    assert len(batch.alerts) + len(batch.quarantine) == batch.read == 52
