@@ -18,6 +18,9 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(CURDIR)/var/airflow/airflow.db \
 	AIRFLOW_VAR_CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml
 
+# The daily pipeline, in the order the Assets chain it.
+DEMO_DAGS = cautionflow_sync cautionflow_deadlines
+
 .PHONY: install demo test lint unit integration bench clean constraints
 
 install: $(STAMP)
@@ -34,13 +37,18 @@ demo: install
 	$(BIN)/cautionflow demo-data --out var/demo/housing.db --as-of $(AS_OF)
 	rm -f var/demo/register.db var/demo/register.db-wal var/demo/register.db-shm
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > var/airflow/migrate.log 2>&1 || (cat var/airflow/migrate.log; exit 1)
-	$(AIRFLOW_ENV) $(BIN)/airflow dags test cautionflow_sync $(AS_OF) > var/airflow/demo-sync.log 2>&1 \
-		|| (tail -50 var/airflow/demo-sync.log; exit 1)
+	@for dag in $(DEMO_DAGS); do \
+		echo "airflow dags test $$dag $(AS_OF)"; \
+		$(AIRFLOW_ENV) $(BIN)/airflow dags test $$dag $(AS_OF) > var/airflow/demo-$$dag.log 2>&1 \
+			|| { tail -50 var/airflow/demo-$$dag.log; exit 1; }; \
+	done
 	@echo
-	@echo "Airflow ran cautionflow_sync as of $(AS_OF): success (log: var/airflow/demo-sync.log)"
+	@echo "Airflow ran $(DEMO_DAGS) as of $(AS_OF): success (logs: var/airflow/demo-<dag>.log)"
 	@$(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml | sed '$$d'
 	@echo
 	@echo "Outputs: housing database var/demo/housing.db, register var/demo/register.db"
+	@echo "Reports: var/demo/reports/ (All Alerts CSV and HTML, overdue reviews)"
+	@ls var/demo/reports | sed 's/^/  /'
 	@echo "Look around: $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
 
 lint: install

@@ -43,11 +43,10 @@ def policy_profile(config: CautionflowConfig):
 
 def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> dict[str, Any]:
     from cautionflow.adapters.register import Register
-    from cautionflow.adapters.templates import template_environment
+    from cautionflow.adapters.templates import renderer
     from cautionflow.services.deadlines import compute_register_deadlines
 
     profile = policy_profile(config)
-    environment = template_environment(config)
     register = Register(config.register_url)
     try:
         summary = compute_register_deadlines(
@@ -56,7 +55,7 @@ def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> 
             as_of=as_of,
             run_id=run_id,
             reports_dir=config.path(config.output_dir),
-            render=lambda name, **values: environment.get_template(name).render(**values),
+            render=renderer(config),
             organisation=config.organisation,
         )
     finally:

@@ -51,6 +51,7 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = yaml.safe_load((REPO / "include/config/cautionflow.demo.yaml").read_text())
     config["register_url"] = "sqlite:///register-from-file.db"
     config["source"] = {"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")}
+    config["output_dir"] = "reports"
     (folder / "cautionflow.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -105,3 +106,20 @@ def test_the_sync_dag_runs_through_airflow_on_the_demo_data(airflow_env, demo_de
     again = dags_test(airflow_env, "cautionflow_sync", demo_deployment)
     assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
     assert register_counts(register) == counts
+
+
+def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_env, demo_deployment):
+    synced = dags_test(airflow_env, "cautionflow_sync", demo_deployment)
+    assert synced.returncode == 0, (synced.stdout + synced.stderr)[-5000:]
+
+    result = dags_test(airflow_env, "cautionflow_deadlines", demo_deployment)
+
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    register = demo_deployment / "register-from-connection.db"
+    with sqlite3.connect(register) as conn:
+        active = conn.execute("SELECT COUNT(*) FROM alerts WHERE register_state = 'active'").fetchone()[0]
+        stored, evaluated = conn.execute("SELECT COUNT(*), MAX(evaluated_on) FROM alert_deadlines").fetchone()
+    assert stored == active and evaluated == AS_OF
+    report = demo_deployment / "reports" / f"all-alerts-{AS_OF}.csv"
+    assert report.is_file() and len(report.read_text().splitlines()) == active + 1
+    assert str(report) in result.stdout + result.stderr  # the report's path is in the run's log

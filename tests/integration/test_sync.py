@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from cautionflow.adapters import register_schema as schema
 from cautionflow.adapters.database import normalise_url
 from cautionflow.adapters.register import Register, RegisterTransaction
-from cautionflow.adapters import register_schema as schema
 from cautionflow.adapters.source import SourceError, SqlAlertSource
 from cautionflow.config import DEFAULT_SOURCE_QUERY
 from cautionflow.domain.validation import SourceShapeError

@@ -2,18 +2,23 @@
 
 Sandboxed, so a landlord's template override cannot reach Python internals; HTML autoescaped,
 so an address containing `<script>` arrives as text, not markup. A landlord's `templates_dir`
-is searched before the shipped `include/templates`.
+is searched before the project home's `include/templates`, then this repository's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
 
     from cautionflow.config import CautionflowConfig
+
+
+# The templates shipped in this repository, for deployments whose home has no include/ folder.
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
 
 
 def long_date(value: dt.date | None) -> str:
@@ -32,6 +37,8 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
 
     folders = [str(config.path(config.templates_dir))] if config.templates_dir else []
     folders.append(str(config.path("include/templates")))
+    if SHIPPED_TEMPLATES.is_dir() and str(SHIPPED_TEMPLATES) not in folders:
+        folders.append(str(SHIPPED_TEMPLATES))
     env = SandboxedEnvironment(
         loader=FileSystemLoader(folders),
         autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=True),
@@ -42,3 +49,22 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
     return env
+
+
+def renderer(config: CautionflowConfig):
+    """render(name, **values) -> str; a missing template is a ConfigError naming where it looked."""
+    from jinja2 import TemplateNotFound
+
+    from cautionflow.config import ConfigError
+
+    environment = template_environment(config)
+
+    def render(name: str, **values: object) -> str:
+        try:
+            template = environment.get_template(name)
+        except TemplateNotFound:
+            searched = ", ".join(environment.loader.searchpath)  # type: ignore[union-attr]
+            raise ConfigError(f"template '{name}' not found in {searched}") from None
+        return template.render(**values)
+
+    return render

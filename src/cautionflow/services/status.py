@@ -30,6 +30,9 @@ def register_status(register: Register) -> dict[str, Any]:
             rows("SELECT reason, COUNT(*) FROM quarantine WHERE resolved_run_id IS NULL GROUP BY reason ORDER BY 2 DESC")
         )
         last = rows("SELECT run_id, as_of, summary FROM sync_runs ORDER BY id DESC LIMIT 1")
+        deadlines = rows(
+            "SELECT MAX(evaluated_on), COALESCE(SUM(overdue), 0), COUNT(error) FROM alert_deadlines"
+        )[0]
     return {
         "active": int(by_state.get("active", 0)),
         "ended": int(by_state.get("ended", 0)),
@@ -38,6 +41,9 @@ def register_status(register: Register) -> dict[str, Any]:
         "active_by_area": {k: int(v) for k, v in by_area.items()},
         "quarantine_open": {k: int(v) for k, v in quarantine.items()},
         "last_sync": json.loads(last[0][2]) if last else None,
+        "deadlines": None
+        if deadlines[0] is None
+        else {"evaluated_on": str(deadlines[0])[:10], "overdue": int(deadlines[1]), "errors": int(deadlines[2])},
     }
 
 
@@ -55,4 +61,10 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
     if last:
         counts = ", ".join(f"{k} {last[k]}" for k in ("read", "inserted", "updated", "unchanged", "ended", "quarantined", "flagged"))
         lines.append(f"  last sync (as of {last['as_of']}): {counts}")
+    deadlines = status["deadlines"]
+    if deadlines:
+        lines.append(
+            f"  reviews overdue (as of {deadlines['evaluated_on']}): {deadlines['overdue']}; "
+            f"alerts whose dates could not be computed: {deadlines['errors']}"
+        )
     return "\n".join(lines)

@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# The cautionflow Airflow image: Airflow 3.3.2 with this package installed under the same pins the
+# Makefile and CI use (constraints.txt), so the containers run exactly what the tests ran.
+# DAGs, plugins and include/ (config, SQL, templates) are bind-mounted by docker-compose.yml, so a
+# landlord changes configuration and templates without rebuilding.
+FROM apache/airflow:3.3.2-python3.11
+
+WORKDIR /opt/cautionflow
+
+# Dependencies first, for the layer cache. README* is optional here (pyproject names README.md).
+COPY --chown=airflow:0 pyproject.toml constraints.txt README* ./
+COPY --chown=airflow:0 src/ ./src/
+RUN pip install --no-cache-dir -c constraints.txt .
+
+COPY --chown=airflow:0 --chmod=0755 docker/airflow/init.sh /opt/cautionflow/docker/init.sh
+
+# Mount points owned by the airflow user, so fresh named volumes inherit that ownership.
+RUN mkdir -p /opt/airflow/var /opt/airflow/auth /opt/airflow/include
+
+ENV CAUTIONFLOW_HOME=/opt/airflow
+WORKDIR /opt/airflow
