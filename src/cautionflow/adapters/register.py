@@ -192,9 +192,9 @@ class RegisterTransaction:
 
 def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
     """Rows as plain Python tuples (no numpy scalars, None for missing) for the driver."""
-    subset = frame.loc[:, list(columns)].astype(object)
-    subset = subset.where(subset.notna(), None)
-    return subset.itertuples(index=False, name=None)
+    from cautionflow.frames import plain_values
+
+    return zip(*(plain_values(frame[c]) for c in columns), strict=True)
 
 
 def _utc(moment: dt.datetime) -> str:

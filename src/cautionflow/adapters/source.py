@@ -29,7 +29,6 @@ class SqlAlertSource:
         return safe_url(self.url)
 
     def read(self) -> pd.DataFrame:
-        import pandas as pd
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -49,4 +48,7 @@ class SqlAlertSource:
             raise
         finally:
             engine.dispose()
-        return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+        from cautionflow.frames import frame_of_objects
+
+        return frame_of_objects(columns, rows)
+
