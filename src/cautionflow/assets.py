@@ -9,3 +9,6 @@ REGISTER = Asset("x-cautionflow://register")
 
 DEADLINES = Asset("x-cautionflow://deadlines")
 """Updated when every active alert's review, expiry and appeal dates have been computed."""
+
+DIGESTS = Asset("x-cautionflow://digests")
+"""Updated when the day's digests to contractors and out-of-hours call handlers have all been accepted."""

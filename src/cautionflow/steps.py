@@ -63,9 +63,66 @@ def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> 
     return summary.as_dict()
 
 
-STEPS: dict[str, Step] = {"sync": run_sync, "deadlines": run_deadlines}
+async def run_digests_async(
+    config: CautionflowConfig,
+    *,
+    as_of: dt.date,
+    run_id: str,
+    smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None,
+    tls_context: Any = None,
+) -> dict[str, Any]:
+    """Compose, queue and deliver today's digests (the Airflow task awaits this in its event loop).
+
+    `smtp_overrides` are the Airflow connection's host, port, login, password, security and sender;
+    `retry` a mail.RetryPolicy; `tls_context` an ssl.SSLContext trusting a private CA."""
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.templates import renderer
+    from cautionflow.config import ConfigError
+    from cautionflow.domain.digests import due_recipients
+    from cautionflow.services.digests import send_digests
+
+    settings = (
+        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
+        if config.smtp is not None else None
+    )
+    if settings is None and due_recipients(config.recipients, as_of):
+        raise ConfigError("smtp: digests are due but the config has no smtp section to send them with")
+    render = renderer(config)
+    register = Register(config.register_url)
+    try:
+        summary = await send_digests(
+            register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
+            run_id=run_id, render=render, retry=retry,
+        )
+    finally:
+        register.dispose()
+    return summary.as_dict()
+
+
+def run_digests(
+    config: CautionflowConfig,
+    *,
+    as_of: dt.date,
+    run_id: str,
+    smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None,
+    tls_context: Any = None,
+) -> dict[str, Any]:
+    """`run_digests_async` for callers without an event loop (the command line, `run all`)."""
+    import asyncio
+
+    return asyncio.run(
+        run_digests_async(
+            config, as_of=as_of, run_id=run_id, smtp_overrides=smtp_overrides, retry=retry, tls_context=tls_context
+        )
+    )
+
+
+STEPS: dict[str, Step] = {"sync": run_sync, "deadlines": run_deadlines, "digests": run_digests}
 # `run all` runs these in order.
-PIPELINE: tuple[str, ...] = ("sync", "deadlines")
+PIPELINE: tuple[str, ...] = ("sync", "deadlines", "digests")
 
 
 def step_errors() -> tuple[type[BaseException], ...]:

@@ -11,12 +11,14 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -122,4 +124,55 @@ alert_deadlines = Table(
     Column("error", Text, comment="why the dates are empty"),
     Column("evaluated_on", Date, nullable=False, comment="the as-of date they were computed for"),
     Index("ix_alert_deadlines_review_due", "review_due"),
+)
+
+# Every outgoing message (digests now; reminders, letters and operations alerts later), written
+# before it is sent and marked as it goes: pending -> sending -> sent | failed (| superseded).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(64), nullable=False, comment="sha256 of kind, recipient, as-of date, content hash"),
+    Column("kind", String(16), nullable=False, comment="digest | reminder | letter | operations"),
+    Column("recipient_name", Text, nullable=False),
+    Column("recipient_email", Text, nullable=False),
+    Column("recipient_role", String(16), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("content_hash", String(64), nullable=False, comment="sha256 of what the message discloses"),
+    Column("message_id", String(255), nullable=False, comment="RFC 5322 Message-ID; the same on every resend"),
+    Column("subject", Text, nullable=False),
+    Column("message", Text, nullable=False, comment="the complete MIME message as sent"),
+    Column("disclosed_alerts", Text, nullable=False, comment='JSON {"current": [alert_id], "lifted": [alert_id]}'),
+    Column("status", String(16), nullable=False, comment="pending | sending | sent | failed | superseded"),
+    Column("attempts", Integer, nullable=False, comment="delivery runs that tried to send it"),
+    Column("last_error", Text, comment="the server's reply or the connection error"),
+    Column("created_run", String(250), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), comment="when the server accepted it"),
+    UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+    UniqueConstraint("message_id", name="uq_outbox_message_id"),
+    Index("ix_outbox_status", "status"),
+    Index("ix_outbox_recipient_email", "recipient_email"),
+)
+
+# Who was told about which alert, in which message, when: written in the same transaction that
+# marks the message sent, so a queued message that never went disclosed nothing.
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id", name="fk_disclosures_outbox_id"), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("alert_id", String(64), nullable=False),
+    Column("listed_as", String(16), nullable=False, comment="current | lifted"),
+    Column("recipient_name", Text, nullable=False),
+    Column("recipient_email", Text, nullable=False),
+    Column("recipient_role", String(16), nullable=False),
+    Column("disclosed_on", Date, nullable=False, comment="the message's as-of date"),
+    Column("disclosed_at", DateTime(timezone=True), nullable=False, comment="when the server accepted it"),
+    UniqueConstraint("outbox_id", "alert_id", name="uq_disclosures_outbox_alert"),
+    Index("ix_disclosures_alert_id", "alert_id"),
+    Index("ix_disclosures_recipient_email", "recipient_email"),
 )

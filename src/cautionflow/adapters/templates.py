@@ -52,8 +52,8 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
 
 
 def renderer(config: CautionflowConfig):
-    """render(name, **values) -> str; a missing template is a ConfigError naming where it looked."""
-    from jinja2 import TemplateNotFound
+    """render(name, **values) -> str; a missing or broken template is a one-line ConfigError."""
+    from jinja2 import TemplateError, TemplateNotFound
 
     from cautionflow.config import ConfigError
 
@@ -65,6 +65,11 @@ def renderer(config: CautionflowConfig):
         except TemplateNotFound:
             searched = ", ".join(environment.loader.searchpath)  # type: ignore[union-attr]
             raise ConfigError(f"template '{name}' not found in {searched}") from None
-        return template.render(**values)
+        except TemplateError as exc:
+            raise ConfigError(f"template {name}: {type(exc).__name__}: {exc}") from None
+        try:
+            return template.render(**values)
+        except TemplateError as exc:
+            raise ConfigError(f"template {name}: {type(exc).__name__}: {exc}") from None
 
     return render

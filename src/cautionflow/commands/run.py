@@ -48,7 +48,8 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     result = summaries[names[0]] if len(names) == 1 else {"step": "all", "as_of": as_of.isoformat(), **summaries}
     print(json.dumps(result, sort_keys=True, default=str))
-    return 0
+    # A step that ran but left work undone (digests failed or pending) exits 3, so a cron user sees it.
+    return 3 if any(summary.get("complete") is False for summary in summaries.values()) else 0
 
 
 def today_in(timezone: str) -> dt.date:

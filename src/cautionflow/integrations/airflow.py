@@ -96,3 +96,51 @@ def run_step(step: str, context: Any, **kwargs: Any) -> dict[str, Any]:
     summary = STEPS[step](config, as_of=as_of, run_id=run_id, **kwargs)
     log.info("cautionflow %s summary: %s", step, summary)
     return summary
+
+
+SMTP_CONNECTION = "cautionflow_smtp"
+
+
+async def smtp_connection_overrides() -> dict[str, Any]:
+    """The Airflow Connection `cautionflow_smtp`, when defined, as overrides of the config's smtp
+    settings: host, port, login, password, and `security` / `sender` from its extra. Fetched with
+    `Connection.async_get` inside the async digests task; the password is never logged."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = await Connection.async_get(SMTP_CONNECTION)
+    except AirflowNotFoundException:
+        return {}
+    extra = await conn.aextra_dejson()
+    log.info("smtp settings from Airflow connection %s", SMTP_CONNECTION)
+    return {
+        "host": conn.host or None,
+        "port": conn.port or None,
+        "login": conn.login or None,
+        "password": conn.password or None,
+        "security": extra.get("security"),
+        "sender": extra.get("sender"),
+    }
+
+
+async def run_digests_task(context: Any) -> dict[str, Any]:
+    """The digests task: deliver in the task's event loop; pending work fails the try so Airflow
+    retries it, and a digest the server refused fails the task without retries."""
+    import asyncio
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.steps import run_digests_async
+
+    config = await asyncio.to_thread(config_from_airflow)  # Variable and Connections: blocking calls
+    overrides = await smtp_connection_overrides()
+    as_of = as_of_date(context, config.timezone)
+    run_id = f"{context['dag'].dag_id}/{context['run_id']}"
+    summary = await run_digests_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    log.info("cautionflow digests summary: %s", summary)
+    if summary["pending"]:
+        raise RuntimeError(f"{summary['pending']} digest(s) still pending; a retry sends them: {summary['waiting']}")
+    if summary["failed"]:
+        raise AirflowFailException(f"{summary['failed']} digest(s) refused by the server: {summary['failures']}")
+    return summary

@@ -1,0 +1,496 @@
+"""Outgoing mail: settings, message building and bounded, concurrent delivery with aiosmtplib.
+
+Used for digests now, and later for officer reminders, letters by email and operations alerts.
+
+* `SmtpSettings` comes from the config's `smtp` section, the password from the environment
+  variable it names, and optional overrides from the Airflow Connection `cautionflow_smtp`. The
+  password is never in the file, never in a repr and never logged.
+* `build_message` writes a MIME message by hand (ASCII, CRLF): text and HTML alternatives and text
+  attachments, 7bit where the text allows and quoted-printable otherwise. The `email` package's
+  generator costs milliseconds per message; this costs microseconds and the result parses the same.
+* `deliver` sends through `max_concurrency` workers, each holding one reused connection. It calls
+  `on_accepted(message_id)` as soon as the server accepts a message, before that worker sends
+  anything else, so the caller can record the acceptance first. Temporary failures (4xx replies,
+  refused or dropped connections, timeouts) are retried with exponential backoff and then given
+  back as not permanent; 5xx replies are permanent. One bad recipient never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import datetime as dt
+import inspect
+import logging
+import os
+import random
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.config import ConfigError
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from cautionflow.config import SmtpConfig
+
+log = logging.getLogger(__name__)
+
+SMTP_LINE_LIMIT = 998  # RFC 5321 4.5.3.1.6, without the CRLF
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Everything needed to talk to the mail server; the password is excluded from repr."""
+
+    host: str
+    port: int
+    sender: str
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    max_concurrency: int = 4
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    local_hostname: str | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        smtp: SmtpConfig,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> SmtpSettings:
+        """The config's settings, overridden by the Airflow connection's (validated again, so a
+        connection cannot turn on clear text to a remote host), with the password from the
+        connection or else from the environment variable `password_env` names."""
+        from pydantic import ValidationError
+
+        from cautionflow.config import SmtpConfig
+
+        overrides = dict(overrides or {})
+        environ = os.environ if environ is None else environ
+        updates = {
+            key: overrides[source]
+            for key, source in (("host", "host"), ("port", "port"), ("username", "login"),
+                                ("security", "security"), ("sender", "sender"))
+            if overrides.get(source) not in (None, "")
+        }
+        if updates:
+            try:
+                smtp = SmtpConfig.model_validate({**smtp.model_dump(), **updates})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "smtp"
+                raise ConfigError(f"Airflow connection cautionflow_smtp: {where}: {first['msg']}") from None
+        password = overrides.get("password") or (environ.get(smtp.password_env) if smtp.password_env else None)
+        if smtp.username and not password:
+            raise ConfigError(
+                f"smtp.username is set but no password was found: set the environment variable "
+                f"{smtp.password_env or '(smtp.password_env)'} or the Airflow connection cautionflow_smtp"
+            )
+        return cls(
+            host=smtp.host, port=smtp.port, sender=smtp.sender, security=smtp.security,
+            username=smtp.username, password=password or None, timeout=smtp.timeout_seconds,
+            max_concurrency=smtp.max_concurrency, tls_context=tls_context,
+        )
+
+    @property
+    def sender_address(self) -> str:
+        """The envelope sender (MAIL FROM): the address part of `sender`."""
+        return parseaddr(self.sender)[1] or self.sender
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_address.rpartition("@")[2] or "localhost"
+
+    def describe(self) -> str:
+        """Where mail goes, for logs: never the password."""
+        who = f" as {self.username}" if self.username else ""
+        return f"{self.host}:{self.port} ({self.security}){who}"
+
+
+# --- building messages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str  # a text type, e.g. "text/csv"
+    text: str
+
+
+def _one_line(value: str) -> str:
+    """Header values never carry CR or LF (header injection) and keep single spaces."""
+    return " ".join(str(value).split())
+
+
+def _header(name: str, value: str) -> str:
+    value = _one_line(value)
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}"
+
+
+def _address(name: str, email: str) -> str:
+    return formataddr((_one_line(name), _one_line(email)), charset="utf-8")
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+
+
+def _body(text: str) -> tuple[str, str]:
+    """(Content-Transfer-Encoding, encoded body): 7bit when ASCII with short lines, else quoted-printable."""
+    text = _crlf(text)
+    if text.isascii() and max(map(len, text.split("\r\n")), default=0) <= SMTP_LINE_LIMIT:
+        return "7bit", text
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    return "quoted-printable", _crlf(encoded)
+
+
+def _part(content_type: str, text: str, extra: Sequence[str] = ()) -> tuple[list[str], str]:
+    cte, body = _body(text)
+    headers = [f'Content-Type: {content_type}; charset="utf-8"', *extra, f"Content-Transfer-Encoding: {cte}"]
+    return headers, body
+
+
+def _multipart(subtype: str, parts: Sequence[tuple[list[str], str]]) -> tuple[list[str], str]:
+    while True:
+        boundary = f"=_cf_{secrets.token_hex(12)}"
+        if not any(boundary in body for _, body in parts):
+            break
+    chunks = []
+    for headers, body in parts:
+        chunks.append(f"--{boundary}\r\n" + "\r\n".join(headers) + "\r\n\r\n" + body + "\r\n")
+    return [f'Content-Type: multipart/{subtype}; boundary="{boundary}"'], "".join(chunks) + f"--{boundary}--\r\n"
+
+
+def build_message(
+    *,
+    sender: str,
+    to_name: str,
+    to_email: str,
+    subject: str,
+    message_id: str,
+    date: dt.datetime,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """A complete RFC 5322 message (ASCII, CRLF line ends) ready for the outbox and for SMTP."""
+    body = _part("text/plain", text)
+    if html is not None:
+        # Non-ASCII as character references keeps the HTML 7bit (smaller, and one line per row).
+        body = _multipart("alternative", [body, _part("text/html", html.encode("ascii", "xmlcharrefreplace").decode())])
+    if attachments:
+        files = [
+            _part(
+                a.content_type,
+                a.text,
+                [f'Content-Disposition: attachment; filename="{_one_line(a.filename).replace(chr(34), "")}"'],
+            )
+            for a in attachments
+        ]
+        body = _multipart("mixed", [body, *files])
+    sender_name, sender_address = parseaddr(sender)
+    lines = [
+        f"From: {_address(sender_name, sender_address or sender)}",
+        f"To: {_address(to_name, to_email)}",
+        _header("Subject", subject),
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {_one_line(message_id)}",
+        "MIME-Version: 1.0",
+        *(_header(k, v) for k, v in (headers or {}).items()),
+        *body[0],
+    ]
+    return "\r\n".join(lines) + "\r\n\r\n" + body[1]
+
+
+# --- delivery -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    message_id: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts per message and the exponential backoff between them (jittered)."""
+
+    attempts: int = 4
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1))
+        return base * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    message_id: str
+    permanent: bool
+    reply: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    accepted: tuple[str, ...]
+    failures: tuple[DeliveryFailure, ...]
+
+    @property
+    def permanent(self) -> tuple[DeliveryFailure, ...]:
+        return tuple(f for f in self.failures if f.permanent)
+
+    @property
+    def temporary(self) -> tuple[DeliveryFailure, ...]:
+        return tuple(f for f in self.failures if not f.permanent)
+
+
+OnAccepted = Callable[[str], Awaitable[None] | None]
+OnFailed = Callable[[DeliveryFailure], Awaitable[None] | None]
+
+
+class _SetupFailed(Exception):
+    """The connection (connect, TLS, EHLO, AUTH) could not be set up."""
+
+    def __init__(self, reply: str, *, retryable: bool) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.retryable = retryable
+
+
+def describe_smtp_error(exc: BaseException) -> str:
+    """The server's reply (`550 5.1.1 ...`) or the error, on one line; never a credential."""
+    import aiosmtplib
+
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return "; ".join(describe_smtp_error(r) for r in exc.recipients) or "all recipients refused"
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _one_line(f"{exc.code} {exc.message}")
+    text = _one_line(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """5xx replies are permanent; 4xx, dropped or refused connections and timeouts are temporary."""
+    import aiosmtplib
+
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(r.code >= 500 for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code >= 500
+    # An address the client refuses to send (not ASCII, malformed) will never go.
+    return isinstance(exc, ValueError | UnicodeError)
+
+
+class _Connection:
+    """One worker's reused SMTP connection, opened on first use and after a drop."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def ready(self) -> aiosmtplib.SMTP:
+        import aiosmtplib
+
+        if self.client is not None and self.client.is_connected:
+            return self.client
+        await self.close()
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout, use_tls=s.security == "tls",
+            start_tls=s.security == "starttls", tls_context=s.tls_context, local_hostname=s.local_hostname,
+        )
+        try:
+            await client.connect()
+            if s.username:
+                await client.login(s.username, s.password or "")
+        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported, ssl.SSLCertVerificationError) as exc:
+            await _abandon(client)
+            raise _SetupFailed(describe_smtp_error(exc), retryable=False) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await _abandon(client)
+            raise _SetupFailed(describe_smtp_error(exc), retryable=True) from None
+        self.client = client
+        return client
+
+    async def close(self, *, polite: bool = True) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        if polite and client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=min(5.0, self.settings.timeout))
+                return
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+        await _abandon(client)
+
+
+async def _abandon(client: aiosmtplib.SMTP) -> None:
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - it is already broken
+        pass
+
+
+async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMessage) -> None:
+    """MAIL, RCPT and DATA, as `SMTP.sendmail` does, minus its re-normalising of the whole message
+    to compute SIZE: built messages are already CRLF, so their size is their length."""
+    import aiosmtplib
+
+    options = [f"SIZE={len(message.data)}"] if client.supports_extension("size") else []
+    try:
+        await client.mail(sender, options=options)
+        refused = []
+        for recipient in message.recipients:
+            try:
+                await client.rcpt(recipient)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused.append(exc)
+        if len(refused) == len(message.recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(refused)
+        await client.data(message.data)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        try:  # leave the connection ready for the next message
+            await client.rset()
+        except (ConnectionError, aiosmtplib.SMTPException):
+            pass
+        raise
+
+
+async def _call(callback: Callable[..., Any], *args: Any) -> None:
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class MessageQueue:
+    """Messages handed to `deliver` while it runs: a producer can compose the next ones while the
+    first are being sent. `close()` says no more are coming."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[OutgoingMessage | None] = asyncio.Queue()
+
+    def put(self, message: OutgoingMessage) -> None:
+        self._queue.put_nowait(message)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def get(self) -> OutgoingMessage | None:
+        message = await self._queue.get()
+        if message is None:
+            self._queue.put_nowait(None)  # every worker sees the end
+        return message
+
+
+async def deliver(
+    settings: SmtpSettings,
+    messages: Sequence[OutgoingMessage] | MessageQueue,
+    *,
+    on_accepted: OnAccepted,
+    on_failed: OnFailed,
+    retry: RetryPolicy | None = None,
+) -> DeliveryReport:
+    """Send every message once, through at most `settings.max_concurrency` reused connections.
+
+    `messages` is a list, or a `MessageQueue` still being filled (delivery ends when it is closed).
+    An exception raised by a callback (the caller could not record an outcome) stops every worker
+    and propagates: sending more without recording what was sent is worse than stopping.
+    """
+    import aiosmtplib
+
+    retry = retry or RetryPolicy()
+    if isinstance(messages, MessageQueue):
+        queue, workers = messages, settings.max_concurrency
+    else:
+        if not messages:
+            return DeliveryReport((), ())
+        queue, workers = MessageQueue(), min(settings.max_concurrency, len(messages))
+        for message in messages:
+            queue.put(message)
+        queue.close()
+    accepted: list[str] = []
+    failures: list[DeliveryFailure] = []
+    unavailable: list[str] = []  # set once the server cannot be reached at all: stop trying
+
+    async def fail(message: OutgoingMessage, *, permanent: bool, reply: str, attempts: int) -> None:
+        failure = DeliveryFailure(message.message_id, permanent, reply, attempts)
+        failures.append(failure)
+        log.warning(
+            "mail %s to %s %s after %d attempt(s): %s", message.message_id, ", ".join(message.recipients),
+            "failed" if permanent else "deferred", attempts, reply,
+        )
+        await _call(on_failed, failure)
+
+    async def send_one(connection: _Connection, message: OutgoingMessage) -> None:
+        for attempt in range(1, retry.attempts + 1):
+            if unavailable:
+                await fail(message, permanent=False, reply=f"not attempted: {unavailable[0]}", attempts=attempt - 1)
+                return
+            try:
+                client = await connection.ready()
+            except _SetupFailed as exc:
+                if not exc.retryable or attempt == retry.attempts:
+                    unavailable.append(f"{settings.host}:{settings.port}: {exc.reply}")
+                    await fail(message, permanent=False, reply=exc.reply, attempts=attempt)
+                    return
+                await asyncio.sleep(retry.delay(attempt))
+                continue
+            try:
+                await _transaction(client, settings.sender_address, message)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError, UnicodeError) as exc:
+                replied = isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
+                if not replied or not client.is_connected:  # a refusal leaves the connection usable
+                    await connection.close(polite=False)
+                if is_permanent(exc):
+                    await fail(message, permanent=True, reply=describe_smtp_error(exc), attempts=attempt)
+                    return
+                if attempt == retry.attempts:
+                    await fail(message, permanent=False, reply=describe_smtp_error(exc), attempts=attempt)
+                    return
+                await asyncio.sleep(retry.delay(attempt))
+                continue
+            accepted.append(message.message_id)
+            await _call(on_accepted, message.message_id)  # recorded before this worker sends anything else
+            return
+
+    async def worker() -> None:
+        connection = _Connection(settings)  # opened with the first message this worker takes
+        try:
+            while (message := await queue.get()) is not None:
+                await send_one(connection, message)
+        finally:
+            await connection.close()
+
+    log.info("sending via %s with up to %d connection(s)", settings.describe(), workers)
+    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return DeliveryReport(tuple(accepted), tuple(failures))

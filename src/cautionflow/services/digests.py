@@ -1,0 +1,400 @@
+"""Digests: compose each due recipient's flag list, queue it in the outbox, deliver, summarise.
+
+1. Plan: read the active alerts (only the allow-listed fields) with their review due dates; for
+   each recipient due today select what it may see, hash it, and derive the idempotency key
+   (recipient, as-of date, content hash). A key already in the outbox is not composed again: a
+   retried task or a rerun of the day sends nothing twice. For the others, compare with the
+   recipient's previous digest (from the disclosure log: what it was actually told).
+2. Compose and send, overlapped: digests are rendered (HTML and text templates, CSV attachment) in
+   chunks; each chunk is written to the outbox already claimed for sending and handed to the
+   senders, so the first digests go out while later ones are still being rendered.
+3. Then everything else outstanding: digests earlier runs left pending, or sending when they died.
+
+All database work runs on one thread of its own (the outbox's connection lives there), rendering
+on another, and the network in the event loop; an acceptance is recorded before the connection
+that carried it sends anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.database import fetch_all
+from cautionflow.adapters.mail import Attachment, MessageQueue, OutgoingMessage, build_message, deliver
+from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
+from cautionflow.domain import digests as d
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import Recipient
+
+log = logging.getLogger(__name__)
+
+Render = Callable[..., str]
+HTML_TEMPLATE = "email/digest.html"
+TEXT_TEMPLATE = "email/digest.txt"
+HEADERS = {
+    "Sensitivity": "Company-Confidential",
+    "Auto-Submitted": "auto-generated",
+    "X-Auto-Response-Suppress": "All",
+}
+CHUNK = 25  # digests rendered and queued together
+
+
+@dataclass(frozen=True)
+class DigestsSummary:
+    step: str
+    as_of: str
+    run_id: str
+    recipients: int  # due today
+    queued: int  # new digests this run wrote to the outbox
+    sent: int  # accepted by the server in this run (older digests left pending included)
+    already_sent: int  # due today, and this content had been accepted before this run
+    failed: int  # refused permanently (5xx): listed in `failures`, not retried
+    pending: int  # still to go: temporary failures, or a run that died mid-send; listed in `waiting`
+    delivery: str  # "done", "nothing to send", or why this run did not deliver
+    complete: bool  # nothing failed and nothing is pending
+    failures: list[dict[str, str]] = field(default_factory=list)
+    waiting: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlannedDigest:
+    recipient: Recipient
+    rows: tuple[d.DigestRow, ...]
+    content_hash: str
+    key: str
+    changes: d.DigestChanges
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    keys: dict[tuple[str, str], str]  # (name, email) -> idempotency key, for every due recipient
+    already_sent: int
+    revive: list[str]  # today's keys superseded earlier whose content is current again
+    todo: list[PlannedDigest]
+
+
+class _Worker:
+    """A one-thread executor: the database thread (the outbox's connection belongs to it; SQLite
+    connections belong to their thread) or the rendering thread."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def current_alerts(register: Register) -> list[dict[str, Any]]:
+    """Active alerts, allow-listed fields only, with review_due; in a stable order (area, place)."""
+    fields = ", ".join(f"a.{f}" for f in d.ALERT_FIELDS)
+    with register.engine.connect() as conn:
+        columns, rows = fetch_all(
+            conn,
+            f"SELECT {fields}, dl.review_due FROM alerts a "
+            "LEFT JOIN alert_deadlines dl ON dl.alert_id = a.alert_id WHERE a.register_state = 'active'",
+        )
+    alerts = [dict(zip(columns, row, strict=True)) for row in rows]
+    for alert in alerts:
+        alert["review_due"] = _as_date(alert["review_due"])
+    alerts.sort(key=lambda a: tuple(str(a.get(k) or "") for k in ("area", "postcode", "address", "alert_code", "alert_id")))
+    return alerts
+
+
+def alerts_by_id(register: Register, alert_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Allow-listed fields of the given alerts, whatever their state (for flags since lifted)."""
+    ids = sorted(alert_ids)
+    found: dict[str, dict[str, Any]] = {}
+    with register.engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            columns, rows = fetch_all(
+                conn,
+                f"SELECT {', '.join(d.ALERT_FIELDS)} FROM alerts WHERE alert_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                record = dict(zip(columns, row, strict=True))
+                found[record["alert_id"]] = record
+    return found
+
+
+def plan_digests(register: Register, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date) -> DigestPlan:
+    """What each due recipient is to be sent today, and which of those the outbox already has."""
+    selector = d.DigestSelector(current_alerts(register) if due else [])
+    selected = []
+    for recipient in due:
+        rows = selector.rows_for(recipient)
+        digest_hash = d.content_hash(recipient.role, rows)
+        selected.append((recipient, rows, digest_hash, d.idempotency_key(d.KIND, recipient.name, recipient.email,
+                                                                         as_of, digest_hash)))
+    states = outbox.states(key for *_, key in selected)
+    new = [s for s in selected if s[3] not in states]
+    previous = outbox.previous(d.KIND, as_of) if new else {}
+
+    def before(recipient: Recipient) -> Any:
+        return previous.get((recipient.name, recipient.email))
+
+    lifted_needed: set[str] = set()
+    for recipient, rows, _, _ in new:
+        last = before(recipient)
+        lifted_needed |= d.lifted_ids(last.alert_ids if last else None, rows)
+    lifted_alerts = alerts_by_id(register, lifted_needed) if lifted_needed else {}
+    todo = []
+    for recipient, rows, digest_hash, key in new:
+        last = before(recipient)
+        gone = d.lifted_ids(last.alert_ids if last else None, rows)
+        changes = d.changes_since(
+            last.as_of if last else None, last.alert_ids if last else None, rows,
+            {alert_id: d.lifted_row(recipient, lifted_alerts.get(alert_id), alert_id) for alert_id in gone},
+        )
+        todo.append(PlannedDigest(recipient, rows, digest_hash, key, changes))
+    return DigestPlan(
+        keys={(r.name, r.email): key for r, *_, key in selected},
+        already_sent=sum(1 for *_, key in selected if key in states and states[key].status == "sent"),
+        revive=[key for *_, key in selected if key in states and states[key].status == "superseded"],
+        todo=todo,
+    )
+
+
+# --- composing ------------------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "cautionflow"
+
+
+def _template_rows(columns: Sequence[d.Column], rows: Sequence[d.DigestRow]) -> list[dict[str, Any]]:
+    """Rows for the templates: `row["cells"]` in column order, and each column's text by its key."""
+    keys = [c.key for c in columns]
+    return [{"cells": row.cells, **dict(zip(keys, row.cells, strict=True))} for row in rows]
+
+
+def render_digest(
+    render: Render,
+    *,
+    organisation: str,
+    recipient: Recipient,
+    as_of: dt.date,
+    rows: Sequence[d.DigestRow],
+    changes: d.DigestChanges,
+    sender: str,
+    message_id: str,
+    now: dt.datetime,
+) -> tuple[str, str]:
+    """(subject, complete MIME message) for one recipient's digest."""
+    columns = d.columns_for(recipient.role)
+    subject = d.digest_subject(organisation, recipient.name, as_of, len(rows))
+    attachment_name = f"{_slug(organisation)}-caution-alerts-{as_of.isoformat()}.csv"
+    values = {
+        "organisation": organisation, "recipient_name": recipient.name, "role": recipient.role,
+        "areas": list(recipient.areas), "as_of": as_of, "count": len(rows), "subject": subject,
+        "columns": columns, "rows": _template_rows(columns, rows), "attachment_name": attachment_name,
+        "changes": {
+            "first": changes.first, "previous_as_of": changes.previous_as_of,
+            "added": _template_rows(columns, changes.added), "lifted": _template_rows(columns, changes.lifted),
+        },
+    }
+    csv_text = d.digest_csv(columns, rows)
+    if not csv_text.isascii():
+        csv_text = "\ufeff" + csv_text  # so spreadsheet programs read the UTF-8 right
+    message = build_message(
+        sender=sender, to_name=recipient.name, to_email=recipient.email, subject=subject, message_id=message_id,
+        date=now, text=render(TEXT_TEMPLATE, **values), html=render(HTML_TEMPLATE, **values),
+        attachments=[Attachment(attachment_name, "text/csv", csv_text)],
+        headers={**HEADERS, "X-Cautionflow-As-Of": as_of.isoformat()},
+    )
+    return subject, message
+
+
+def compose(
+    planned: Sequence[PlannedDigest],
+    *,
+    render: Render,
+    organisation: str,
+    as_of: dt.date,
+    sender: str,
+    sender_domain: str,
+    now: dt.datetime,
+) -> list[QueuedMessage]:
+    messages = []
+    for p in planned:
+        message_id = d.message_id(d.KIND, p.key, as_of, sender_domain)
+        subject, message = render_digest(
+            render, organisation=organisation, recipient=p.recipient, as_of=as_of, rows=p.rows, changes=p.changes,
+            sender=sender, message_id=message_id, now=now,
+        )
+        messages.append(
+            QueuedMessage(
+                idempotency_key=p.key, kind=d.KIND, recipient_name=p.recipient.name,
+                recipient_email=p.recipient.email, recipient_role=p.recipient.role, as_of=as_of,
+                content_hash=p.content_hash, message_id=message_id, subject=subject, message=message,
+                current_ids=tuple(r.alert_id for r in p.rows), lifted_ids=tuple(r.alert_id for r in p.changes.lifted),
+            )
+        )
+    return messages
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+def _outgoing(message: OutboxMessage) -> OutgoingMessage:
+    return OutgoingMessage(message.message_id, (message.recipient_email,), message.message.encode("utf-8"))
+
+
+def _recorders(db: _Worker, outbox: Outbox, by_id: dict[str, OutboxMessage], clock: Callable[[], dt.datetime]):
+    async def on_accepted(message_id: str) -> None:
+        await db.run(outbox.mark_sent, by_id[message_id], at=clock())
+
+    async def on_failed(failure: DeliveryFailure) -> None:
+        mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
+        await db.run(mark, failure.message_id, failure.reply, now=clock())
+
+    return {"on_accepted": on_accepted, "on_failed": on_failed}
+
+
+async def send_digests(
+    register: Register,
+    settings: SmtpSettings | None,
+    recipients: Sequence[Recipient],
+    *,
+    organisation: str,
+    as_of: dt.date,
+    run_id: str,
+    render: Render,
+    retry: RetryPolicy | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> DigestsSummary:
+    due = d.due_recipients(recipients, as_of)
+    outbox = Outbox(register.engine)
+    db, renderer = _Worker("cautionflow-db"), _Worker("cautionflow-render")
+    by_id: dict[str, OutboxMessage] = {}
+    report: DeliveryReport | None = None
+    queued = 0
+    try:
+        await db.run(register.migrate)
+        plan = await db.run(plan_digests, register, outbox, due, as_of=as_of)
+        if plan.revive:
+            await db.run(outbox.revive, plan.revive, now=clock())
+        sending = settings is not None and await db.run(outbox.acquire_delivery_lock)
+        queue = MessageQueue()
+
+        async def produce() -> None:
+            nonlocal queued
+            try:
+                for start in range(0, len(plan.todo), CHUNK):
+                    messages = await renderer.run(
+                        compose, plan.todo[start : start + CHUNK], render=render, organisation=organisation,
+                        as_of=as_of, sender=settings.sender if settings else "",
+                        sender_domain=settings.sender_domain if settings else "localhost", now=clock(),
+                    )
+                    fresh = await db.run(outbox.enqueue, messages, run_id=run_id, now=clock(), claim=sending)
+                    queued += len(fresh)
+                    for message in fresh if sending else ():
+                        by_id[message.message_id] = message
+                        queue.put(_outgoing(message))
+                if sending:  # then whatever earlier runs left outstanding
+                    exclude = {m.id for m in by_id.values()}
+                    for message in await db.run(outbox.claim, d.KIND, now=clock(), exclude=exclude):
+                        by_id[message.message_id] = message
+                        queue.put(_outgoing(message))
+            finally:
+                queue.close()
+
+        if sending:
+            assert settings is not None
+            report = await _together(
+                produce(), deliver(settings, queue, retry=retry, **_recorders(db, outbox, by_id, clock))
+            )
+            delivery = "done" if report.accepted or report.failures else "nothing to send"
+        else:
+            await produce()
+            delivery = "no smtp settings" if settings is None else "skipped: another run is delivering"
+        states = await db.run(outbox.states, plan.keys.values())
+        outstanding = await db.run(outbox.outstanding, d.KIND)
+    finally:
+        with contextlib.suppress(Exception):
+            await db.run(outbox.release_delivery_lock)
+        await db.run(outbox.close)
+        db.close()
+        renderer.close()
+    return _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstanding, delivery)
+
+
+async def _together(producer: Any, consumer: Any) -> DeliveryReport:
+    """Run the composer and the senders at once; if either fails, stop the other and re-raise."""
+    tasks = [asyncio.ensure_future(producer), asyncio.ensure_future(consumer)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await asyncio.gather(*tasks)
+        return tasks[1].result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstanding, delivery) -> DigestsSummary:
+    todays = {s.message_id for s in states.values()}
+    failures = [
+        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
+         "error": s.last_error or ""}
+        for s in states.values() if s.status == "failed"
+    ]
+    for failure in report.permanent if report else ():  # older digests refused in this run
+        if failure.message_id not in todays:
+            m = by_id[failure.message_id]
+            failures.append({"recipient": m.recipient_name, "email": m.recipient_email,
+                             "as_of": m.as_of.isoformat(), "error": failure.reply})
+    waiting = [
+        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
+         "status": s.status, "error": s.last_error or ""}
+        for s in outstanding
+    ]
+    summary = DigestsSummary(
+        step="digests", as_of=as_of.isoformat(), run_id=run_id, recipients=len(due), queued=queued,
+        sent=len(report.accepted) if report else 0, already_sent=plan.already_sent, failed=len(failures),
+        pending=len(outstanding), delivery=delivery, complete=not failures and not outstanding,
+        failures=failures, waiting=waiting,
+    )
+    log.info(
+        "digests as of %s: %d due, %d queued, %d sent, %d already sent, %d failed, %d pending",
+        as_of, summary.recipients, queued, summary.sent, summary.already_sent, summary.failed, summary.pending,
+    )
+    return summary

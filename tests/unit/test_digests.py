@@ -1,0 +1,275 @@
+"""Digests, pure: who sees what (minimum disclosure), when, what changed, and the message itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+from email import policy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cautionflow.adapters.mail import Attachment, SmtpSettings, build_message
+from cautionflow.config import ConfigError, Recipient, SmtpConfig
+from cautionflow.domain import digests as d
+from cautionflow.domain.codes import UNKNOWN_CODE_ACTION, required_action
+from cautionflow.domain.contract import SOURCE_COLUMNS
+
+AS_OF = dt.date(2026, 11, 23)  # a Monday
+ACME = Recipient(name="Acme Repairs", email="rota@acme.example", role="contractor", areas=("north", "EAST"))
+NIGHT_DESK = Recipient(name="Night Desk", email="ooh@callcentre.example", role="out_of_hours")
+
+# Everything the register holds that a contractor must never be sent.
+CONTRACTOR_FORBIDDEN = (
+    "person_name", "person_ref", "tenancy_ref", "note", "dq_flags", "subject_type", "source", "email",
+    "no_notify_reason", "language", "large_print", "preferred_channel", "notified_on", "appeal_received_on",
+    "appeal_outcome", "review_outcome", "last_reviewed_on", "effective_from", "first_seen_run", "row_hash",
+)
+OUT_OF_HOURS_FORBIDDEN = tuple(f for f in CONTRACTOR_FORBIDDEN if f not in {"person_name", "subject_type"})
+
+
+def alert(**overrides):
+    row = {c: None for c in SOURCE_COLUMNS}
+    row.update(
+        alert_id="A1", alert_code="VIP", subject_type="person", person_ref="P1", person_name="Alex Example",
+        tenancy_ref="T1", asset_ref="H1", address="1 Larkspur Close", postcode="EW1 2AB", area="NORTH",
+        note="Threatened an operative.", dq_flags=None, review_due=dt.date(2027, 3, 2),
+    )
+    row.update(overrides)
+    return row
+
+
+# --- who sees what --------------------------------------------------------------------------------
+
+
+def test_contractor_columns_are_where_and_what_to_do_only():
+    # Karbon 7.1-7.2, Dover 6.31, Hexagon 1.2: contractors get the required action, never the facts.
+    assert [c.key for c in d.CONTRACTOR_COLUMNS] == [
+        "address", "postcode", "area", "asset_ref", "alert_code", "required_action", "review_due",
+    ]
+    row = d.digest_row("contractor", alert())
+    assert row.cells == (
+        "1 Larkspur Close", "EW1 2AB", "NORTH", "H1", "VIP", required_action("VIP"), "2 March 2027",
+    )
+    assert row.alert_id == "A1"
+
+
+def test_out_of_hours_also_get_who_it_is_about_but_never_the_note():
+    # Karbon 7.3: call handlers are told of all flagged individuals and the required actions.
+    keys = [c.key for c in d.OUT_OF_HOURS_COLUMNS]
+    assert set(keys) == {c.key for c in d.CONTRACTOR_COLUMNS} | {"person_name", "subject_type"}
+    cells = dict(zip(keys, d.digest_row("out_of_hours", alert()).cells, strict=True))
+    assert cells["person_name"] == "Alex Example" and cells["subject_type"] == "person"
+    assert "Threatened" not in " ".join(cells.values())
+
+
+def test_contractors_see_only_their_areas_and_call_handlers_see_everything():
+    alerts = [alert(alert_id="N", area="NORTH"), alert(alert_id="S", area="SOUTH"), alert(alert_id="E", area="east"),
+              alert(alert_id="X", area=None)]
+    assert [r.alert_id for r in d.digest_rows(ACME, alerts)] == ["N", "E"]
+    assert [r.alert_id for r in d.digest_rows(NIGHT_DESK, alerts)] == ["N", "S", "E", "X"]
+    officer = Recipient(name="Officers", email="o@example.org", role="officer")
+    assert d.digest_rows(officer, alerts) == ()
+
+
+def test_flagged_rows_still_warn_with_the_required_action_and_no_problem_text():
+    # Safety first: a row with data-quality problems still reaches the people who visit.
+    row = d.digest_row("contractor", alert(alert_code="XXZ", dq_flags="unknown alert_code 'XXZ'", review_due=None))
+    assert UNKNOWN_CODE_ACTION in row.cells
+    assert not any("unknown alert_code" in cell for cell in row.cells)
+    assert row.cells[-1] == ""  # no review date computed
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@st.composite
+def register_rows(draw):
+    """A register row with every field filled: forbidden ones carry a marker that must never leak."""
+    row = {c: f"FORBIDDEN[{c}]{draw(_text)}" for c in (*SOURCE_COLUMNS, "dq_flags", "register_state",
+                                                         "first_seen_run", "row_hash", "ended_reason")}
+    row.update(
+        alert_id=draw(st.text(alphabet="ABCDEFGHIJ0123456789", min_size=1, max_size=6)),
+        alert_code=draw(st.sampled_from(["VIP", "DOG", "NFO", "XXZ", "", None])),
+        area=draw(st.sampled_from(["NORTH", "SOUTH", "EAST", "north", None])),
+        address=draw(_text), postcode=draw(_text), asset_ref=draw(_text),
+        review_due=draw(st.none() | st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2035, 1, 1))),
+    )
+    return row
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(register_rows(), max_size=8), areas=st.lists(st.sampled_from(["NORTH", "SOUTH", "EAST"]),
+                                                                  min_size=1, max_size=3, unique=True))
+def test_no_contractor_row_ever_contains_a_forbidden_field(rows, areas):
+    rows = [dict(r, alert_id=f"A{i}") for i, r in enumerate(rows)]  # ids are unique in the register
+    contractor = Recipient(name="C", email="c@contractor.example", role="contractor", areas=tuple(areas))
+    digest = d.digest_rows(contractor, rows)
+    shown = {x.alert_id for x in digest}
+    assert shown == {r["alert_id"] for r in rows if (r["area"] or "").upper() in areas}
+    for row in digest:
+        assert len(row.cells) == len(d.CONTRACTOR_COLUMNS)
+        assert not any("FORBIDDEN" in cell for cell in row.cells), row
+    csv_text = d.digest_csv(d.CONTRACTOR_COLUMNS, digest)
+    assert "FORBIDDEN" not in csv_text
+    # A flag lifted since the previous digest shows no more than a current one.
+    for source in rows:
+        lifted = d.lifted_row(contractor, source, source["alert_id"])
+        assert not any("FORBIDDEN" in cell for cell in lifted.cells)
+        area = lifted.cells[2]
+        assert area == "" or area.upper() in areas
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(register_rows(), max_size=8))
+def test_out_of_hours_rows_never_contain_the_note_or_problem_text(rows):
+    for row in d.digest_rows(NIGHT_DESK, rows):
+        leaked = [cell for cell in row.cells if "FORBIDDEN" in cell]
+        # Only the name and subject type are theirs to see (Karbon 7.3).
+        assert all(c.startswith(("FORBIDDEN[person_name]", "FORBIDDEN[subject_type]")) for c in leaked), leaked
+        assert not any(cell.startswith(tuple(f"FORBIDDEN[{f}]" for f in OUT_OF_HOURS_FORBIDDEN)) for cell in row.cells)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(register_rows(), max_size=12), areas=st.lists(st.sampled_from(["NORTH", "SOUTH", "EAST"]),
+                                                                   min_size=1, max_size=3, unique=True))
+def test_the_selector_gives_every_recipient_the_same_rows_as_digest_rows(rows, areas):
+    rows = sorted((dict(r, alert_id=f"A{i}") for i, r in enumerate(rows)), key=lambda r: str(r["area"] or ""))
+    contractor = Recipient(name="C", email="c@contractor.example", role="contractor", areas=tuple(areas))
+    selector = d.DigestSelector(rows)
+    for recipient in (contractor, NIGHT_DESK, ACME):
+        assert selector.rows_for(recipient) == d.digest_rows(recipient, rows)
+
+
+# --- when -----------------------------------------------------------------------------------------
+
+
+def test_daily_recipients_are_due_every_day_and_weekly_ones_on_their_weekday():
+    weekly = Recipient(name="W", email="w@contractor.example", role="contractor", areas=("NORTH",),
+                       schedule="weekly", weekday="wednesday")
+    officer = Recipient(name="O", email="o@example.org", role="officer")
+    operations = Recipient(name="Ops", email="ops@example.org", role="operations")
+    week = [AS_OF + dt.timedelta(days=n) for n in range(7)]
+    assert [d.is_due(ACME, day) for day in week] == [True] * 7
+    assert [d.is_due(weekly, day) for day in week] == [False, False, True, False, False, False, False]
+    assert not any(d.is_due(officer, day) or d.is_due(operations, day) for day in week)  # reminders, not digests
+    assert d.due_recipients([ACME, weekly, officer, NIGHT_DESK], AS_OF) == (ACME, NIGHT_DESK)
+
+
+# --- what changed ---------------------------------------------------------------------------------
+
+
+def test_first_digest_has_no_changes_and_later_ones_list_added_and_lifted():
+    current = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A3")])
+    assert d.changes_since(None, None, current, {}).first
+
+    lifted = {"A2": d.lifted_row(ACME, alert(alert_id="A2", address="2 Old Road"), "A2")}
+    changes = d.changes_since(dt.date(2026, 11, 22), {"A1", "A2"}, current, lifted)
+    assert not changes.first and changes.previous_as_of == dt.date(2026, 11, 22)
+    assert [r.alert_id for r in changes.added] == ["A3"]
+    assert [r.alert_id for r in changes.lifted] == ["A2"]
+    assert changes.lifted[0].cells[0] == "2 Old Road" and changes.lifted[0].cells[-1] == ""  # no review date
+    assert d.lifted_ids({"A1", "A2"}, current) == {"A2"}
+
+
+def test_a_flag_that_moved_out_of_a_contractors_areas_is_lifted_without_its_new_area():
+    moved = d.lifted_row(ACME, alert(alert_id="A1", area="SOUTH"), "A1")
+    assert moved.cells[2] == ""
+    gone = d.lifted_row(ACME, None, "A9")  # no longer in the register at all
+    assert gone.alert_id == "A9" and gone.cells[-2] == UNKNOWN_CODE_ACTION
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+def test_content_hash_changes_with_what_is_disclosed_only():
+    rows = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2")])
+    same = d.digest_rows(ACME, [alert(alert_id="A1", note="other"), alert(alert_id="A2", person_name="Someone")])
+    assert d.content_hash("contractor", rows) == d.content_hash("contractor", same)
+    changed = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2", alert_code="DOG")])
+    assert d.content_hash("contractor", rows) != d.content_hash("contractor", changed)
+    assert d.content_hash("contractor", ()) != d.content_hash("out_of_hours", ())
+
+
+def test_idempotency_key_and_message_id_are_stable():
+    key = d.idempotency_key("digest", "Acme Repairs", "Rota@Acme.example", AS_OF, "h" * 64)
+    assert key == d.idempotency_key("digest", "Acme Repairs", "rota@acme.example", AS_OF, "h" * 64)
+    assert key != d.idempotency_key("digest", "Acme Repairs", "rota@acme.example", AS_OF + dt.timedelta(1), "h" * 64)
+    assert d.message_id("digest", key, AS_OF, "example.org") == f"<cautionflow.digest.20261123.{key[:32]}@example.org>"
+
+
+def test_subject_says_who_from_for_whom_when_and_how_many():
+    assert d.digest_subject("Example Homes", "Acme Repairs", AS_OF, 12) == (
+        "Confidential: Example Homes caution alerts for Acme Repairs, 23 November 2026 (12 flags)"
+    )
+    assert d.digest_subject("Example Homes", "Acme Repairs", AS_OF, 1).endswith("(1 flag)")
+
+
+def test_csv_keeps_spreadsheet_formulas_as_text():
+    rows = d.digest_rows(ACME, [alert(address='=HYPERLINK("http://evil.example")', asset_ref="@SUM(A1)")])
+    text = d.digest_csv(d.CONTRACTOR_COLUMNS, rows)
+    assert text.splitlines()[0] == "Address,Postcode,Area,Asset reference,Alert code,Required action,Review due"
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and text.endswith("\r\n")
+
+
+# --- the message ----------------------------------------------------------------------------------
+
+
+def parse(message: str) -> email.message.EmailMessage:
+    return email.message_from_bytes(message.encode("ascii"), policy=policy.default)
+
+
+def content(part: email.message.EmailMessage) -> str:
+    """Decoded text with the wire's CRLF line ends as a mail client shows them."""
+    return part.get_content().replace("\r\n", "\n")
+
+
+def test_built_message_parses_with_alternatives_and_an_attachment():
+    raw = build_message(
+        sender="Ōtaki Homes <alerts@example.org>", to_name="Zoë's Repairs, Ltd", to_email="z@contractor.example",
+        subject="Confidential: Ōtaki Homes alerts\r\nBcc: victim@example.org", message_id="<m1@example.org>",
+        date=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC), text="Plain £ text\n" + "x" * 1200,
+        html="<p>Zoë</p>", attachments=[Attachment("list.csv", "text/csv", "a,b\r\n1,2\r\n")],
+        headers={"Sensitivity": "Company-Confidential"},
+    )
+    assert raw.isascii() and all(len(line) <= 998 for line in raw.split("\r\n"))
+    message = parse(raw)
+    assert message["Subject"] == "Confidential: Ōtaki Homes alerts Bcc: victim@example.org"  # no injected header
+    assert message["Bcc"] is None
+    assert message["To"].addresses[0].display_name == "Zoë's Repairs, Ltd"
+    assert message["From"].addresses[0].addr_spec == "alerts@example.org"
+    assert message["Message-ID"] == "<m1@example.org>" and message["Sensitivity"] == "Company-Confidential"
+    assert content(message.get_body(("plain",))) == "Plain £ text\n" + "x" * 1200
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
+    assert content(message.get_body(("html",))) == "<p>Zo&#235;</p>"  # 7bit HTML, same text
+    [attachment] = message.iter_attachments()
+    assert attachment.get_filename() == "list.csv" and content(attachment) == "a,b\n1,2\n"
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+SMTP = SmtpConfig(host="smtp.example.org", port=587, username="cautionflow", sender="Example Homes <a@example.org>")
+
+
+def test_password_comes_from_the_environment_and_never_shows_in_repr():
+    settings_ = SmtpSettings.from_config(SMTP, environ={"CAUTIONFLOW_SMTP_PASSWORD": "s3cret-pw"})
+    assert settings_.password == "s3cret-pw" and settings_.security == "starttls"
+    assert "s3cret-pw" not in repr(settings_) and "s3cret-pw" not in settings_.describe()
+    assert settings_.sender_address == "a@example.org" and settings_.sender_domain == "example.org"
+    with pytest.raises(ConfigError, match="CAUTIONFLOW_SMTP_PASSWORD"):
+        SmtpSettings.from_config(SMTP, environ={})
+
+
+def test_airflow_connection_overrides_the_file_and_is_validated_again():
+    overrides = {"host": "relay.example.net", "port": 2525, "login": "airflow", "password": "conn-pw",
+                 "security": "tls", "sender": "Ops <ops@example.org>"}
+    s = SmtpSettings.from_config(SMTP, overrides=overrides, environ={})
+    assert (s.host, s.port, s.username, s.password, s.security, s.sender) == (
+        "relay.example.net", 2525, "airflow", "conn-pw", "tls", "Ops <ops@example.org>",
+    )
+    with pytest.raises(ConfigError, match="clear text"):
+        SmtpSettings.from_config(SMTP, overrides={"security": "none", "password": "x"}, environ={})
+    loopback = SmtpConfig(host="127.0.0.1", port=1025, security="none", sender="a@example.org")
+    assert SmtpSettings.from_config(loopback, environ={}).password is None
