@@ -16,6 +16,10 @@ operations under the config's `output_dir`, and logs their paths. The task's XCo
 counts: `alerts`, `overdue`, `due_within_30_days`, `review_window_open`, `errors`.
 On success it updates the Asset `x-cautionflow://deadlines` for the digest and letter DAGs.
 
+Then `send_review_reminders` emails each `officer` recipient, weekly on its `weekday` (Monday by
+default), the reviews overdue and due in the next 30 days, through the same outbox as the digests
+(exactly once; pending mail fails the try so Airflow retries it).
+
 The as-of date is the triggering run's date in Europe/London, never `now()`.
 """
 
@@ -47,7 +51,14 @@ def cautionflow_deadlines() -> None:
 
         return run_step("deadlines", context)
 
-    compute_deadlines()
+    @task
+    async def send_review_reminders(**context) -> dict:
+        """Weekly (Mondays, or each officer's `weekday`): reviews overdue and due in 30 days."""
+        from cautionflow.integrations.airflow import run_reminders_task
+
+        return await run_reminders_task(context)
+
+    compute_deadlines() >> send_review_reminders()
 
 
 cautionflow_deadlines()

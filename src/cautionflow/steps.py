@@ -120,9 +120,46 @@ def run_digests(
     )
 
 
-STEPS: dict[str, Step] = {"sync": run_sync, "deadlines": run_deadlines, "digests": run_digests}
+async def run_reminders_async(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None, tls_context: Any = None,
+) -> dict[str, Any]:
+    """The officers' weekly review reminder (deadlines issue), through the digests' outbox."""
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.templates import renderer
+    from cautionflow.config import ConfigError
+    from cautionflow.domain.reminders import reminder_is_due
+    from cautionflow.services.reminders import send_review_reminders
+
+    settings = (
+        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
+        if config.smtp is not None else None
+    )
+    if settings is None and any(reminder_is_due(o, as_of) for o in config.recipients):
+        raise ConfigError("smtp: review reminders are due but the config has no smtp section to send them with")
+    register = Register(config.register_url)
+    try:
+        summary = await send_review_reminders(
+            register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
+            run_id=run_id, render=renderer(config), retry=retry,
+        )
+    finally:
+        register.dispose()
+    return summary.as_dict()
+
+
+def run_reminders(config: CautionflowConfig, *, as_of: dt.date, run_id: str, **kwargs: Any) -> dict[str, Any]:
+    import asyncio
+
+    return asyncio.run(run_reminders_async(config, as_of=as_of, run_id=run_id, **kwargs))
+
+
+STEPS: dict[str, Step] = {
+    "sync": run_sync, "deadlines": run_deadlines, "reminders": run_reminders, "digests": run_digests,
+}
 # `run all` runs these in order.
-PIPELINE: tuple[str, ...] = ("sync", "deadlines", "digests")
+PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "digests")
 
 
 def step_errors() -> tuple[type[BaseException], ...]:

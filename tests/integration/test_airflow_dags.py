@@ -56,10 +56,25 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def dags_test(env: dict[str, str], dag_id: str, deployment: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def smtp_server():
+    from tests.integration.test_digests_delivery import MailServer
+
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+def dags_test(
+    env: dict[str, str], dag_id: str, deployment: Path, smtp_port: int | None = None
+) -> subprocess.CompletedProcess[str]:
     register = deployment / "register-from-connection.db"
+    smtp = {"AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
+        {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port, "extra": {"security": "none"}}
+    )} if smtp_port else {}
     run_env = {
         **env,
+        **smtp,
         "CAUTIONFLOW_HOME": str(deployment),
         "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
         # The Connection overrides the file's register URL, as a landlord keeps secrets in Airflow.
@@ -108,11 +123,11 @@ def test_the_sync_dag_runs_through_airflow_on_the_demo_data(airflow_env, demo_de
     assert register_counts(register) == counts
 
 
-def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_env, demo_deployment):
+def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_env, demo_deployment, smtp_server):
     synced = dags_test(airflow_env, "cautionflow_sync", demo_deployment)
     assert synced.returncode == 0, (synced.stdout + synced.stderr)[-5000:]
 
-    result = dags_test(airflow_env, "cautionflow_deadlines", demo_deployment)
+    result = dags_test(airflow_env, "cautionflow_deadlines", demo_deployment, smtp_port=smtp_server.port)
 
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     register = demo_deployment / "register-from-connection.db"
@@ -123,3 +138,6 @@ def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_e
     report = demo_deployment / "reports" / f"all-alerts-{AS_OF}.csv"
     assert report.is_file() and len(report.read_text().splitlines()) == active + 1
     assert str(report) in result.stdout + result.stderr  # the report's path is in the run's log
+    # 23 November 2026 is a Monday: the officers' weekly reminder went out, once, by the async task.
+    [reminder] = smtp_server.handler.messages_for("officers@example.org")
+    assert "caution alert reviews, week of 23 November 2026" in reminder["Subject"]

@@ -124,6 +124,27 @@ async def smtp_connection_overrides() -> dict[str, Any]:
     }
 
 
+async def run_reminders_task(context: Any) -> dict[str, Any]:
+    """The officers' review reminder task: pending mail fails the try so Airflow retries it."""
+    import asyncio
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.steps import run_reminders_async
+
+    config = await asyncio.to_thread(config_from_airflow)
+    overrides = await smtp_connection_overrides()
+    as_of = as_of_date(context, config.timezone)
+    run_id = f"{context['dag'].dag_id}/{context['run_id']}"
+    summary = await run_reminders_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    log.info("cautionflow review reminders summary: %s", summary)
+    if summary["pending"]:
+        raise RuntimeError(f"{summary['pending']} reminder(s) still pending; a retry sends them: {summary['waiting']}")
+    if summary["failed"]:
+        raise AirflowFailException(f"{summary['failed']} reminder(s) refused by the server")
+    return summary
+
+
 async def run_digests_task(context: Any) -> dict[str, Any]:
     """The digests task: deliver in the task's event loop; pending work fails the try so Airflow
     retries it, and a digest the server refused fails the task without retries."""

@@ -1,0 +1,124 @@
+"""The officers' weekly review reminder, sent through the same outbox as the digests.
+
+One message per officer recipient per week and content: the outbox's idempotency key makes a
+rerun send nothing twice, and what a run could not send waits, pending, for the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.mail import OutgoingMessage, build_message, deliver
+from cautionflow.adapters.outbox import Outbox, QueuedMessage
+from cautionflow.domain import reminders as r
+from cautionflow.domain.digests import idempotency_key, message_id
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import Recipient
+
+
+@dataclass(frozen=True)
+class RemindersSummary:
+    step: str
+    as_of: str
+    run_id: str
+    recipients: int  # officers due a reminder today
+    listed: int  # reviews overdue or coming due in each reminder
+    queued: int
+    sent: int
+    already_sent: int
+    failed: int
+    pending: int
+    complete: bool
+    waiting: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compose_reminders(
+    officers: Sequence[Recipient], rows: Sequence[r.ReminderRow], *, organisation: str, as_of: dt.date,
+    sender: str, sender_domain: str, render: Callable[..., str], now: dt.datetime,
+) -> list[QueuedMessage]:
+    content = r.reminder_hash(rows)
+    subject = r.reminder_subject(organisation, as_of, rows)
+    values = {
+        "organisation": organisation, "as_of": as_of, "horizon": r.HORIZON_DAYS,
+        "overdue": [row for row in rows if row.overdue], "due_soon": [row for row in rows if not row.overdue],
+    }
+    messages = []
+    for officer in officers:
+        key = idempotency_key(r.KIND, officer.name, officer.email, as_of, content)
+        mid = message_id(r.KIND, key, as_of, sender_domain)
+        text = render("email/review_reminder.txt", recipient=officer.name, **values)
+        html = render("email/review_reminder.html", recipient=officer.name, **values)
+        messages.append(
+            QueuedMessage(
+                idempotency_key=key, kind=r.KIND, recipient_name=officer.name, recipient_email=officer.email,
+                recipient_role=officer.role, as_of=as_of, content_hash=content, message_id=mid, subject=subject,
+                message=build_message(
+                    sender=sender, to_name=officer.name, to_email=officer.email, subject=subject, message_id=mid,
+                    date=now, text=text, html=html, headers={"Auto-Submitted": "auto-generated"},
+                ),
+                current_ids=tuple(row.alert_id for row in rows),
+            )
+        )
+    return messages
+
+
+async def send_review_reminders(
+    register: Register, settings: SmtpSettings | None, recipients: Sequence[Recipient], *, organisation: str,
+    as_of: dt.date, run_id: str, render: Callable[..., str], retry: RetryPolicy | None = None,
+) -> RemindersSummary:
+    from cautionflow.services.digests import current_alerts, utc_now
+
+    officers = [o for o in recipients if r.reminder_is_due(o, as_of)]
+    register.migrate()
+    outbox = Outbox(register.engine)
+    queued = sent = already = 0
+    try:
+        rows = r.reminder_rows(current_alerts(register), as_of) if officers else ()
+        messages = compose_reminders(
+            officers, rows, organisation=organisation, as_of=as_of,
+            sender=settings.sender if settings else "", sender_domain=settings.sender_domain if settings else "localhost",
+            render=render, now=utc_now(),
+        )
+        before = outbox.states(m.idempotency_key for m in messages)
+        already = sum(1 for s in before.values() if s.status == "sent")
+        queued = len(outbox.enqueue(messages, run_id=run_id, now=utc_now()))
+        if settings is not None and outbox.acquire_delivery_lock():
+            try:
+                claimed = {m.message_id: m for m in outbox.claim(r.KIND, now=utc_now())}
+
+                def on_accepted(accepted_id: str) -> None:
+                    outbox.mark_sent(claimed[accepted_id], at=utc_now())
+
+                def on_failed(failure: DeliveryFailure) -> None:
+                    mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
+                    mark(failure.message_id, failure.reply, now=utc_now())
+
+                report = await deliver(
+                    settings,
+                    [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("utf-8")) for m in claimed.values()],
+                    on_accepted=on_accepted, on_failed=on_failed, retry=retry,
+                )
+                sent = len(report.accepted)
+            finally:
+                outbox.release_delivery_lock()
+        states = outbox.states(m.idempotency_key for m in messages)
+        outstanding = outbox.outstanding(r.KIND)
+    finally:
+        outbox.close()
+    failed = sum(1 for s in states.values() if s.status == "failed")
+    return RemindersSummary(
+        step="reminders", as_of=as_of.isoformat(), run_id=run_id, recipients=len(officers), listed=len(rows),
+        queued=queued, sent=sent, already_sent=already, failed=failed, pending=len(outstanding),
+        complete=not failed and not outstanding,
+        waiting=[{"recipient": s.recipient_name, "email": s.recipient_email, "status": s.status,
+                  "error": s.last_error or ""} for s in outstanding],
+    )
