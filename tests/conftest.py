@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.smtp_server import MailServer
 from tests.support import (
     postgres_available,
     temporary_postgres_database,
@@ -55,3 +56,13 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databa
     with temporary_postgres_database("cf_source") as source_url, temporary_postgres_database("cf_register") as reg:
         write_postgres_source(source_url, [])
         yield Databases("postgresql", source_url, reg, lambda rows: write_postgres_source(source_url, rows))
+
+
+@pytest.fixture
+def mail_server():
+    """A recording SMTP server on a free loopback port."""
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+

@@ -58,7 +58,7 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def smtp_server():
-    from tests.integration.test_digests_delivery import MailServer
+    from tests.smtp_server import MailServer
 
     server = MailServer().start()
     yield server
