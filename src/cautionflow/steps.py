@@ -63,6 +63,20 @@ def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> 
     return summary.as_dict()
 
 
+def smtp_settings(
+    config: CautionflowConfig, purpose: str, needed: bool, overrides: dict[str, Any] | None, tls_context: Any
+) -> Any:
+    """The SMTP settings for a mail step, or None without an smtp section (an error if mail is due)."""
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.config import ConfigError
+
+    if config.smtp is None:
+        if needed:
+            raise ConfigError(f"smtp: {purpose} are due but the config has no smtp section to send them with")
+        return None
+    return SmtpSettings.from_config(config.smtp, overrides=overrides, tls_context=tls_context)
+
+
 async def run_digests_async(
     config: CautionflowConfig,
     *,
@@ -76,19 +90,14 @@ async def run_digests_async(
 
     `smtp_overrides` are the Airflow connection's host, port, login, password, security and sender;
     `retry` a mail.RetryPolicy; `tls_context` an ssl.SSLContext trusting a private CA."""
-    from cautionflow.adapters.mail import SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.templates import renderer
-    from cautionflow.config import ConfigError
     from cautionflow.domain.digests import due_recipients
     from cautionflow.services.digests import send_digests
 
-    settings = (
-        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
-        if config.smtp is not None else None
+    settings = smtp_settings(
+        config, "digests", bool(due_recipients(config.recipients, as_of)), smtp_overrides, tls_context
     )
-    if settings is None and due_recipients(config.recipients, as_of):
-        raise ConfigError("smtp: digests are due but the config has no smtp section to send them with")
     render = renderer(config)
     register = Register(config.register_url)
     try:
@@ -125,19 +134,15 @@ async def run_reminders_async(
     retry: Any = None, tls_context: Any = None,
 ) -> dict[str, Any]:
     """The officers' weekly review reminder (deadlines issue), through the digests' outbox."""
-    from cautionflow.adapters.mail import SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.templates import renderer
-    from cautionflow.config import ConfigError
     from cautionflow.domain.reminders import reminder_is_due
     from cautionflow.services.reminders import send_review_reminders
 
-    settings = (
-        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
-        if config.smtp is not None else None
+    settings = smtp_settings(
+        config, "review reminders", any(reminder_is_due(o, as_of) for o in config.recipients), smtp_overrides,
+        tls_context,
     )
-    if settings is None and any(reminder_is_due(o, as_of) for o in config.recipients):
-        raise ConfigError("smtp: review reminders are due but the config has no smtp section to send them with")
     register = Register(config.register_url)
     try:
         summary = await send_review_reminders(

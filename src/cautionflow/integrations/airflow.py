@@ -124,44 +124,32 @@ async def smtp_connection_overrides() -> dict[str, Any]:
     }
 
 
-async def run_reminders_task(context: Any) -> dict[str, Any]:
-    """The officers' review reminder task: pending mail fails the try so Airflow retries it."""
+async def _run_mail_task(step: str, noun: str, context: Any) -> dict[str, Any]:
+    """A mail step in the task's event loop: pending mail fails the try so Airflow retries it;
+    mail the server refused fails the task without retries."""
     import asyncio
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cautionflow.steps import run_reminders_async
-
-    config = await asyncio.to_thread(config_from_airflow)
-    overrides = await smtp_connection_overrides()
-    as_of = as_of_date(context, config.timezone)
-    run_id = f"{context['dag'].dag_id}/{context['run_id']}"
-    summary = await run_reminders_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
-    log.info("cautionflow review reminders summary: %s", summary)
-    if summary["pending"]:
-        raise RuntimeError(f"{summary['pending']} reminder(s) still pending; a retry sends them: {summary['waiting']}")
-    if summary["failed"]:
-        raise AirflowFailException(f"{summary['failed']} reminder(s) refused by the server")
-    return summary
-
-
-async def run_digests_task(context: Any) -> dict[str, Any]:
-    """The digests task: deliver in the task's event loop; pending work fails the try so Airflow
-    retries it, and a digest the server refused fails the task without retries."""
-    import asyncio
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from cautionflow.steps import run_digests_async
+    from cautionflow import steps
 
     config = await asyncio.to_thread(config_from_airflow)  # Variable and Connections: blocking calls
     overrides = await smtp_connection_overrides()
     as_of = as_of_date(context, config.timezone)
     run_id = f"{context['dag'].dag_id}/{context['run_id']}"
-    summary = await run_digests_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
-    log.info("cautionflow digests summary: %s", summary)
+    run = getattr(steps, f"run_{step}_async")
+    summary = await run(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    log.info("cautionflow %s summary: %s", step, summary)
     if summary["pending"]:
-        raise RuntimeError(f"{summary['pending']} digest(s) still pending; a retry sends them: {summary['waiting']}")
+        raise RuntimeError(f"{summary['pending']} {noun} still pending; a retry sends them: {summary['waiting']}")
     if summary["failed"]:
-        raise AirflowFailException(f"{summary['failed']} digest(s) refused by the server: {summary['failures']}")
+        raise AirflowFailException(f"{summary['failed']} {noun} refused by the server: {summary.get('failures', '')}")
     return summary
+
+
+async def run_reminders_task(context: Any) -> dict[str, Any]:
+    return await _run_mail_task("reminders", "review reminder(s)", context)
+
+
+async def run_digests_task(context: Any) -> dict[str, Any]:
+    return await _run_mail_task("digests", "digest(s)", context)

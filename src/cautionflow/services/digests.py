@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.database import fetch_all
+from cautionflow.adapters.database import fetch_all, stored_date
 from cautionflow.adapters.mail import Attachment, MessageQueue, OutgoingMessage, build_message, deliver
 from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
 from cautionflow.domain import digests as d
@@ -106,15 +106,6 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _as_date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
 # --- reading --------------------------------------------------------------------------------------
 
 
@@ -129,7 +120,7 @@ def current_alerts(register: Register) -> list[dict[str, Any]]:
         )
     alerts = [dict(zip(columns, row, strict=True)) for row in rows]
     for alert in alerts:
-        alert["review_due"] = _as_date(alert["review_due"])
+        alert["review_due"] = stored_date(alert["review_due"])
     alerts.sort(key=lambda a: tuple(str(a.get(k) or "") for k in ("area", "postcode", "address", "alert_code", "alert_id")))
     return alerts
 

@@ -10,8 +10,9 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cautionflow.adapters.database import stored_date
 from cautionflow.adapters.templates import short_date
 from cautionflow.domain.codes import ALERT_CODES
 
@@ -53,9 +54,9 @@ def all_alerts_rows(frame: pd.DataFrame, profile: PolicyProfile, as_of: dt.date)
                 "Group Name": f"{code.title} ({code.code})" if code else f"Unknown code ({r.alert_code or 'none'})",
                 "Asset Reference": r.asset_ref or "",
                 "Asset Address": address,
-                "Effective From Date": short_date(_date(r.effective_from)),
+                "Effective From Date": short_date(stored_date(r.effective_from)),
                 "Review Period": _period(profile.review.interval_for(code.code)) if code else "",
-                "Latest Review Completion Date": short_date(_date(r.last_reviewed_on)),
+                "Latest Review Completion Date": short_date(stored_date(r.last_reviewed_on)),
                 "Review Due Date": short_date(r.review_due),
                 "Review Last Evaluated": short_date(as_of),
                 "Overdue": "Yes" if r.overdue else "No",
@@ -65,15 +66,6 @@ def all_alerts_rows(frame: pd.DataFrame, profile: PolicyProfile, as_of: dt.date)
             }
         )
     return rows
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
 
 
 def write_all_alerts_report(
