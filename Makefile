@@ -67,6 +67,7 @@ test: install lint
 	$(BIN)/pytest -q
 
 bench: install
+	$(BIN)/python -m bench.dag_import
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.deadlines
 	$(BIN)/python -m bench.digests
