@@ -19,7 +19,7 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
 	AIRFLOW_VAR_CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml
 
 # The daily pipeline, in the order the Assets chain it.
-DEMO_DAGS = cautionflow_sync cautionflow_deadlines cautionflow_digests
+DEMO_DAGS = cautionflow_sync cautionflow_deadlines cautionflow_letters cautionflow_digests
 
 .PHONY: install demo test lint unit integration bench clean constraints
 
@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/cautionflow demo-data --out var/demo/housing.db --as-of $(AS_OF)
 	rm -f var/demo/register.db var/demo/register.db-wal var/demo/register.db-shm
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > var/airflow/migrate.log 2>&1 || (cat var/airflow/migrate.log; exit 1)
-	rm -rf var/demo/mail var/demo/reports
+	rm -rf var/demo/mail var/demo/reports var/demo/letters
 	@# A local SMTP catcher on 127.0.0.1:1025 (the demo config's smtp) keeps the digests as .eml files.
 	@$(BIN)/python -m cautionflow.demo.mail_catcher --port 1025 --out var/demo/mail > var/demo/mail-catcher.log 2>&1 & \
 	catcher=$$!; trap 'kill $$catcher 2>/dev/null' EXIT; sleep 1; \
@@ -53,8 +53,10 @@ demo: install
 	@echo "Outputs: housing database var/demo/housing.db, register var/demo/register.db"
 	@echo "Reports: var/demo/reports/ (All Alerts CSV and HTML, overdue reviews)"
 	@ls var/demo/reports | sed 's/^/  /'
-	@echo "Digests as delivered (one .eml per recipient): var/demo/mail/"
+	@echo "Emails as delivered (digests, the officers' reminder): var/demo/mail/"
 	@ls var/demo/mail | sed 's/^/  /'
+	@echo "Resident letters queued for an officer's approval (PDF and HTML): var/demo/letters/"
+	@$(BIN)/cautionflow letters list --config include/config/cautionflow.demo.yaml | sed "\$$d" | tail -n 10
 	@echo "Look around: $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
 
 lint: install
@@ -71,6 +73,7 @@ bench: install
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.deadlines
 	$(BIN)/python -m bench.digests
+	$(BIN)/python -m bench.letters
 
 # Regenerate the pins from a working install (after changing pyproject.toml's dependencies).
 constraints:

@@ -12,3 +12,6 @@ DEADLINES = Asset("x-cautionflow://deadlines")
 
 DIGESTS = Asset("x-cautionflow://digests")
 """Updated when the day's digests to contractors and out-of-hours call handlers have all been accepted."""
+
+LETTERS = Asset("x-cautionflow://letters")
+"""Updated when the day's resident letters have been queued (and, with auto-approve, dispatched)."""

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module in cautionflow.commands registers its own sub-commands.
-COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data")
+COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters")
 
 
 class CommandError(Exception):

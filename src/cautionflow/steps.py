@@ -160,11 +160,47 @@ def run_reminders(config: CautionflowConfig, *, as_of: dt.date, run_id: str, **k
     return asyncio.run(run_reminders_async(config, as_of=as_of, run_id=run_id, **kwargs))
 
 
+def run_letters(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None, tls_context: Any = None,
+) -> dict[str, Any]:
+    """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too."""
+    import asyncio
+
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.templates import renderer
+    from cautionflow.services.letters import dispatch_letters, queue_letters
+
+    settings = (
+        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
+        if config.smtp is not None else None
+    )
+    output_dir = config.path(config.letters.output_dir)
+    register = Register(config.register_url)
+    try:
+        summary = queue_letters(
+            register, policy_profile(config), as_of=as_of, run_id=run_id, render=renderer(config),
+            output_dir=output_dir, organisation=config.organisation,
+            reply_email=settings.sender_address if settings else None, auto_approve=config.letters.auto_approve,
+        ).as_dict()
+        if config.letters.auto_approve:
+            dispatched = asyncio.run(
+                dispatch_letters(register, settings, organisation=config.organisation, output_dir=output_dir,
+                                 retry=retry)
+            ).as_dict()
+            summary.update(dispatched=dispatched["approved"], dispatch=dispatched, complete=dispatched["complete"])
+    finally:
+        register.dispose()
+    return summary
+
+
 STEPS: dict[str, Step] = {
     "sync": run_sync, "deadlines": run_deadlines, "reminders": run_reminders, "digests": run_digests,
+    "letters": run_letters,
 }
 # `run all` runs these in order.
-PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "digests")
+PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "letters", "digests")
 
 
 def step_errors() -> tuple[type[BaseException], ...]:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "sending", "sent", "failed", "superseded")
 OUTSTANDING = ("pending", "sending")
+# A newer digest or reminder replaces an unsent older one to the same recipient; letters never do:
+# each letter is owed on its own.
+SUPERSEDING_KINDS = frozenset({"digest", "reminder"})
 _CHUNK = 500
 _DELIVERY_LOCK = 7_2026_1124  # one delivery run at a time on PostgreSQL
 
@@ -261,8 +264,8 @@ class Outbox:
     def enqueue(
         self, messages: Sequence[QueuedMessage], *, run_id: str, now: dt.datetime, claim: bool = False
     ) -> list[OutboxMessage]:
-        """Queue messages whose key is new (others are left as they are); an older pending message
-        of the same kind to the same recipient is superseded. With `claim`, they are queued already
+        """Queue messages whose key is new (others are left as they are); for SUPERSEDING_KINDS an
+        older pending message of the same kind to the same recipient is superseded. With `claim`, they are queued already
         claimed by this run for sending (`sending`, attempt 1). Returns the messages queued."""
         from sqlalchemy import bindparam, select, update
 
@@ -278,17 +281,19 @@ class Outbox:
             new = [m for m in messages if m.idempotency_key not in existing]
             if not new:
                 return []
-            conn.execute(
-                update(t)
-                .where(
-                    t.c.kind == bindparam("b_kind"),
-                    t.c.recipient_name == bindparam("b_name"),
-                    t.c.recipient_email == bindparam("b_email"),
-                    t.c.status == "pending",
+            replacing = [m for m in new if m.kind in SUPERSEDING_KINDS]
+            if replacing:
+                conn.execute(
+                    update(t)
+                    .where(
+                        t.c.kind == bindparam("b_kind"),
+                        t.c.recipient_name == bindparam("b_name"),
+                        t.c.recipient_email == bindparam("b_email"),
+                        t.c.status == "pending",
+                    )
+                    .values(status="superseded", updated_at=now),
+                    [{"b_kind": m.kind, "b_name": m.recipient_name, "b_email": m.recipient_email} for m in replacing],
                 )
-                .values(status="superseded", updated_at=now),
-                [{"b_kind": m.kind, "b_name": m.recipient_name, "b_email": m.recipient_email} for m in new],
-            )
             conn.execute(
                 _insert_ignoring_duplicates(conn),
                 [

@@ -176,3 +176,38 @@ disclosures = Table(
     Index("ix_disclosures_alert_id", "alert_id"),
     Index("ix_disclosures_recipient_email", "recipient_email"),
 )
+
+# The resident letters queue (letters issue): one row per (alert, kind, decision date), ever.
+# queued -> approved -> dispatched; held letters (translation, no address) wait for an officer.
+letters = Table(
+    "letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("letter_key", String(64), nullable=False, comment="sha256 of alert, kind, decision date"),
+    Column("alert_id", String(64), nullable=False),
+    Column("person_ref", String(64)),
+    Column("person_name", Text, nullable=False),
+    Column("address_lines", Text, nullable=False, comment="the envelope window's lines, newline-separated"),
+    Column("email", Text),
+    Column("kind", String(24), nullable=False, comment="alert_added | review_kept | review_removed | appeal_*"),
+    Column("outcome", String(16), nullable=False, comment="added | retained | removed | upheld | dismissed"),
+    Column("alert_code", String(16), nullable=False),
+    Column("decision_date", Date, nullable=False),
+    Column("as_of", Date, nullable=False, comment="the day it was queued"),
+    Column("batch", Date, nullable=False, comment="the approval batch: the as-of date"),
+    Column("status", String(16), nullable=False, comment="queued | approved | dispatched | held"),
+    Column("hold_reason", Text),
+    Column("channels", String(16), nullable=False, comment="post | email | post+email"),
+    Column("large_print", Integer, nullable=False),
+    Column("language", String(32), nullable=False),
+    Column("html", Text, nullable=False, comment="the rendered letter"),
+    Column("pdf_path", Text, nullable=False),
+    Column("dispatch_ref", Text, comment="the print batch file or the email's Message-ID"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("dispatched_at", DateTime(timezone=True)),
+    UniqueConstraint("letter_key", name="uq_letters_letter_key"),
+    Index("ix_letters_status", "status"),
+    Index("ix_letters_batch", "batch"),
+    Index("ix_letters_alert_id", "alert_id"),
+)

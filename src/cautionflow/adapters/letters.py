@@ -1,0 +1,212 @@
+"""The resident letters queue in the register: queued -> approved -> dispatched, or held.
+
+The unique letter key makes queueing idempotent across runs and processes: a key already in
+the queue is never queued again, whatever its status (one letter per alert, kind and decision
+date, ever). Status changes are guarded by the current status, so approving or dispatching twice
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters import register_schema as schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+STATUSES = ("queued", "approved", "dispatched", "held")
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NewLetter:
+    """A rendered letter ready to queue."""
+
+    letter_key: str
+    alert_id: str
+    person_ref: str | None
+    person_name: str
+    address_lines: tuple[str, ...]
+    email: str | None
+    kind: str
+    outcome: str
+    alert_code: str
+    decision_date: dt.date
+    as_of: dt.date
+    status: str
+    hold_reason: str | None
+    channels: tuple[str, ...]
+    large_print: bool
+    language: str
+    html: str
+    pdf_path: str
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    id: int
+    letter_key: str
+    alert_id: str
+    person_ref: str | None
+    person_name: str
+    address_lines: tuple[str, ...]
+    email: str | None
+    kind: str
+    outcome: str
+    alert_code: str
+    decision_date: dt.date
+    as_of: dt.date
+    batch: dt.date
+    status: str
+    hold_reason: str | None
+    channels: tuple[str, ...]
+    large_print: bool
+    language: str
+    pdf_path: str
+    dispatch_ref: str | None
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class LetterQueue:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def known_keys(self, keys: Iterable[str]) -> set[str]:
+        from sqlalchemy import select
+
+        t = schema.letters
+        keys = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(keys):
+                found.update(conn.execute(select(t.c.letter_key).where(t.c.letter_key.in_(chunk))).scalars())
+        return found
+
+    def enqueue(self, letters: Sequence[NewLetter], *, now: dt.datetime) -> int:
+        """Queue letters whose key is new (a concurrent run's are skipped); returns how many were new."""
+        if not letters:
+            return 0
+        before = self.count()
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert_ignoring_duplicates(conn),
+                [
+                    {
+                        "letter_key": n.letter_key, "alert_id": n.alert_id, "person_ref": n.person_ref,
+                        "person_name": n.person_name, "address_lines": "\n".join(n.address_lines), "email": n.email,
+                        "kind": n.kind, "outcome": n.outcome, "alert_code": n.alert_code,
+                        "decision_date": n.decision_date, "as_of": n.as_of, "batch": n.as_of, "status": n.status,
+                        "hold_reason": n.hold_reason, "channels": "+".join(n.channels),
+                        "large_print": int(n.large_print), "language": n.language, "html": n.html,
+                        "pdf_path": n.pdf_path, "dispatch_ref": None, "created_at": now,
+                        "approved_at": now if n.status == "approved" else None, "dispatched_at": None,
+                    }
+                    for n in letters
+                ],
+            )
+        return self.count() - before
+
+    def count(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.letters)).scalar_one())
+
+    def list(self, *, status: str | None = None, ids: Sequence[int] | None = None) -> list[StoredLetter]:
+        from sqlalchemy import select
+
+        t = schema.letters
+        query = select(*(t.c[c] for c in _LISTED)).order_by(t.c.id)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            if ids is None:
+                rows = conn.execute(query).all()
+            else:
+                rows = [r for chunk in _chunks(list(ids)) for r in conn.execute(query.where(t.c.id.in_(chunk)))]
+        return [_stored(r) for r in rows]
+
+    def html(self, letter_id: int) -> str:
+        from sqlalchemy import select
+
+        t = schema.letters
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.html).where(t.c.id == letter_id)).scalar_one()
+
+    def approve(self, *, now: dt.datetime, batch: dt.date | None = None, letter_id: int | None = None) -> int:
+        """Approve queued letters of one batch, or one letter; held letters stay held."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        query = update(t).where(t.c.status == "queued").values(status="approved", approved_at=now)
+        if batch is not None:
+            query = query.where(t.c.batch == batch)
+        if letter_id is not None:
+            query = query.where(t.c.id == letter_id)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    def mark_dispatched(self, refs: dict[int, str], *, now: dt.datetime) -> int:
+        """Mark approved letters dispatched, each with its print batch file or Message-ID(s)."""
+        from sqlalchemy import bindparam, update
+
+        if not refs:
+            return 0
+        t = schema.letters
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"), t.c.status == "approved")
+                .values(status="dispatched", dispatched_at=now, dispatch_ref=bindparam("b_ref")),
+                [{"b_id": letter_id, "b_ref": ref} for letter_id, ref in refs.items()],
+            )
+            return result.rowcount
+
+
+_LISTED = (
+    "id", "letter_key", "alert_id", "person_ref", "person_name", "address_lines", "email", "kind", "outcome",
+    "alert_code", "decision_date", "as_of", "batch", "status", "hold_reason", "channels", "large_print",
+    "language", "pdf_path", "dispatch_ref",
+)
+
+
+def _stored(r: Any) -> StoredLetter:
+    values = dict(zip(_LISTED, r, strict=True))
+    return StoredLetter(
+        **{
+            **values,
+            "address_lines": tuple(line for line in (values["address_lines"] or "").split("\n") if line),
+            "decision_date": _date(values["decision_date"]),
+            "as_of": _date(values["as_of"]),
+            "batch": _date(values["batch"]),
+            "channels": tuple(values["channels"].split("+")),
+            "large_print": bool(values["large_print"]),
+        }
+    )
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    """INSERT that skips a key another run queued meanwhile (ON CONFLICT DO NOTHING)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(schema.letters).on_conflict_do_nothing(index_elements=["letter_key"])
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(schema.letters).on_conflict_do_nothing(index_elements=["letter_key"])
+    from sqlalchemy import insert
+
+    return insert(schema.letters)

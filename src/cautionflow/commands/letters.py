@@ -1,0 +1,108 @@
+"""`cautionflow letters list|approve|dispatch --config FILE`: the officers' side of the letters queue.
+
+Letters are queued by the `letters` step (`cautionflow run letters`, the `cautionflow_letters` DAG);
+an officer reads them, approves a batch (or one letter), then dispatches the approved ones: one
+print batch for the post room and email through the outbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cautionflow.cli import CommandError
+from cautionflow.commands.run import parse_date
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("letters", help="list, approve and dispatch resident letters")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    listing = actions.add_parser("list", help="the letters queue, oldest first")
+    listing.add_argument("--config", required=True, help="the deployment's YAML file")
+    listing.add_argument("--status", choices=("queued", "approved", "dispatched", "held"), default=None)
+    listing.set_defaults(handler=handle_list)
+
+    approve = actions.add_parser("approve", help="approve a batch (an as-of date) or one letter")
+    approve.add_argument("--config", required=True, help="the deployment's YAML file")
+    which = approve.add_mutually_exclusive_group(required=True)
+    which.add_argument("--batch", type=parse_date, help="approve every queued letter of this as-of date")
+    which.add_argument("--id", type=int, help="approve one letter")
+    approve.set_defaults(handler=handle_approve)
+
+    dispatch = actions.add_parser("dispatch", help="print batch and email for the approved letters")
+    dispatch.add_argument("--config", required=True, help="the deployment's YAML file")
+    dispatch.set_defaults(handler=handle_dispatch)
+
+
+def _open(args: argparse.Namespace):
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import load_config
+
+    config = load_config(args.config)
+    register = Register(config.register_url)
+    register.migrate()
+    return config, register
+
+
+def handle_list(args: argparse.Namespace) -> int:
+    from cautionflow.adapters.letters import LetterQueue
+    from cautionflow.steps import step_errors
+
+    try:
+        _config, register = _open(args)
+        try:
+            letters = LetterQueue(register.engine).list(status=args.status)
+        finally:
+            register.dispose()
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    print("id\tbatch\tstatus\tkind\talert\tname\tchannels\tlarge_print\thold_reason")
+    for x in letters:
+        print("\t".join(str(v) for v in (
+            x.id, x.batch, x.status, x.kind, x.alert_id, x.person_name, "+".join(x.channels),
+            "yes" if x.large_print else "no", x.hold_reason or "",
+        )))
+    print(json.dumps({"letters": len(letters), "status": args.status}))
+    return 0
+
+
+def handle_approve(args: argparse.Namespace) -> int:
+    from cautionflow.adapters.letters import LetterQueue
+    from cautionflow.services.letters import utc_now
+    from cautionflow.steps import step_errors
+
+    try:
+        _config, register = _open(args)
+        try:
+            approved = LetterQueue(register.engine).approve(now=utc_now(), batch=args.batch, letter_id=args.id)
+        finally:
+            register.dispose()
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    batch = args.batch.isoformat() if args.batch else None
+    print(json.dumps({"approved": approved, "batch": batch, "id": args.id}))
+    return 0
+
+
+def handle_dispatch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.services.letters import dispatch_letters
+    from cautionflow.steps import step_errors
+
+    try:
+        config, register = _open(args)
+        try:
+            settings = SmtpSettings.from_config(config.smtp) if config.smtp is not None else None
+            summary = asyncio.run(
+                dispatch_letters(register, settings, organisation=config.organisation,
+                                 output_dir=config.path(config.letters.output_dir))
+            ).as_dict()
+        finally:
+            register.dispose()
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(summary, sort_keys=True, default=str))
+    return 0 if summary["complete"] else 3

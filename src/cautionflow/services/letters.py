@@ -1,0 +1,541 @@
+"""Resident letters: decide, render (HTML and an A4 PDF), queue, approve and dispatch.
+
+* `queue_letters` reads every alert with its stored deadlines, asks `cautionflow.domain.letters`
+  which letters are owed, renders only those whose key is not queued yet and queues them.
+* The PDF is drawn with fpdf2 from the same template's body (rendered with `pdf=True`), so HTML
+  and PDF say the same thing. The name and address sit in a DL window envelope's window (20 mm
+  from the left, 45 mm from the top, 90 x 35 mm). Core fonts only: text is reduced to Latin-1.
+* `dispatch_letters` makes one print batch (a combined PDF and a manifest CSV) for approved post
+  letters and queues approved email letters in the outbox with the PDF attached, then delivers
+  them exactly once, as the review reminders are delivered.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.letters import LetterQueue, NewLetter, StoredLetter
+from cautionflow.domain import letters as d
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.domain.policy import PolicyProfile
+
+KIND = "letter"  # the outbox's kind for letters by email
+ALERT_COLUMNS = (
+    "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "address", "postcode", "effective_from",
+    "last_reviewed_on", "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
+    "appeal_decided_on", "appeal_outcome", "source", "preferred_channel", "email", "language", "large_print",
+    "register_state",
+)
+
+# The DL window envelope's window, in mm from the page's top left (a C5/6 or DL window sits about
+# 20 mm from the left and 45-50 mm from the top, 90 x 35 mm). The text keeps a 3 mm margin inside it.
+WINDOW_X, WINDOW_Y, WINDOW_W, WINDOW_H = 20.0, 45.0, 90.0, 35.0
+_INSET = 3.0
+NORMAL_PT, LARGE_PT = 11.0, 16.0
+_PT_TO_MM = 25.4 / 72
+
+
+@dataclass(frozen=True)
+class LettersSummary:
+    step: str
+    as_of: str
+    run_id: str
+    owed: int  # letters the policy owes today, queued before or now
+    queued: int  # newly queued by this run (sendable or held)
+    held: int  # of those, held (translation, no address)
+    already_queued: int
+    suppressed: int
+    suppressed_by_reason: dict[str, int]
+    officers: list[dict[str, str]]  # untold old alerts, missing reasons: for an officer, not a letter
+    approved: int
+    dispatched: int | None = None
+    dispatch: dict[str, Any] | None = None
+    complete: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DispatchSummary:
+    approved: int
+    printed: int
+    emailed: int  # queued in the outbox this dispatch
+    sent: int
+    pending: int
+    failed: int
+    held_listed: int
+    print_batch: str | None
+    manifest: str | None
+    complete: bool
+    waiting: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def letter_alerts(register: Register) -> list[dict[str, Any]]:
+    """Every alert (active and ended) with its stored review_due and expires_on."""
+    from cautionflow.adapters.database import fetch_all
+
+    columns = ", ".join(f"a.{c}" for c in ALERT_COLUMNS)
+    with register.engine.connect() as conn:
+        names, rows = fetch_all(
+            conn,
+            f"SELECT {columns}, d.review_due, d.expires_on FROM alerts a "
+            "LEFT JOIN alert_deadlines d ON d.alert_id = a.alert_id ORDER BY a.alert_id",
+        )
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+_PUNCTUATION = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2026": "...",
+    "\u2022": "-", "\u00a0": " ", "\u200b": "", "\u0141": "L", "\u0142": "l", "\u0110": "D", "\u0111": "d",
+    "\u0152": "OE", "\u0153": "oe", "\u0131": "i",
+})
+
+
+def latin1(text: str) -> str:
+    """Text a PDF core font can show: Latin-1 kept, other letters without their accents, else '?'."""
+    if text.isascii():
+        return text
+    text = text.translate(_PUNCTUATION)
+    try:
+        text.encode("latin-1")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for c in text:
+        if ord(c) < 256:
+            out.append(c)
+            continue
+        base = "".join(b for b in unicodedata.normalize("NFKD", c) if ord(b) < 256 and not unicodedata.combining(b))
+        out.append(base or "?")
+    return "".join(out)
+
+
+def template_values(letter: d.OwedLetter, *, organisation: str, reply_email: str | None) -> dict[str, Any]:
+    return {"letter": letter, "organisation": organisation, "as_of": letter.as_of, "reply_email": reply_email}
+
+
+def render_html(render: Callable[..., str], letter: d.OwedLetter, **values: Any) -> tuple[str, str]:
+    """(the whole letter as HTML, its body alone for the PDF)."""
+    name = f"letters/{letter.kind}.html"
+    context = template_values(letter, **values)
+    return render(name, pdf=False, **context), render(name, pdf=True, **context)
+
+
+def _fit_address(pdf: Any, lines: Sequence[str], size: float) -> tuple[list[str], float]:
+    """The address lines and the font size that fit the window: extra middle lines are joined with
+    commas first; a line still too wide is set smaller (never below 9 pt) rather than cut off."""
+    line_h = size * _PT_TO_MM * 1.2
+    rows = max(1, int((WINDOW_H - 2 * _INSET) // line_h))
+    lines = list(lines)
+    while len(lines) > rows and len(lines) > 2:
+        lines[-3:-1] = [f"{lines[-3]}, {lines[-2]}"]
+    pdf.set_font("helvetica", size=size)
+    width = max((pdf.get_string_width(line) for line in lines), default=0)
+    room = WINDOW_W - 2 * _INSET
+    return lines, size if width <= room else max(9.0, size * room / width)
+
+
+class _Blocks:
+    """The letter body's blocks (h1, h2, p, li) as runs of (text, bold), from the template's plain HTML.
+
+    fpdf2's own `write_html` breaks lines character by character (about 40 ms a letter); the body
+    uses a handful of tags, so it is laid out here a word at a time (under 2 ms)."""
+
+    BLOCKS = ("h1", "h2", "p", "li")
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, list[tuple[str, bool]]]] = []
+        self._tag: str | None = None
+        self._bold = 0
+
+    def feed(self, html: str) -> list[tuple[str, list[tuple[str, bool]]]]:
+        from html.parser import HTMLParser
+
+        outer = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: Any) -> None:
+                if tag in outer.BLOCKS:
+                    outer._tag = tag
+                    outer.blocks.append((tag, []))
+                elif tag in ("b", "strong"):
+                    outer._bold += 1
+                elif tag == "br" and outer.blocks:
+                    outer.blocks[-1][1].append(("\n", False))
+
+            def handle_endtag(self, tag: str) -> None:
+                if tag in outer.BLOCKS:
+                    outer._tag = None
+                elif tag in ("b", "strong"):
+                    outer._bold = max(0, outer._bold - 1)
+
+            def handle_data(self, data: str) -> None:
+                if outer._tag is not None and data:
+                    outer.blocks[-1][1].append((data, outer._bold > 0))
+
+        parser = Parser(convert_charrefs=True)
+        parser.feed(html)
+        parser.close()
+        return self.blocks
+
+
+_WIDTHS: dict[tuple[str, str, float], float] = {}
+
+
+def _width(pdf: Any, word: str, style: str, size: float) -> float:
+    key = (word, style, size)
+    found = _WIDTHS.get(key)
+    if found is None:
+        if len(_WIDTHS) > 200_000:
+            _WIDTHS.clear()
+        pdf.set_font("helvetica", style=style, size=size)  # the width depends on the weight and size
+        found = _WIDTHS[key] = pdf.get_string_width(word)
+    return found
+
+
+def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], size: float) -> None:
+    """Greedy word wrap between the margins, with page breaks; bold runs keep their weight."""
+    left, right = pdf.l_margin, pdf.w - pdf.r_margin
+    bottom = pdf.h - 20
+    y = pdf.get_y()
+    for tag, runs in blocks:
+        pt = size + 4 if tag == "h1" else size + 1 if tag == "h2" else size
+        heading = tag in ("h1", "h2")
+        line_h = pt * _PT_TO_MM * 1.3
+        y += line_h * (0.6 if heading else 0.35)
+        indent = 6.0 if tag == "li" else 0.0
+        # A word is one or more pieces of one style each ("<b>pairs</b>." is one word, two pieces).
+        words: list[list[tuple[str, str]]] = []
+        glue = False
+        for text, bold in runs:
+            style = "B" if bold or heading else ""
+            if text == "\n":
+                words.append([("\n", style)])
+                glue = False
+                continue
+            text = latin1(text)
+            for i, piece in enumerate(text.split()):
+                if i == 0 and glue and not text[:1].isspace() and words:
+                    words[-1].append((piece, style))
+                else:
+                    words.append([(piece, style)])
+            glue = bool(text) and not text[-1:].isspace()
+        lines: list[list[list[tuple[str, str]]]] = [[]]
+        x = 0.0
+        room = right - left - indent
+        space_w = _width(pdf, " ", "", pt)
+        for word in words:
+            if word[0][0] == "\n":
+                lines.append([])
+                x = 0.0
+                continue
+            w = sum(_width(pdf, piece, style, pt) for piece, style in word)
+            space = space_w if lines[-1] else 0.0
+            if lines[-1] and x + space + w > room:
+                lines.append([])
+                x, space = 0.0, 0.0
+            lines[-1].append(word)
+            x += space + w
+        for i, line in enumerate(lines):
+            if y + line_h > bottom:
+                pdf.add_page()
+                y = pdf.t_margin
+            y += line_h
+            baseline = y - line_h * 0.25
+            cx = left + indent
+            if tag == "li" and i == 0:
+                pdf.set_font("helvetica", size=pt)
+                pdf.text(left + 1, baseline, "-")
+            # One text() per stretch of one style: a word's pieces joined, words joined by spaces.
+            stretches: list[list[Any]] = []
+            for j, word in enumerate(line):
+                for k, (piece, style) in enumerate(word):
+                    joiner = " " if j and k == 0 else ""
+                    if stretches and stretches[-1][1] == style:
+                        stretches[-1][0] += joiner + piece
+                    else:
+                        stretches.append([joiner + piece, style])
+            for text, style in stretches:
+                pdf.set_font("helvetica", style=style, size=pt)
+                pdf.text(cx, baseline, text)
+                cx += sum(_width(pdf, part, style, pt) for part in text.split(" ")) + space_w * text.count(" ")
+    pdf.set_y(y)
+
+
+def letter_pdf(letter: d.OwedLetter, body_html: str, *, organisation: str) -> bytes:
+    """An A4 letter: sender and date top right, the address in the envelope window, then the body."""
+    from fpdf import FPDF
+
+    size = LARGE_PT if letter.large_print else NORMAL_PT
+    line_h = size * _PT_TO_MM * 1.25
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_creation_date(dt.datetime.combine(letter.as_of, dt.time(), dt.UTC))
+    pdf.set_title(latin1(f"{organisation}: letter {letter.kind}"))
+    pdf.set_margins(20, 15, 20)
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("helvetica", size=size)
+    top = 15 + line_h
+    for line in (latin1(organisation), _long_date(letter.as_of)):
+        pdf.text(pdf.w - pdf.r_margin - _width(pdf, line, "", size), top, line)
+        top += line_h
+
+    lines, address_pt = _fit_address(pdf, [latin1(line) for line in letter.address_lines], size)
+    address_h = address_pt * _PT_TO_MM * 1.2
+    pdf.set_font("helvetica", size=address_pt)
+    y = WINDOW_Y + _INSET
+    for line in lines:
+        y += address_h
+        pdf.text(WINDOW_X + _INSET, y - address_h * 0.25, line)
+
+    pdf.set_y(WINDOW_Y + WINDOW_H + 6)
+    _lay_out(pdf, _Blocks().feed(body_html), size)
+    return bytes(pdf.output())
+
+
+def _long_date(day: dt.date) -> str:
+    from cautionflow.adapters.templates import long_date
+
+    return long_date(day)
+
+
+def pdf_path(output_dir: Path, letter: d.OwedLetter) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", letter.alert_id)[:40]
+    return output_dir / letter.as_of.isoformat() / f"{letter.kind}-{safe}-{letter.key[:12]}.pdf"
+
+
+def render_letter(
+    letter: d.OwedLetter, *, render: Callable[..., str], output_dir: Path, organisation: str,
+    reply_email: str | None, status: str,
+) -> NewLetter:
+    """Render one owed letter to HTML and to its PDF file; the row to queue."""
+    html, body = render_html(render, letter, organisation=organisation, reply_email=reply_email)
+    path = pdf_path(output_dir, letter)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(letter_pdf(letter, body, organisation=organisation))
+    return NewLetter(
+        letter_key=letter.key, alert_id=letter.alert_id, person_ref=letter.person_ref,
+        person_name=letter.person_name, address_lines=letter.address_lines, email=letter.email, kind=letter.kind,
+        outcome=letter.outcome, alert_code=letter.alert_code, decision_date=letter.decision_date,
+        as_of=letter.as_of, status="held" if letter.held else status, hold_reason=letter.hold_reason,
+        channels=letter.channels, large_print=letter.large_print, language=letter.language, html=html,
+        pdf_path=str(path),
+    )
+
+
+# --- queueing -----------------------------------------------------------------------------------
+
+
+def queue_letters(
+    register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, render: Callable[..., str],
+    output_dir: Path, organisation: str, reply_email: str | None = None, auto_approve: bool = False,
+) -> LettersSummary:
+    register.migrate()
+    plan = d.owed_letters(letter_alerts(register), profile, as_of)
+    queue = LetterQueue(register.engine)
+    known = queue.known_keys(letter.key for letter in plan.letters)
+    new = [letter for letter in plan.letters if letter.key not in known]
+    status = "approved" if auto_approve else "queued"
+    rows = [
+        render_letter(letter, render=render, output_dir=output_dir, organisation=organisation,
+                      reply_email=reply_email, status=status)
+        for letter in new
+    ]
+    queued = queue.enqueue(rows, now=utc_now())
+    return LettersSummary(
+        step="letters", as_of=as_of.isoformat(), run_id=run_id, owed=len(plan.letters), queued=queued,
+        held=sum(1 for r in rows if r.status == "held"), already_queued=len(known),
+        suppressed=len(plan.suppressed), suppressed_by_reason=plan.suppressed_by_reason,
+        officers=[{"alert_id": o.alert_id, "person": o.person_name, "reason": o.reason} for o in plan.officers],
+        approved=sum(1 for r in rows if r.status == "approved"),
+    )
+
+
+# --- dispatching --------------------------------------------------------------------------------
+
+
+MANIFEST_COLUMNS = (
+    "letter_id", "alert_id", "kind", "name", "address_line_1", "address_line_2", "address_line_3",
+    "address_line_4", "address_line_5", "large_print", "held", "hold_reason", "first_page", "pages",
+)
+
+
+def write_print_batch(
+    letters: Sequence[StoredLetter], held: Sequence[StoredLetter], folder: Path, stamp: str
+) -> tuple[Path | None, Path]:
+    """One combined PDF of the post letters, in order, and a manifest CSV for the print room that also
+    lists the held letters (not printed) so nobody thinks them lost."""
+    from pypdf import PdfReader, PdfWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    combined = folder / f"print-batch-{stamp}.pdf" if letters else None
+    manifest = folder / f"print-batch-{stamp}-manifest.csv"
+    writer = PdfWriter()
+    rows = []
+    page = 1
+    for letter in letters:
+        pages = len(PdfReader(letter.pdf_path).pages)
+        writer.append(letter.pdf_path)
+        rows.append(_manifest_row(letter, first_page=page, pages=pages))
+        page += pages
+    rows.extend(_manifest_row(letter, first_page=0, pages=0) for letter in held)
+    if combined is not None:
+        with combined.open("wb") as out:
+            writer.write(out)
+    with manifest.open("w", newline="", encoding="utf-8") as out:
+        writer_csv = csv.writer(out)
+        writer_csv.writerow(MANIFEST_COLUMNS)
+        writer_csv.writerows(rows)
+    return combined, manifest
+
+
+def _manifest_row(letter: StoredLetter, *, first_page: int, pages: int) -> list[Any]:
+    lines = list(letter.address_lines[1:])  # the first line is the name
+    if len(lines) > 5:
+        lines = [*lines[:4], ", ".join(lines[4:])]
+    lines += [""] * (5 - len(lines))
+    return [
+        letter.id, letter.alert_id, letter.kind, _csv_text(letter.person_name), *map(_csv_text, lines),
+        "yes" if letter.large_print else "no", "yes" if letter.status == "held" else "no",
+        letter.hold_reason or "", first_page, pages,
+    ]
+
+
+def _csv_text(value: str) -> str:
+    """A spreadsheet must not run a cell as a formula (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def letter_email(
+    letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime
+) -> Any:
+    """The outbox message for one letter: a short covering note with the PDF attached."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import format_datetime
+
+    from cautionflow.adapters.outbox import QueuedMessage
+    from cautionflow.domain.digests import idempotency_key, message_id
+
+    assert letter.email is not None
+    recipient = letter.person_name or "Resident"
+    key = idempotency_key(KIND, recipient, letter.email, letter.batch, letter.letter_key)
+    mid = message_id(KIND, key, letter.batch, settings.sender_domain)
+    subject = f"A letter from {organisation}"  # says nothing about the alert: mailboxes are shared
+    message = EmailMessage(policy=SMTP)
+    message["From"] = settings.sender
+    message["To"] = f'"{letter.person_name}" <{letter.email}>'
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = mid
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        f"Dear {letter.person_name},\n\nPlease find attached a letter from {organisation}, dated "
+        f"{_long_date(letter.as_of)}. It is a PDF file; if you cannot open it, or need it in another format "
+        f"or language, please contact us.\n\n{organisation}\n"
+    )
+    message.add_attachment(
+        Path(letter.pdf_path).read_bytes(), maintype="application", subtype="pdf",
+        filename=f"{organisation}-letter-{letter.as_of.isoformat()}.pdf".replace(" ", "-").lower(),
+    )
+    return QueuedMessage(
+        idempotency_key=key, kind=KIND, recipient_name=recipient, recipient_email=letter.email,
+        recipient_role="resident", as_of=letter.batch, content_hash=letter.letter_key, message_id=mid,
+        subject=subject, message=message.as_bytes().decode("ascii"), current_ids=(letter.alert_id,),
+    )
+
+
+async def dispatch_letters(
+    register: Register, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
+    retry: RetryPolicy | None = None, now: dt.datetime | None = None,
+) -> DispatchSummary:
+    """Print batch for approved post letters; approved email letters through the outbox; mark them."""
+    from cautionflow.adapters.mail import OutgoingMessage, deliver
+    from cautionflow.adapters.outbox import Outbox
+    from cautionflow.config import ConfigError
+
+    register.migrate()
+    now = now or utc_now()
+    queue = LetterQueue(register.engine)
+    approved = queue.list(status="approved")
+    post = [letter for letter in approved if "post" in letter.channels]
+    by_email = [letter for letter in approved if "email" in letter.channels and letter.email]
+    if by_email and settings is None:
+        raise ConfigError("smtp: letters are approved for email but the config has no smtp section to send them")
+    refs: dict[int, list[str]] = {letter.id: [] for letter in approved}
+    combined = manifest = None
+    held = queue.list(status="held")
+    if post or held:
+        combined, manifest = write_print_batch(
+            post, held, output_dir / "dispatch", now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        )
+        for letter in post:
+            refs[letter.id].append(combined.name if combined else "")
+
+    emailed = sent = 0
+    states: dict[str, Any] = {}
+    outstanding: list[Any] = []
+    outbox = Outbox(register.engine)
+    try:
+        messages = [letter_email(letter, organisation=organisation, settings=settings, now=now)
+                    for letter in by_email] if settings else []
+        for letter, message in zip(by_email, messages, strict=True):
+            refs[letter.id].append(message.message_id)
+        emailed = len(outbox.enqueue(messages, run_id=f"letters-dispatch-{now.isoformat()}", now=utc_now()))
+        queue.mark_dispatched({i: "; ".join(r) for i, r in refs.items() if r}, now=now)
+        if settings is not None and outbox.acquire_delivery_lock():
+            try:
+                claimed = {m.message_id: m for m in outbox.claim(KIND, now=utc_now())}
+
+                def on_accepted(accepted_id: str) -> None:
+                    outbox.mark_sent(claimed[accepted_id], at=utc_now())
+
+                def on_failed(failure: DeliveryFailure) -> None:
+                    mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
+                    mark(failure.message_id, failure.reply, now=utc_now())
+
+                report = await deliver(
+                    settings,
+                    [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("ascii"))
+                     for m in claimed.values()],
+                    on_accepted=on_accepted, on_failed=on_failed, retry=retry,
+                )
+                sent = len(report.accepted)
+            finally:
+                outbox.release_delivery_lock()
+        states = outbox.states(m.idempotency_key for m in messages)
+        outstanding = outbox.outstanding(KIND) if settings is not None else []
+    finally:
+        outbox.close()
+    failed = sum(1 for s in states.values() if s.status == "failed")
+    return DispatchSummary(
+        approved=len(approved), printed=len(post), emailed=emailed, sent=sent, pending=len(outstanding),
+        failed=failed, held_listed=len(held), print_batch=str(combined) if combined else None,
+        manifest=str(manifest) if manifest else None, complete=not failed and not outstanding,
+        waiting=[{"recipient": s.recipient_name, "email": s.recipient_email, "status": s.status,
+                  "error": s.last_error or ""} for s in outstanding],
+    )
