@@ -32,6 +32,7 @@ from cautionflow.adapters.database import fetch_all, stored_date
 from cautionflow.adapters.mail import Attachment, MessageQueue, OutgoingMessage, build_message, deliver
 from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
 from cautionflow.domain import digests as d
+from cautionflow.services.outbox_delivery import utc_now
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
@@ -100,10 +101,6 @@ class _Worker:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.letters import LetterQueue, NewLetter, StoredLetter
 from cautionflow.domain import letters as d
+from cautionflow.services.outbox_delivery import send_outstanding, utc_now
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.domain.policy import PolicyProfile
 
@@ -82,10 +83,6 @@ class DispatchSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -474,7 +471,6 @@ async def dispatch_letters(
     retry: RetryPolicy | None = None, now: dt.datetime | None = None,
 ) -> DispatchSummary:
     """Print batch for approved post letters; approved email letters through the outbox; mark them."""
-    from cautionflow.adapters.mail import OutgoingMessage, deliver
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.config import ConfigError
 
@@ -507,26 +503,8 @@ async def dispatch_letters(
             refs[letter.id].append(message.message_id)
         emailed = len(outbox.enqueue(messages, run_id=f"letters-dispatch-{now.isoformat()}", now=utc_now()))
         queue.mark_dispatched({i: "; ".join(r) for i, r in refs.items() if r}, now=now)
-        if settings is not None and outbox.acquire_delivery_lock():
-            try:
-                claimed = {m.message_id: m for m in outbox.claim(KIND, now=utc_now())}
-
-                def on_accepted(accepted_id: str) -> None:
-                    outbox.mark_sent(claimed[accepted_id], at=utc_now())
-
-                def on_failed(failure: DeliveryFailure) -> None:
-                    mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
-                    mark(failure.message_id, failure.reply, now=utc_now())
-
-                report = await deliver(
-                    settings,
-                    [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("ascii"))
-                     for m in claimed.values()],
-                    on_accepted=on_accepted, on_failed=on_failed, retry=retry,
-                )
-                sent = len(report.accepted)
-            finally:
-                outbox.release_delivery_lock()
+        if settings is not None:
+            sent = await send_outstanding(outbox, settings, KIND, retry=retry)
         states = outbox.states(m.idempotency_key for m in messages)
         outstanding = outbox.outstanding(KIND) if settings is not None else []
     finally:

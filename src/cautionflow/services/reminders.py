@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.mail import OutgoingMessage, build_message, deliver
+from cautionflow.adapters.mail import build_message
 from cautionflow.adapters.outbox import Outbox, QueuedMessage
 from cautionflow.domain import reminders as r
 from cautionflow.domain.digests import idempotency_key, message_id
+from cautionflow.services.outbox_delivery import send_outstanding, utc_now
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.config import Recipient
 
@@ -75,7 +76,7 @@ async def send_review_reminders(
     register: Register, settings: SmtpSettings | None, recipients: Sequence[Recipient], *, organisation: str,
     as_of: dt.date, run_id: str, render: Callable[..., str], retry: RetryPolicy | None = None,
 ) -> RemindersSummary:
-    from cautionflow.services.digests import current_alerts, utc_now
+    from cautionflow.services.digests import current_alerts
 
     officers = [o for o in recipients if r.reminder_is_due(o, as_of)]
     register.migrate()
@@ -91,25 +92,8 @@ async def send_review_reminders(
         before = outbox.states(m.idempotency_key for m in messages)
         already = sum(1 for s in before.values() if s.status == "sent")
         queued = len(outbox.enqueue(messages, run_id=run_id, now=utc_now()))
-        if settings is not None and outbox.acquire_delivery_lock():
-            try:
-                claimed = {m.message_id: m for m in outbox.claim(r.KIND, now=utc_now())}
-
-                def on_accepted(accepted_id: str) -> None:
-                    outbox.mark_sent(claimed[accepted_id], at=utc_now())
-
-                def on_failed(failure: DeliveryFailure) -> None:
-                    mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
-                    mark(failure.message_id, failure.reply, now=utc_now())
-
-                report = await deliver(
-                    settings,
-                    [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("utf-8")) for m in claimed.values()],
-                    on_accepted=on_accepted, on_failed=on_failed, retry=retry,
-                )
-                sent = len(report.accepted)
-            finally:
-                outbox.release_delivery_lock()
+        if settings is not None:
+            sent = await send_outstanding(outbox, settings, r.KIND, retry=retry)
         states = outbox.states(m.idempotency_key for m in messages)
         outstanding = outbox.outstanding(r.KIND)
     finally:

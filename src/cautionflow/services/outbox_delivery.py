@@ -1,0 +1,47 @@
+"""Sending what the outbox holds for one kind of message (reminders, letters by email).
+
+The digests have their own, overlapped version of this loop (`services.digests`) because they
+compose and send a thousand messages at once; these kinds are few, so the plain loop serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from cautionflow.adapters.mail import OutgoingMessage, deliver
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.outbox import Outbox
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def send_outstanding(outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None) -> int:
+    """Send every pending message of `kind` (one run at a time); returns how many were accepted.
+
+    Acceptance is recorded (with the disclosures) before the next message goes; temporary failures
+    stay pending for the next run, permanent ones are marked failed with the server's reply."""
+    if not outbox.acquire_delivery_lock():
+        return 0
+    try:
+        claimed = {m.message_id: m for m in outbox.claim(kind, now=utc_now())}
+
+        def on_accepted(accepted_id: str) -> None:
+            outbox.mark_sent(claimed[accepted_id], at=utc_now())
+
+        def on_failed(failure: DeliveryFailure) -> None:
+            mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
+            mark(failure.message_id, failure.reply, now=utc_now())
+
+        report = await deliver(
+            settings,
+            [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("utf-8")) for m in claimed.values()],
+            on_accepted=on_accepted, on_failed=on_failed, retry=retry,
+        )
+        return len(report.accepted)
+    finally:
+        outbox.release_delivery_lock()
