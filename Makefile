@@ -9,6 +9,11 @@ export CAUTIONFLOW_HOME := $(CURDIR)
 export PATH := $(BIN):$(PATH)
 
 # Airflow for the demo: SQLite metadata under var/airflow, LocalExecutor, this repo's DAGs.
+# With CAUTIONFLOW_DB=postgresql://user@host:port (a PostgreSQL server), Airflow's metadata and the
+# register live on that server instead, as in production: `python -m cautionflow.demo.postgres`
+# creates the databases cautionflow_airflow and cautionflow_register and writes the environment
+# (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, AIRFLOW_CONN_CAUTIONFLOW_REGISTER, CAUTIONFLOW_REGISTER_URL)
+# to var/airflow/postgres.env, which `env` applies over the SQLite defaults below.
 AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
@@ -16,7 +21,8 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
 	AIRFLOW__CORE__EXECUTOR=LocalExecutor \
 	AIRFLOW__CORE__PARALLELISM=4 \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(CURDIR)/var/airflow/airflow.db \
-	AIRFLOW_VAR_CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml
+	AIRFLOW_VAR_CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml \
+	$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env))
 
 # The daily pipeline, in the order the Assets chain it.
 DEMO_DAGS = cautionflow_sync cautionflow_deadlines cautionflow_letters cautionflow_digests
@@ -36,6 +42,8 @@ demo: install
 	mkdir -p var/demo var/airflow
 	$(BIN)/cautionflow demo-data --out var/demo/housing.db --as-of $(AS_OF)
 	rm -f var/demo/register.db var/demo/register.db-wal var/demo/register.db-shm
+	$(if $(CAUTIONFLOW_DB),$(BIN)/python -m cautionflow.demo.postgres --server '$(CAUTIONFLOW_DB)' > var/airflow/postgres.env)
+	$(if $(CAUTIONFLOW_DB),@echo "PostgreSQL: Airflow metadata in cautionflow_airflow; the register in cautionflow_register")
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > var/airflow/migrate.log 2>&1 || (cat var/airflow/migrate.log; exit 1)
 	rm -rf var/demo/mail var/demo/reports var/demo/letters
 	@# A local SMTP catcher on 127.0.0.1:1025 (the demo config's smtp) keeps the digests as .eml files.
@@ -48,16 +56,16 @@ demo: install
 	done
 	@echo
 	@echo "Airflow ran $(DEMO_DAGS) as of $(AS_OF): success (logs: var/airflow/demo-<dag>.log)"
-	@$(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml | sed '$$d'
+	@$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env)) $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml | sed '$$d'
 	@echo
-	@echo "Outputs: housing database var/demo/housing.db, register var/demo/register.db"
+	@echo "Outputs: housing database var/demo/housing.db, register $(if $(CAUTIONFLOW_DB),the PostgreSQL database cautionflow_register,var/demo/register.db)"
 	@echo "Reports: var/demo/reports/ (All Alerts CSV and HTML, overdue reviews)"
 	@ls var/demo/reports | sed 's/^/  /'
 	@echo "Emails as delivered (digests, the officers' reminder): var/demo/mail/"
 	@ls var/demo/mail | sed 's/^/  /'
 	@echo "Resident letters queued for an officer's approval (PDF and HTML): var/demo/letters/"
-	@$(BIN)/cautionflow letters list --config include/config/cautionflow.demo.yaml | sed "\$$d" | tail -n 10
-	@echo "Look around: $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
+	@$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env)) $(BIN)/cautionflow letters list --config include/config/cautionflow.demo.yaml | sed "\$$d" | tail -n 10
+	@echo "Look around: $(if $(CAUTIONFLOW_DB),$$(grep ^CAUTIONFLOW_REGISTER_URL= var/airflow/postgres.env) )$(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
 
 lint: install
 	$(BIN)/ruff check src dags plugins tests bench

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_SOURCE_QUERY = "SELECT * FROM caution_alerts_export"
+REGISTER_URL_ENV = "CAUTIONFLOW_REGISTER_URL"  # when set, overrides the file's register_url
 
 
 class ConfigError(Exception):
@@ -166,4 +167,9 @@ def load_config(path: str | os.PathLike[str], *, home: Path | None = None) -> Ca
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config '{file}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    # An optional override of the file's register_url (e.g. the PostgreSQL demo, or a container
+    # whose register URL comes from its environment); relative SQLite URLs resolve as in the file.
+    register_url = os.environ.get(REGISTER_URL_ENV)
+    if register_url and isinstance(data, dict):
+        data = {**data, "register_url": register_url}
     return parse_config(data, origin=str(file), home=home)

@@ -118,19 +118,21 @@ def test_letters_are_queued_once_approved_and_dispatched_by_post_and_email(datab
     assert "NOTE-SECRET" not in json.dumps([LetterQueue.__name__, html])
 
     # The PDFs say what the letter is, to whom, and the dates spelled out.
-    added = pdf_text(letters["ADD"].pdf_path)
+    # The queue keeps paths relative to letters.output_dir: any worker finds them on the shared folder.
+    assert not any(Path(x.pdf_path).is_absolute() for x in letters.values())
+    added = pdf_text(tmp_path / "letters" / letters["ADD"].pdf_path)
     assert "Alex Added" in added and "1 Larkspur Close" in added and "EW1 2AB" in added
     assert "We have added a caution alert" in added and "Visit in pairs" in added
     assert "by 21 December 2026" in added and "23 November 2026" in added  # Teign 9: 28 days
     assert "emergency" in added  # Wandle 3.6
-    kept = pdf_text(letters["KEPT"].pdf_path)
+    kept = pdf_text(tmp_path / "letters" / letters["KEPT"].pdf_path)
     assert "<script>alert(1)</script> 3 Quay Street" in kept and "stay in place" in kept
     assert "2 November 2027" in kept and "by 21 December 2026" in kept
-    assert "removed it" in pdf_text(letters["GONE"].pdf_path)
-    assert "remove the alert" in pdf_text(letters["UPHELD"].pdf_path)
-    dismissed = pdf_text(letters["KEEP"].pdf_path)
+    assert "removed it" in pdf_text(tmp_path / "letters" / letters["GONE"].pdf_path)
+    assert "remove the alert" in pdf_text(tmp_path / "letters" / letters["UPHELD"].pdf_path)
+    dismissed = pdf_text(tmp_path / "letters" / letters["KEEP"].pdf_path)
     assert "stays in place" in dismissed and "complaints procedure" in dismissed  # Teign: not final
-    large = PdfReader(letters["KEPT"].pdf_path).pages[0].extract_text(extraction_mode="layout")
+    large = PdfReader(tmp_path / "letters" / letters["KEPT"].pdf_path).pages[0].extract_text(extraction_mode="layout")
     assert "Kim Kept" in large
 
     path = write_config(config, tmp_path)

@@ -325,6 +325,13 @@ def pdf_path(output_dir: Path, letter: d.OwedLetter) -> Path:
     return output_dir / letter.as_of.isoformat() / f"{letter.kind}-{safe}-{letter.key[:12]}.pdf"
 
 
+def stored_pdf(output_dir: Path, stored: str) -> Path:
+    """A queued letter's PDF. The queue keeps the path relative to `letters.output_dir`, so another
+    worker or the officer's host finds it wherever that shared folder is mounted."""
+    path = Path(stored)
+    return path if path.is_absolute() else output_dir / path
+
+
 def render_letter(
     letter: d.OwedLetter, *, render: Callable[..., str], output_dir: Path, organisation: str,
     reply_email: str | None, status: str,
@@ -340,7 +347,7 @@ def render_letter(
         outcome=letter.outcome, alert_code=letter.alert_code, decision_date=letter.decision_date,
         as_of=letter.as_of, status="held" if letter.held else status, hold_reason=letter.hold_reason,
         channels=letter.channels, large_print=letter.large_print, language=letter.language, html=html,
-        pdf_path=str(path),
+        pdf_path=path.relative_to(output_dir).as_posix(),
     )
 
 
@@ -382,12 +389,13 @@ MANIFEST_COLUMNS = (
 
 
 def write_print_batch(
-    letters: Sequence[StoredLetter], held: Sequence[StoredLetter], folder: Path, stamp: str
+    letters: Sequence[StoredLetter], held: Sequence[StoredLetter], output_dir: Path, stamp: str
 ) -> tuple[Path | None, Path]:
     """One combined PDF of the post letters, in order, and a manifest CSV for the print room that also
     lists the held letters (not printed) so nobody thinks them lost."""
     from pypdf import PdfReader, PdfWriter
 
+    folder = output_dir / "dispatch"
     folder.mkdir(parents=True, exist_ok=True)
     combined = folder / f"print-batch-{stamp}.pdf" if letters else None
     manifest = folder / f"print-batch-{stamp}-manifest.csv"
@@ -395,8 +403,9 @@ def write_print_batch(
     rows = []
     page = 1
     for letter in letters:
-        pages = len(PdfReader(letter.pdf_path).pages)
-        writer.append(letter.pdf_path)
+        pdf = stored_pdf(output_dir, letter.pdf_path)
+        pages = len(PdfReader(pdf).pages)
+        writer.append(pdf)
         rows.append(_manifest_row(letter, first_page=page, pages=pages))
         page += pages
     rows.extend(_manifest_row(letter, first_page=0, pages=0) for letter in held)
@@ -428,7 +437,7 @@ def _csv_text(value: str) -> str:
 
 
 def letter_email(
-    letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime
+    letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime, output_dir: Path
 ) -> Any:
     """The outbox message for one letter: a short covering note with the PDF attached."""
     from email.message import EmailMessage
@@ -456,7 +465,7 @@ def letter_email(
         f"or language, please contact us.\n\n{organisation}\n"
     )
     message.add_attachment(
-        Path(letter.pdf_path).read_bytes(), maintype="application", subtype="pdf",
+        stored_pdf(output_dir, letter.pdf_path).read_bytes(), maintype="application", subtype="pdf",
         filename=f"{organisation}-letter-{letter.as_of.isoformat()}.pdf".replace(" ", "-").lower(),
     )
     return QueuedMessage(
@@ -487,7 +496,7 @@ async def dispatch_letters(
     held = queue.list(status="held")
     if post or held:
         combined, manifest = write_print_batch(
-            post, held, output_dir / "dispatch", now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            post, held, output_dir, now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         )
         for letter in post:
             refs[letter.id].append(combined.name if combined else "")
@@ -497,7 +506,7 @@ async def dispatch_letters(
     outstanding: list[Any] = []
     outbox = Outbox(register.engine)
     try:
-        messages = [letter_email(letter, organisation=organisation, settings=settings, now=now)
+        messages = [letter_email(letter, organisation=organisation, settings=settings, now=now, output_dir=output_dir)
                     for letter in by_email] if settings else []
         for letter, message in zip(by_email, messages, strict=True):
             refs[letter.id].append(message.message_id)
