@@ -31,6 +31,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from cautionflow.assets import DEADLINES, REGISTER
+from cautionflow.callbacks import notify_operations_of_failure
 
 
 @dag(
@@ -41,7 +42,8 @@ from cautionflow.assets import DEADLINES, REGISTER
     max_active_runs=1,
     tags=["cautionflow", "deadlines"],
     doc_md=__doc__,
-    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5),
+                  "on_failure_callback": notify_operations_of_failure},
 )
 def cautionflow_deadlines() -> None:
     @task(outlets=[DEADLINES])

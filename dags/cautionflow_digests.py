@@ -33,6 +33,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from cautionflow.assets import DEADLINES, DIGESTS
+from cautionflow.callbacks import notify_operations_of_failure
 
 
 @dag(
@@ -43,7 +44,8 @@ from cautionflow.assets import DEADLINES, DIGESTS
     max_active_runs=1,
     tags=["cautionflow", "digests", "email"],
     doc_md=__doc__,
-    default_args={"owner": "cautionflow", "retries": 3, "retry_delay": timedelta(minutes=10)},
+    default_args={"owner": "cautionflow", "retries": 3, "retry_delay": timedelta(minutes=10),
+                  "on_failure_callback": notify_operations_of_failure},
 )
 def cautionflow_digests() -> None:
     @task(outlets=[DIGESTS])

@@ -29,6 +29,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from cautionflow.assets import DEADLINES, LETTERS
+from cautionflow.callbacks import notify_operations_of_failure
 
 
 @dag(
@@ -39,7 +40,8 @@ from cautionflow.assets import DEADLINES, LETTERS
     max_active_runs=1,
     tags=["cautionflow", "letters"],
     doc_md=__doc__,
-    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5),
+                  "on_failure_callback": notify_operations_of_failure},
 )
 def cautionflow_letters() -> None:
     @task(outlets=[LETTERS])

@@ -26,6 +26,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from cautionflow.assets import REGISTER
+from cautionflow.callbacks import notify_operations_of_failure
 
 
 @dag(
@@ -36,7 +37,8 @@ from cautionflow.assets import REGISTER
     max_active_runs=1,
     tags=["cautionflow", "register"],
     doc_md=__doc__,
-    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"owner": "cautionflow", "retries": 2, "retry_delay": timedelta(minutes=5),
+                  "on_failure_callback": notify_operations_of_failure},
 )
 def cautionflow_sync() -> None:
     @task(outlets=[REGISTER])

@@ -153,3 +153,100 @@ async def run_reminders_task(context: Any) -> dict[str, Any]:
 
 async def run_digests_task(context: Any) -> dict[str, Any]:
     return await _run_mail_task("digests", "digest(s)", context)
+
+
+# --- operations failure notices -------------------------------------------------------------------
+
+FAILURE_NOTICE_RETRY = (3, 1.0, 5.0)  # attempts, initial and maximum backoff (seconds)
+FAILURE_NOTICE_TIMEOUT = 15.0  # seconds per SMTP operation: a callback must not hang the worker
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code: `asyncio.run`, or in a helper thread when this
+    thread already runs an event loop (a callback is sync, but may be called from async code)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cautionflow-notice") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _failure_notice_from_context(context: Any) -> Any:
+    from cautionflow.domain.operations import failure_notice
+
+    ti = context.get("ti") or context.get("task_instance")
+    dag = context.get("dag")
+    try:
+        log_url = getattr(ti, "log_url", None)
+    except Exception:  # noqa: BLE001 - a link is a nicety; the notice goes without it
+        log_url = None
+    return failure_notice(
+        dag_id=getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?"),
+        task_id=getattr(ti, "task_id", None) or getattr(context.get("task"), "task_id", "?"),
+        run_id=context.get("run_id") or getattr(ti, "run_id", "?"),
+        try_number=getattr(ti, "try_number", None),
+        logical_date=context.get("logical_date"),
+        error=context.get("exception"),
+        log_url=log_url,
+    )
+
+
+def notify_operations_of_failure(context: Any) -> None:
+    """`on_failure_callback` for every cautionflow task: email the config's `operations` recipients
+    that a task failed after its retries (DAG, task, run, the error's type and first lines, scrubbed
+    of personal data, and the log link). Sent directly, not through the outbox: a failure notice is
+    not a disclosure, and must go even when the register is what is broken. Never raises: a failing
+    callback must not hide the task's own error, so every problem here is logged as a warning."""
+    try:
+        _notify_operations_of_failure(context)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("could not send the operations failure notice: %s: %s", type(exc).__name__, exc)
+
+
+def _notify_operations_of_failure(context: Any) -> None:
+    import dataclasses
+    import datetime as dt
+    import uuid
+
+    from cautionflow.adapters.mail import OutgoingMessage, RetryPolicy, SmtpSettings, build_message, deliver
+
+    notice = _failure_notice_from_context(context)
+    config = config_from_airflow()
+    recipients = [r for r in config.recipients if r.role == "operations"]
+    if not recipients:
+        log.info("no operations recipients in the config: no failure notice sent for %s", notice.subject)
+        return
+    if config.smtp is None:
+        log.warning("the config has no smtp section: no failure notice sent for %s", notice.subject)
+        return
+    try:
+        overrides = _run_coroutine(smtp_connection_overrides())
+    except Exception as exc:  # noqa: BLE001 - the file's settings may still work
+        log.warning("smtp connection %s unreadable (%s); using the config's smtp settings", SMTP_CONNECTION,
+                    type(exc).__name__)
+        overrides = {}
+    settings = SmtpSettings.from_config(config.smtp, overrides=overrides)
+    settings = dataclasses.replace(settings, timeout=min(settings.timeout, FAILURE_NOTICE_TIMEOUT))
+    now = dt.datetime.now(dt.UTC)
+    messages = []
+    for recipient in recipients:
+        message_id = f"<cautionflow.failure.{uuid.uuid4().hex}@{settings.sender_domain}>"
+        data = build_message(
+            sender=settings.sender, to_name=recipient.name, to_email=recipient.email, subject=notice.subject,
+            message_id=message_id, date=now, text=notice.text,
+            headers={"X-Cautionflow-Kind": "operations-failure"},
+        )
+        messages.append(OutgoingMessage(message_id, (recipient.email,), data.encode("ascii")))
+    attempts, initial, most = FAILURE_NOTICE_RETRY
+    report = _run_coroutine(deliver(
+        settings, messages, on_accepted=lambda _id: None, on_failed=lambda _failure: None,
+        retry=RetryPolicy(attempts=attempts, initial_delay=initial, max_delay=most),
+    ))
+    for failure in report.failures:
+        log.warning("operations failure notice not sent (%s): %s", failure.message_id, failure.reply)
+    if report.accepted:
+        log.info("operations failure notice sent to %d recipient(s): %s", len(report.accepted), notice.subject)

@@ -1,0 +1,106 @@
+"""The operations failure notice: what a failed task tells the `operations` recipients (ops issue).
+
+Pure: built from plain values (DAG, task, run, try, logical date, the error's type and message,
+the log link). The notice goes to the landlord's operations staff by ordinary email, so it must
+carry no personal data. An exception's message can quote a source row (a name, an email address,
+a postcode), so only its first lines are kept, after `scrub` replaces anything that looks like an
+email address, a UK postcode or a quoted value with `[redacted]`. The traceback is never included:
+the log link leads to it, behind Airflow's login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+REDACTED = "[redacted]"
+MAX_ERROR_LINES = 5
+MAX_LINE_LENGTH = 300
+
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:'\"]+@[^\s@<>()\[\],;:'\"]+")
+# A UK postcode (outward code, optional space, inward code), e.g. "TQ12 4AB", "SW1A 1AA", "m1 1ae".
+_POSTCODE = re.compile(r"\b[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\b")
+# A quoted value: 'Mrs Jane Doe', "Jane", or its repr with escapes; the quote marks themselves stay out.
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+
+
+def scrub(text: str) -> str:
+    """`text` with email addresses, UK postcodes and quoted values replaced by `[redacted]`."""
+    text = _QUOTED.sub(REDACTED, text)
+    text = _EMAIL.sub(REDACTED, text)
+    return _POSTCODE.sub(REDACTED, text)
+
+
+def error_lines(message: str, limit: int = MAX_ERROR_LINES) -> list[str]:
+    """The first `limit` non-blank lines of an error message, scrubbed and cut to a sane length."""
+    lines = [line.rstrip() for line in str(message).splitlines() if line.strip()][:limit]
+    out = []
+    for line in lines:
+        clean = scrub(line)
+        out.append(clean if len(clean) <= MAX_LINE_LENGTH else clean[: MAX_LINE_LENGTH - 1] + "…")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FailureNotice:
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int | None
+    logical_date: dt.datetime | None
+    error_type: str
+    error_message: str
+    log_url: str | None
+
+    @property
+    def subject(self) -> str:
+        return f"cautionflow: {self.dag_id}.{self.task_id} failed (run {self.run_id})"
+
+    @property
+    def text(self) -> str:
+        when = self.logical_date.isoformat() if self.logical_date is not None else "(none: asset-triggered run)"
+        lines = error_lines(self.error_message)
+        error = "\n".join(f"    {line}" for line in lines) if lines else "    (no message)"
+        return (
+            f"The task {self.task_id} of the DAG {self.dag_id} has failed, with no retries left.\n"
+            "\n"
+            f"DAG:          {self.dag_id}\n"
+            f"Task:         {self.task_id}\n"
+            f"Run:          {self.run_id}\n"
+            f"Try:          {self.try_number if self.try_number is not None else 'unknown'}\n"
+            f"Logical date: {when}\n"
+            f"Error:        {self.error_type}\n"
+            f"{error}\n"
+            "\n"
+            f"Log: {self.log_url or '(no log link: set [api] base_url in the Airflow config)'}\n"
+            "\n"
+            "Quoted values, email addresses and postcodes in the error are shown as [redacted];\n"
+            "the full error and traceback are in the task's log. Fix the cause, then clear the task\n"
+            "in Airflow to run it again.\n"
+        )
+
+
+def failure_notice(
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    error: BaseException | str | None,
+    try_number: int | None = None,
+    logical_date: dt.datetime | None = None,
+    log_url: str | None = None,
+) -> FailureNotice:
+    """The notice for a failed task; `error` is the exception (or a description when there is none)."""
+    if isinstance(error, BaseException):
+        error_type = type(error).__qualname__
+        module = type(error).__module__
+        if module not in ("builtins", "__main__"):
+            error_type = f"{module}.{error_type}"
+        message = str(error)
+    else:
+        error_type, message = "unknown error", str(error or "")
+    return FailureNotice(
+        dag_id=str(dag_id), task_id=str(task_id), run_id=str(run_id), try_number=try_number,
+        logical_date=logical_date, error_type=error_type, error_message=message, log_url=log_url,
+    )
