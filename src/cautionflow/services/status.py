@@ -33,6 +33,10 @@ def register_status(register: Register) -> dict[str, Any]:
         deadlines = rows(
             "SELECT MAX(evaluated_on), COALESCE(SUM(overdue), 0), COUNT(error) FROM alert_deadlines"
         )[0]
+        outbox: dict[str, dict[str, int]] = {}
+        for kind, state, count in rows("SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status ORDER BY 1, 2"):
+            outbox.setdefault(kind, {})[state] = int(count)
+        letters = {state: int(n) for state, n in rows("SELECT status, COUNT(*) FROM letters GROUP BY status ORDER BY 1")}
     return {
         "active": int(by_state.get("active", 0)),
         "ended": int(by_state.get("ended", 0)),
@@ -44,6 +48,8 @@ def register_status(register: Register) -> dict[str, Any]:
         "deadlines": None
         if deadlines[0] is None
         else {"evaluated_on": str(deadlines[0])[:10], "overdue": int(deadlines[1]), "errors": int(deadlines[2])},
+        "outbox": outbox,
+        "letters": letters,
     }
 
 
@@ -67,4 +73,8 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
             f"  reviews overdue (as of {deadlines['evaluated_on']}): {deadlines['overdue']}; "
             f"alerts whose dates could not be computed: {deadlines['errors']}"
         )
+    for kind, states in status["outbox"].items():
+        lines.append(f"  {kind} emails: " + ", ".join(f"{state} {n}" for state, n in states.items()))
+    if status["letters"]:
+        lines.append("  resident letters: " + ", ".join(f"{state} {n}" for state, n in status["letters"].items()))
     return "\n".join(lines)
