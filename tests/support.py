@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from cautionflow.domain.contract import SOURCE_COLUMNS
@@ -118,3 +120,42 @@ def temporary_postgres_database(prefix: str = "cautionflow_test") -> Iterator[st
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+AIRFLOW_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def migrated_airflow(
+    home: Path,
+    *,
+    dags_folder: Path = REPO / "dags",
+    metadata_url: str | None = None,
+    async_metadata_url: str | None = None,
+    extra: dict[str, str] | None = None,
+    without: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The environment of a real Airflow (LocalExecutor, this repo's plugins) whose metadata
+    database (`home/airflow.db` unless `metadata_url`) has been migrated; fails the test if not."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in without}
+    env.update(
+        {
+            "PATH": f"{AIRFLOW_BIN}:{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url or f"sqlite:///{home}/airflow.db",
+            **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_metadata_url} if async_metadata_url else {}),
+            **(extra or {}),
+        }
+    )
+    migrated = subprocess.run(
+        [str(AIRFLOW_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    return env

@@ -110,23 +110,19 @@ async def run_digests_async(
     return summary.as_dict()
 
 
-def run_digests(
-    config: CautionflowConfig,
-    *,
-    as_of: dt.date,
-    run_id: str,
-    smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None,
-    tls_context: Any = None,
-) -> dict[str, Any]:
-    """`run_digests_async` for callers without an event loop (the command line, `run all`)."""
-    import asyncio
+def blocking(step: Callable[..., Any]) -> Step:
+    """An async mail step for callers without an event loop (the command line, `run all`)."""
 
-    return asyncio.run(
-        run_digests_async(
-            config, as_of=as_of, run_id=run_id, smtp_overrides=smtp_overrides, retry=retry, tls_context=tls_context
-        )
-    )
+    def run(config: CautionflowConfig, **kwargs: Any) -> dict[str, Any]:
+        import asyncio
+
+        return asyncio.run(step(config, **kwargs))
+
+    run.__doc__ = step.__doc__
+    return run
+
+
+run_digests = blocking(run_digests_async)
 
 
 async def run_reminders_async(
@@ -154,10 +150,7 @@ async def run_reminders_async(
     return summary.as_dict()
 
 
-def run_reminders(config: CautionflowConfig, *, as_of: dt.date, run_id: str, **kwargs: Any) -> dict[str, Any]:
-    import asyncio
-
-    return asyncio.run(run_reminders_async(config, as_of=as_of, run_id=run_id, **kwargs))
+run_reminders = blocking(run_reminders_async)
 
 
 def run_letters(
@@ -167,15 +160,11 @@ def run_letters(
     """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too."""
     import asyncio
 
-    from cautionflow.adapters.mail import SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.templates import renderer
     from cautionflow.services.letters import dispatch_letters, queue_letters
 
-    settings = (
-        SmtpSettings.from_config(config.smtp, overrides=smtp_overrides, tls_context=tls_context)
-        if config.smtp is not None else None
-    )
+    settings = smtp_settings(config, "letters", False, smtp_overrides, tls_context)
     output_dir = config.path(config.letters.output_dir)
     register = Register(config.register_url)
     try:

@@ -34,7 +34,7 @@ from cautionflow.config import parse_config
 from cautionflow.domain.codes import UNKNOWN_CODE_ACTION, required_action
 from cautionflow.steps import run_deadlines, run_digests, run_sync
 from tests.smtp_server import MailServer
-from tests.support import alert_row, write_sqlite_source
+from tests.support import alert_row, migrated_airflow, write_sqlite_source
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 11, 23)  # a Monday
@@ -544,19 +544,7 @@ def test_the_digests_dag_runs_after_deadlines_with_an_async_task():
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow_digests")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-    }
-    migrated = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                              capture_output=True, text=True, timeout=600)
-    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
-    return env
+    return migrated_airflow(tmp_path_factory.mktemp("airflow_digests"))
 
 
 @pytest.mark.airflow

@@ -172,10 +172,11 @@ cautionflow_failing()
 def test_a_task_failing_under_airflow_emails_operations(tmp_path, mail_server):
     """A real `airflow dags test` of a one-task DAG with no retries (the shipped DAGs retry for
     minutes) whose task fails: the Task SDK runs the callback in the task's process."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
+
+    from tests.support import migrated_airflow
 
     bin_dir = Path(sys.executable).parent
     (tmp_path / "dags").mkdir()
@@ -185,17 +186,15 @@ def test_a_task_failing_under_airflow_emails_operations(tmp_path, mail_server):
               "smtp": {"host": "127.0.0.1", "port": free_port(), "security": "none",
                        "sender": "Example Homes <alerts@example.org>"}}
     (tmp_path / "cautionflow.yaml").write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow/airflow.db",
-        "CAUTIONFLOW_HOME": str(tmp_path), "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(tmp_path / "cautionflow.yaml"),
-        "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": mail_server.port, "extra": {"security": "none"}}),
-    }
-    migrated = subprocess.run([str(bin_dir / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
-                              timeout=600)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    env = migrated_airflow(
+        tmp_path / "airflow",
+        dags_folder=tmp_path / "dags",
+        extra={
+            "CAUTIONFLOW_HOME": str(tmp_path), "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(tmp_path / "cautionflow.yaml"),
+            "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
+                {"conn_type": "smtp", "host": "127.0.0.1", "port": mail_server.port, "extra": {"security": "none"}}),
+        },
+    )
 
     result = subprocess.run([str(bin_dir / "airflow"), "dags", "test", "cautionflow_failing", "2026-11-23"],
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)

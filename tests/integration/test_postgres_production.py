@@ -6,7 +6,6 @@ One migrated metadata database serves all four runs (migrating takes most of the
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import temporary_postgres_database
+from tests.support import migrated_airflow, temporary_postgres_database
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -69,27 +68,19 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         # Airflow would derive postgresql+asyncpg (not installed) for its async engine: psycopg 3 has one.
         async_metadata = metadata_url.replace("postgresql:", "postgresql+psycopg:", 1)
         try:
-            env = {k: v for k, v in os.environ.items() if k != "CAUTIONFLOW_REGISTER_URL"}
-            env.update({
-                "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "2",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sync_metadata,
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_metadata,
-                "CAUTIONFLOW_HOME": str(deployment),
-                "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
-                # A postgres Connection URI, as a landlord sets it in the environment or a secrets backend.
-                "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": register_url,
-                "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(smtp),
-            })
-            migrated = subprocess.run(
-                [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900
+            env = migrated_airflow(
+                home,
+                metadata_url=sync_metadata,
+                async_metadata_url=async_metadata,
+                without=("CAUTIONFLOW_REGISTER_URL",),
+                extra={
+                    "CAUTIONFLOW_HOME": str(deployment),
+                    "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
+                    # A postgres Connection URI, as a landlord sets it in the environment or a secrets backend.
+                    "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": register_url,
+                    "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(smtp),
+                },
             )
-            assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
             yield Production(env, deployment, register_url, server)
         finally:
             server.stop()
