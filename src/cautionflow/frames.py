@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-
-def frame_of_objects(columns: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame:
-    """Rows as a frame of plain Python objects, column by column: no type inference."""
-    data = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pd.DataFrame(
-        {name: np.array(values, dtype=object) for name, values in zip(columns, data, strict=True)},
-        columns=list(columns),
-        dtype=object,  # pandas 3 would otherwise infer its (much slower, here) string dtype
-    )
 
 
 def plain_values(column: pd.Series) -> list[Any]:

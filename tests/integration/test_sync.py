@@ -103,6 +103,28 @@ def test_first_sync_keeps_flags_and_quarantines_and_counts_every_row(databases):
     assert all(json.loads(row[4])["alert_code"] == "VIP" for row in quarantined)  # the raw row is kept
 
 
+def test_the_first_load_leaves_every_index_in_place_and_one_history_row_per_alert(databases):
+    """The first sync loads without index upkeep (speed); the register must end up the same."""
+    from sqlalchemy import inspect
+
+    databases.write_source(MIXED_SOURCE)
+    run(databases)
+    run(databases, as_of=DAY2, run_id="run-2")  # a later sync takes the ordinary path
+
+    engine = create_engine(normalise_url(databases.register_url))
+    try:
+        inspector = inspect(engine)
+        for table in (schema.alerts, schema.alert_history):
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            assert {index.name for index in table.indexes} <= present
+        with engine.connect() as conn:
+            changes = conn.execute(text("SELECT alert_id, run_id, as_of, change FROM alert_history ORDER BY alert_id"))
+            rows = [(r.alert_id, r.run_id, str(r.as_of)[:10], r.change) for r in changes]
+    finally:
+        engine.dispose()
+    assert rows == [(a, "run-1", "2026-11-23", "inserted") for a in ("A1", "A2", "A3", "A4", "A5")]
+
+
 def test_rerunning_the_same_day_changes_nothing(databases):
     databases.write_source(MIXED_SOURCE)
     run(databases, run_id="first")

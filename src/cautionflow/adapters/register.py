@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
     from cautionflow.domain.merge import MergePlan
 
-RUN_COLUMNS = ("register_state", "ended_reason", "first_seen_run", "first_seen_on", "last_changed_run", "last_changed_on")
+_RUN_STAMP_COLUMNS = ("first_seen_run", "first_seen_on", "last_changed_run", "last_changed_on")
+RUN_COLUMNS = ("register_state", "ended_reason", *_RUN_STAMP_COLUMNS)
 ALERT_COLUMNS = (*SOURCE_COLUMNS, "dq_flags", "row_hash", *RUN_COLUMNS)
 _UPDATED_COLUMNS = (*SOURCE_COLUMNS[1:], "dq_flags", "row_hash", "register_state", "ended_reason")
 _CHUNK = 500
@@ -122,6 +123,10 @@ class RegisterTransaction:
         day = as_of.isoformat()
         history: list[tuple[Any, ...]] = []
 
+        if len(plan.inserts) and self._is_empty():
+            self._initial_load(plan.inserts, run_id=run_id, as_of=as_of)
+            return
+
         if len(plan.inserts):
             inserts = plan.inserts.assign(
                 first_seen_run=run_id, first_seen_on=day, last_changed_run=run_id, last_changed_on=day
@@ -160,6 +165,37 @@ class RegisterTransaction:
 
         if history:
             bulk_insert(self.conn, "alert_history", ("alert_id", "run_id", "as_of", "change", "changed_fields"), history)
+
+    def _is_empty(self) -> bool:
+        _, alerts = fetch_all(self.conn, "SELECT 1 FROM alerts LIMIT 1")
+        _, history = fetch_all(self.conn, "SELECT 1 FROM alert_history LIMIT 1")
+        return not alerts and not history
+
+    def _initial_load(self, inserts: pd.DataFrame, *, run_id: str, as_of: dt.date) -> None:
+        """The first sync of a register: load without index upkeep, then build the indexes once.
+
+        Sorting once is much cheaper than keeping secondary indexes up to date row by row, and
+        the "inserted" history is written by the database from the rows just loaded.
+        """
+        from cautionflow.adapters.register_schema import alert_history, alerts
+
+        day = as_of.isoformat()
+        secondary = [*alerts.indexes, *alert_history.indexes]
+        for index in secondary:
+            index.drop(self.conn)
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
+        from_batch = ALERT_COLUMNS[: -len(_RUN_STAMP_COLUMNS)]
+        stamp = (run_id, day, run_id, day)
+        rows = (values + stamp for values in _records(inserts, from_batch))
+        bulk_insert(self.conn, "alerts", ALERT_COLUMNS, rows)
+        execute_many(
+            self.conn,
+            "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
+            [(run_id, as_of)],
+        )
+        for index in secondary:
+            index.create(self.conn)
 
     def record_quarantine(self, quarantined: pd.DataFrame, *, run_id: str, as_of: dt.date) -> int:
         """Keep the quarantine equal to the rows this read could not identify; returns rows added."""

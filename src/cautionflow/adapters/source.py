@@ -13,7 +13,7 @@ from cautionflow.adapters.database import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from cautionflow.domain.contract import SourceColumns
 
 
 class SourceError(Exception):
@@ -28,7 +28,7 @@ class SqlAlertSource:
     def describe(self) -> str:
         return safe_url(self.url)
 
-    def read(self) -> pd.DataFrame:
+    def read(self) -> SourceColumns:
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -48,7 +48,7 @@ class SqlAlertSource:
             raise
         finally:
             engine.dispose()
-        from cautionflow.frames import frame_of_objects
-
-        return frame_of_objects(columns, rows)
+        # Column by column as the driver returned them: no frame, no type inference, no copy per cell.
+        data = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        return dict(zip(columns, data, strict=True))
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# What a source returns: each column's values in row order, as the driver gave them.
+SourceColumns = Mapping[str, Sequence[Any]]
+
 SOURCE_COLUMNS: tuple[str, ...] = (
     "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "tenancy_ref",
     "asset_ref", "address", "postcode", "area", "effective_from", "ends_on", "last_reviewed_on",

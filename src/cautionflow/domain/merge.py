@@ -44,11 +44,11 @@ def plan_merge(
     incoming: pd.DataFrame, current: pd.DataFrame, *, quarantined_ids: set[str] | frozenset[str] = frozenset()
 ) -> MergePlan:
     """`incoming`: validated alerts with `row_hash`; `current`: alert_id, row_hash, register_state."""
-    incoming = incoming.copy()
-    incoming["register_state"], incoming["ended_reason"] = target_state(incoming["status"])
+    state, reason = target_state(incoming["status"])
+    incoming = incoming.assign(register_state=state, ended_reason=reason)  # copy-on-write: no copy
 
     known = incoming["alert_id"].isin(current["alert_id"])
-    inserts = incoming.loc[~known]
+    inserts = incoming.loc[~known] if known.any() else incoming
 
     existing = incoming.loc[known].merge(
         current.rename(columns={"row_hash": "old_hash", "register_state": "old_state"}),

@@ -32,8 +32,8 @@ from cautionflow.domain.contract import (
     SOURCE_COLUMNS,
     TEXT_COLUMNS,
     TIMESTAMP_COLUMNS,
+    SourceColumns,
 )
-from cautionflow.frames import plain_values
 
 # Columns whose change is a change to the alert (updated_at alone is not).
 HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in SOURCE_COLUMNS if c != "updated_at")
@@ -79,17 +79,22 @@ class ValidatedBatch:
         return int(self.alerts["dq_flags"].notna().sum())
 
 
-def validate_source_rows(raw: pd.DataFrame) -> ValidatedBatch:
-    missing = [c for c in SOURCE_COLUMNS if c not in raw.columns]
+def validate_source_rows(raw: SourceColumns | pd.DataFrame) -> ValidatedBatch:
+    """`raw`: the source's columns (a frame, or each column's values in row order)."""
+    present = list(raw.columns) if isinstance(raw, pd.DataFrame) else list(raw)
+    missing = [c for c in SOURCE_COLUMNS if c not in present]
     if missing:
         raise SourceShapeError(
             "the source query does not return the column(s) " + ", ".join(missing)
             + " (see the source contract in the README)"
         )
-    n = len(raw)
     # No copies: the cleaners below treat NaN, NaT and pd.NA as missing themselves.
-    source = {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS}
-    clean, flags = _normalise(source, n)
+    if isinstance(raw, pd.DataFrame):
+        source: dict[str, Sequence[Any]] = {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS}
+    else:
+        source = {c: raw[c] for c in SOURCE_COLUMNS}
+    n = len(source["alert_id"])
+    clean, factorised, flags = _normalise(source, n)
 
     # Quarantine: rows that identify nothing.
     reasons = _Problems()
@@ -108,7 +113,7 @@ def validate_source_rows(raw: pd.DataFrame) -> ValidatedBatch:
     quarantined = reasons.mask(n)
     keep = ~quarantined
 
-    hashes = _hash_columns([clean[c] for c in HASHED_COLUMNS], n)
+    hashes = _hash_columns([factorised.get(c, clean[c]) for c in HASHED_COLUMNS], n)
     columns = {c: np.asarray(clean[c], dtype=object)[keep] for c in SOURCE_COLUMNS}
     columns["dq_flags"] = np.array(flags.joined(n), dtype=object)[keep]
     alerts = pd.DataFrame(columns, columns=[*SOURCE_COLUMNS, "dq_flags"], dtype=object)
@@ -127,25 +132,34 @@ def validate_source_rows(raw: pd.DataFrame) -> ValidatedBatch:
     return ValidatedBatch(alerts=alerts, quarantine=quarantine, read=n)
 
 
-def row_hashes(frame: pd.DataFrame) -> pd.Series:
-    """A stable 64-bit fingerprint of an alert's content, for change detection."""
-    return pd.Series(_hash_columns([plain_values(frame[c]) for c in HASHED_COLUMNS], len(frame)), index=frame.index)
+def _hash_columns(columns: Sequence[Sequence[Any] | Factorised], length: int) -> np.ndarray:
+    """A stable 64-bit fingerprint of each row's fields, for change detection.
+
+    Each column is hashed on its own (pandas' SipHash with its fixed key, stable across
+    processes; None hashes apart from any text) and the column hashes are combined in order.
+    """
+    combined = np.full(length, 0x345678, dtype=np.uint64)
+    multiplier = np.uint64(1_000_003)
+    for position, column in enumerate(columns):
+        if isinstance(column, tuple) and len(column) == 2 and isinstance(column[0], np.ndarray):
+            codes, distinct = column
+            hashed = _hash_values(distinct)[codes]  # code -1 (None) picks the last, None
+        else:
+            hashed = _hash_values(np.asarray(column, dtype=object))
+        combined = (combined ^ hashed) * multiplier
+        multiplier += np.uint64(82_520 + 2 * (len(columns) - position))
+    return combined.view("int64")
 
 
-_NULL = "\x00"  # stands for None: after cleaning, no value is the empty string
-_SEPARATOR = "\x1f"
+_NONE_TEXT = "\x00"  # stands for None when hashing: after cleaning, no value is the empty string
 
 
-def _hash_columns(columns: Sequence[Sequence[Any]], length: int) -> np.ndarray:
-    """One SipHash (pandas' fixed key: stable across processes) of each row's fields joined."""
-    if length == 0:
-        return np.zeros(0, dtype="int64")
-    as_text = [
-        [v if v.__class__ is str else (_NULL if v is None else str(v)) for v in column]
-        for column in columns
-    ]
-    joined = np.array(list(map(_SEPARATOR.join, zip(*as_text, strict=True))), dtype=object)
-    return pd.util.hash_array(joined).view("int64")
+def _hash_values(values: np.ndarray) -> np.ndarray:
+    as_text = np.where(_is_none(values), _NONE_TEXT, values)
+    try:
+        return pd.util.hash_array(as_text, categorize=False)
+    except TypeError:  # numbers among the text
+        return pd.util.hash_array(as_text.astype(str).astype(object), categorize=False)
 
 
 class _Problems:
@@ -189,13 +203,24 @@ def _is_none(values: np.ndarray) -> np.ndarray:
     return np.equal(values, None)
 
 
-def _by_distinct(values: Sequence[Any], cleaner: Cleaner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply `cleaner` once per distinct value; return cleaned values, a problem mask and messages."""
+# A column as (codes, distinct values): row i holds distinct[codes[i]]. Hashing a column this
+# way hashes each distinct value once.
+Factorised = tuple[np.ndarray, np.ndarray]
+
+
+def _by_distinct(
+    values: Sequence[Any], cleaner: Cleaner, factorised: dict[str, Factorised], column: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply `cleaner` once per distinct value; return cleaned values, a problem mask and messages.
+
+    The cleaned column is also kept factorised under `column`, for the row hash.
+    """
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     cleaned = [_clean_one(u, cleaner) for u in uniques] + [(None, None)]  # code -1 (None) maps to the last
-    clean_values = np.array([c[0] for c in cleaned], dtype=object)[codes]
+    distinct = np.array([c[0] for c in cleaned], dtype=object)
+    factorised[column] = (codes, distinct)
     messages = np.array([c[1] for c in cleaned], dtype=object)[codes]
-    return clean_values, ~_is_none(messages), messages
+    return distinct[codes], ~_is_none(messages), messages
 
 
 def _clean_one(value: Any, cleaner: Cleaner) -> tuple[Any, str | None]:
@@ -206,16 +231,21 @@ def _clean_one(value: Any, cleaner: Cleaner) -> tuple[Any, str | None]:
     return cleaner(value)
 
 
-def _normalise(source: dict[str, list[Any]], n: int) -> tuple[dict[str, list[Any]], _Problems]:
-    out: dict[str, list[Any]] = {}
+def _normalise(
+    source: dict[str, Sequence[Any]], n: int
+) -> tuple[dict[str, Sequence[Any]], dict[str, Factorised], _Problems]:
+    out: dict[str, Sequence[Any]] = {}
+    factorised: dict[str, Factorised] = {}
     flags = _Problems()
 
     for col in _FREE_TEXT_COLUMNS:
         out[col] = _stripped_text(source[col])
     for col in _UPPER_COLUMNS:
-        out[col], _, _ = _by_distinct(source[col], _upper)
-    out["postcode"], _, _ = _by_distinct(out["postcode"], lambda v: (" ".join(v.split()), None))
-    out["language"], _, _ = _by_distinct(source["language"], lambda v: (str(v), None))
+        out[col], _, _ = _by_distinct(source[col], _upper, factorised, col)
+    out["postcode"], _, _ = _by_distinct(
+        out["postcode"], lambda v: (" ".join(v.split()), None), factorised, "postcode"
+    )
+    out["language"], _, _ = _by_distinct(source["language"], lambda v: (str(v), None), factorised, "language")
 
     code = np.asarray(out["alert_code"], dtype=object)
     flags.add(_is_none(code), "alert_code: missing")
@@ -223,7 +253,7 @@ def _normalise(source: dict[str, list[Any]], n: int) -> tuple[dict[str, list[Any
     flags.add(unknown, lambda i: f"alert_code: unknown code '{code[i]}'")
 
     for col, allowed in ENUMS.items():
-        out[col], bad, messages = _by_distinct(source[col], _enum_cleaner(col, allowed))
+        out[col], bad, messages = _by_distinct(source[col], _enum_cleaner(col, allowed), factorised, col)
         flags.add(bad, messages.__getitem__)
         if col == "subject_type":
             flags.add(_is_none(np.asarray(out[col], dtype=object)) & ~bad, "subject_type: missing")
@@ -232,6 +262,7 @@ def _normalise(source: dict[str, list[Any]], n: int) -> tuple[dict[str, list[Any
     flags.add(missing_status, "status: missing, treated as active")
     for i in np.flatnonzero(missing_status):
         status[i] = "active"
+    del factorised["status"]  # no longer what its codes say
     subject = np.asarray(out["subject_type"], dtype=object)
     flags.add(
         (subject == "person") & _is_none(np.asarray(out["person_ref"], dtype=object)),
@@ -239,12 +270,12 @@ def _normalise(source: dict[str, list[Any]], n: int) -> tuple[dict[str, list[Any
     )
 
     for col in FLAG_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _flag_cleaner(col))
+        out[col], bad, messages = _by_distinct(source[col], _flag_cleaner(col), factorised, col)
         flags.add(bad, messages.__getitem__)
 
     effective_from_bad = None
     for col in DATE_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _date_cleaner(col))
+        out[col], bad, messages = _by_distinct(source[col], _date_cleaner(col), factorised, col)
         flags.add(bad, messages.__getitem__)
         if col == "effective_from":
             effective_from_bad = bad
@@ -253,9 +284,9 @@ def _normalise(source: dict[str, list[Any]], n: int) -> tuple[dict[str, list[Any
     flags.add(np.array(ends_early, dtype=bool), "ends_on is before effective_from")
 
     for col in TIMESTAMP_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _timestamp_cleaner(col))
+        out[col], bad, messages = _by_distinct(source[col], _timestamp_cleaner(col), {}, col)
         flags.add(bad, messages.__getitem__)
-    return out, flags
+    return out, factorised, flags
 
 
 def _upper(value: str) -> tuple[str, None]:

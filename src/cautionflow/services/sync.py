@@ -14,10 +14,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cautionflow.adapters.register import Register
+    from cautionflow.domain.contract import SourceColumns
 
 
 class AlertSource(Protocol):
-    def read(self) -> pd.DataFrame: ...
+    def read(self) -> SourceColumns | pd.DataFrame: ...
 
     def describe(self) -> str: ...
 
