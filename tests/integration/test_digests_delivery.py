@@ -321,6 +321,41 @@ def test_a_crash_between_acceptance_and_the_mark_never_makes_a_second_message(
     assert set(per_message.values()) == {1}  # every disclosure recorded once
 
 
+def test_acceptances_recorded_together_keep_those_before_a_failure(databases, tmp_path, mail_server, monkeypatch):
+    config = deployment(databases, tmp_path, mail_server.port)
+    prepare(databases, config)
+    outbox = Outbox(create_engine(normalise_url(databases.register_url)))
+    try:
+        assert outbox.acquire_delivery_lock()  # the run below only queues
+        run_digests(config, as_of=AS_OF, run_id="queue-only", retry=FAST)
+        claimed = outbox.claim("digest", now=dt.datetime.now(dt.UTC))
+        assert len(claimed) == 3
+        real_mark_sent = Outbox.mark_sent
+
+        def fail_on_second(self, message, *, at):
+            if message.id == claimed[1].id:
+                raise RuntimeError("simulated failure while recording")
+            return real_mark_sent(self, message, at=at)
+
+        monkeypatch.setattr(Outbox, "mark_sent", fail_on_second)
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC))
+        state = {r["id"]: r["status"] for r in outbox_rows(databases)}
+        assert [state[m.id] for m in claimed] == ["sent", "sending", "sending"]
+        assert {x["outbox_id"] for x in disclosures(databases)} == {claimed[0].id}
+
+        monkeypatch.setattr(Outbox, "mark_sent", real_mark_sent)
+        assert outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC)) == 2  # the first is not recorded twice
+        assert outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC)) == 0
+    finally:
+        outbox.release_delivery_lock()
+        outbox.close()
+        outbox.engine.dispose()
+    assert {r["status"] for r in outbox_rows(databases)} == {"sent"}
+    per_message = Counter((x["outbox_id"], x["alert_id"]) for x in disclosures(databases))
+    assert set(per_message.values()) == {1}
+
+
 def test_a_server_that_refuses_connections_leaves_digests_pending_until_it_is_back(databases, tmp_path):
     server = MailServer()  # not started: connections are refused
     config = deployment(databases, tmp_path, server.port)
@@ -524,6 +559,108 @@ def test_the_command_prints_its_summary_last_and_exits_3_when_something_failed(t
     fine = cautionflow("run", "digests", "--config", str(path), "--as-of", "2026-11-23")
     assert fine.returncode == 0, fine.stdout + fine.stderr
     assert json.loads(fine.stdout.strip().splitlines()[-1])["already_sent"] == 2
+
+
+def command_config(tmp_path, port, recipients=RECIPIENTS):
+    """A config file for the command line, beside a SQLite source holding SOURCE."""
+    write_sqlite_source(tmp_path / "housing.db", SOURCE)
+    path = tmp_path / "cautionflow.yaml"
+    path.write_text(yaml.safe_dump({
+        "organisation": "Example Homes", "policy": "dover", "register_url": f"sqlite:///{tmp_path / 'register.db'}",
+        "source": {"url": f"sqlite:///{tmp_path / 'housing.db'}"}, "output_dir": str(tmp_path / "reports"),
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "sender": "Example Homes <alerts@example.org>"},
+        "recipients": recipients,
+    }))
+    return path
+
+
+def resend_failed(capsys, path, *extra):
+    from cautionflow.cli import main
+
+    code = main(["digests", "resend-failed", "--config", str(path), *extra])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_resend_failed_sends_the_latest_refused_digest_once_the_mailbox_is_fixed(tmp_path, mail_server, capsys):
+    from cautionflow.config import load_config
+
+    path = command_config(tmp_path, mail_server.port)
+    config = load_config(path)
+    mail_server.handler.refuse[SOUTHSIDE] = "550 5.1.1 <bookings@southside-gas.example>: Mailbox unavailable"
+    for day in (AS_OF, AS_OF + dt.timedelta(days=1)):  # refused two days running
+        run_sync(config, as_of=day, run_id=f"sync-{day}")
+        run_deadlines(config, as_of=day, run_id=f"deadlines-{day}")
+        assert run_digests(config, as_of=day, run_id=f"digests-{day}", retry=FAST)["failed"] == 1
+
+    code, still = resend_failed(capsys, path)  # not fixed yet: tried once more, refused again
+    assert code == 3
+    assert (still["requeued"], still["retired"], still["sent"], still["failed"]) == (1, 1, 0, 1)
+    assert still["failures"][0]["error"].startswith("550 5.1.1")
+    assert still["retired_messages"][0]["as_of"] == "2026-11-23"  # the day after's digest replaces it
+
+    mail_server.handler.refuse.clear()  # the contractor's mailbox is back
+    code, preview = resend_failed(capsys, path, "--dry-run")
+    assert code == 0 and (preview["requeued"], preview["sent"]) == (1, 0)
+    assert mail_server.handler.messages_for(SOUTHSIDE) == []
+    code, fixed = resend_failed(capsys, path, "--since", "2026-11-24")
+
+    assert code == 0, fixed
+    assert (fixed["requeued"], fixed["retired"], fixed["sent"], fixed["failed"], fixed["pending"]) == (1, 0, 1, 0, 0)
+    [message] = mail_server.handler.messages_for(SOUTHSIDE)  # one digest, the latest, exactly once
+    assert message["X-Cautionflow-As-Of"] == "2026-11-24"
+    plain = text_of(message.get_body(("plain",)))
+    assert "5 Mill Lane" in plain and "9 Quay Street" in plain and "Larkspur" not in plain
+    assert not any(secret in plain for secret in ("NOTE-SECRET", *NAMES))
+    told = {(x["recipient_email"], x["disclosed_on"]) for x in disclosures_at(tmp_path)}
+    assert (SOUTHSIDE, dt.date(2026, 11, 24)) in told and (SOUTHSIDE, dt.date(2026, 11, 23)) not in told
+
+    code, again = resend_failed(capsys, path)
+    assert code == 0 and (again["requeued"], again["retired"], again["sent"]) == (0, 0, 0)
+    rerun = run_digests(config, as_of=AS_OF + dt.timedelta(days=1), run_id="rerun", retry=FAST)
+    assert (rerun["sent"], rerun["already_sent"], rerun["failed"], rerun["complete"]) == (0, 3, 0, True)
+    assert len(mail_server.handler.messages_for(SOUTHSIDE)) == 1
+
+
+def test_resend_failed_never_sends_to_an_address_corrected_in_the_config(tmp_path, mail_server, capsys):
+    from cautionflow.config import load_config
+
+    path = command_config(tmp_path, mail_server.port)
+    config = load_config(path)
+    run_sync(config, as_of=AS_OF, run_id="sync")
+    run_deadlines(config, as_of=AS_OF, run_id="deadlines")
+    mail_server.handler.refuse[SOUTHSIDE] = "550 5.1.1 Mailbox unavailable"
+    assert run_digests(config, as_of=AS_OF, run_id="refused", retry=FAST)["failed"] == 1
+    mail_server.handler.refuse.clear()
+    corrected = "gas-jobs@southside-gas.example"
+    recipients = [{**r, "email": corrected} if r["email"] == SOUTHSIDE else r for r in RECIPIENTS]
+    path = command_config(tmp_path, mail_server.port, recipients)
+
+    code, summary = resend_failed(capsys, path)
+
+    assert code == 0, summary
+    assert (summary["requeued"], summary["retired"], summary["sent"]) == (0, 1, 0)
+    assert "no longer a digest recipient" in summary["retired_messages"][0]["reason"]
+    assert mail_server.handler.messages_for(SOUTHSIDE) == []
+    assert {r["recipient_email"]: r["status"] for r in outbox_rows_at(tmp_path)}[SOUTHSIDE] == "superseded"
+    after = run_digests(load_config(path), as_of=AS_OF, run_id="corrected", retry=FAST)
+    assert (after["queued"], after["sent"], after["already_sent"], after["failed"]) == (1, 1, 2, 0)
+    assert_exactly_once(mail_server, {ACME, NIGHT_DESK, corrected})
+
+
+def disclosures_at(tmp_path) -> list[dict]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'register.db'}")
+    with engine.connect() as conn:
+        rows = [r._asdict() for r in conn.execute(select(schema.disclosures))]
+    engine.dispose()
+    return rows
+
+
+def outbox_rows_at(tmp_path) -> list[dict]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'register.db'}")
+    with engine.connect() as conn:
+        rows = [r._asdict() for r in conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))]
+    engine.dispose()
+    return rows
 
 
 # --- Airflow --------------------------------------------------------------------------------------

@@ -213,6 +213,17 @@ def test_csv_keeps_spreadsheet_formulas_as_text():
     assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and text.endswith("\r\n")
 
 
+def test_csv_lines_shared_between_digests_give_the_same_csv():
+    alerts = [alert(alert_id=f"A{n}", address=f"{n} Mill Lane", area=("NORTH", "EAST")[n % 2]) for n in range(6)]
+    alerts.append(alert(alert_id="F1", address="=cmd|' /C calc'!A0", area="NORTH"))
+    lines: dict = {}
+    for recipient in (ACME, NIGHT_DESK, ACME):
+        rows = d.digest_rows(recipient, alerts)
+        columns = d.columns_for(recipient.role)
+        assert d.digest_csv(columns, rows, lines) == d.digest_csv(columns, rows)
+    assert len(lines) == 7 + 7  # each row once per role
+
+
 # --- the message ----------------------------------------------------------------------------------
 
 

@@ -24,7 +24,6 @@ import inspect
 import logging
 import os
 import random
-import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SMTP_LINE_LIMIT = 998  # RFC 5321 4.5.3.1.6, without the CRLF
+HEADER_LINE_LENGTH = 78  # RFC 5322 2.1.1: longer header lines are folded (email.header's default)
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -137,6 +137,8 @@ def _one_line(value: str) -> str:
 
 def _header(name: str, value: str) -> str:
     value = _one_line(value)
+    if value.isascii() and len(name) + 2 + len(value) <= HEADER_LINE_LENGTH:
+        return f"{name}: {value}"  # what Header() gives for a short ASCII value, without its cost
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
     return f"{name}: {encoded}"
@@ -167,7 +169,7 @@ def _part(content_type: str, text: str, extra: Sequence[str] = ()) -> tuple[list
 
 def _multipart(subtype: str, parts: Sequence[tuple[list[str], str]]) -> tuple[list[str], str]:
     while True:
-        boundary = f"=_cf_{secrets.token_hex(12)}"
+        boundary = f"=_cf_{random.getrandbits(96):024x}"  # only has to be absent from the parts (checked)
         if not any(boundary in body for _, body in parts):
             break
     chunks = []

@@ -7,13 +7,16 @@ the same transaction) or `failed` (permanently refused, with the server's reply)
 recipient makes an older `pending` one `superseded`: it was never sent and is out of date.
 
 Every state change is its own short transaction on one held connection, so the server's
-acceptance is recorded before anything else can fail. A run that dies between the server's
+acceptance is recorded before anything else can fail; `mark_sent_many` records the acceptances
+several connections received meanwhile in one transaction (a group commit), each connection
+waiting for it before sending again. A run that dies between the server's
 acceptance and the mark leaves the message `sending`; the next run sends it again with the SAME
 Message-ID, which receiving systems use to drop the duplicate, and the message is recorded once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -34,6 +37,7 @@ OUTSTANDING = ("pending", "sending")
 SUPERSEDING_KINDS = frozenset({"digest", "reminder"})
 _CHUNK = 500
 _DELIVERY_LOCK = 7_2026_1124  # one delivery run at a time on PostgreSQL
+_WAL_CHECKPOINT_PAGES = 16_000
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,18 @@ class Disclosure:
 
 
 @dataclass(frozen=True)
+class FailedMessage:
+    id: int
+    message_id: str
+    recipient_name: str
+    recipient_email: str
+    recipient_role: str
+    as_of: dt.date
+    last_error: str | None
+    replaced: bool  # a later message of the same kind to the same recipient was sent or is queued
+
+
+@dataclass(frozen=True)
 class MessageState:
     idempotency_key: str
     message_id: str
@@ -121,6 +137,7 @@ class Outbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn: Connection | None = None
+        self._batch: Connection | None = None  # the open transaction of `batch()`, if any
         self._locked = False
         self._lock_file: Any = None
 
@@ -129,6 +146,12 @@ class Outbox:
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._conn = self.engine.connect()
+            if self._conn.dialect.name == "sqlite":
+                # Marking a message sent rewrites its row (the message text with it): checkpoint
+                # the write-ahead log every 64 MB rather than every 4 MB during a delivery run.
+                # SQLite checkpoints it anyway when the last connection closes.
+                self._conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
+                self._conn.commit()
         return self._conn
 
     @contextmanager
@@ -138,11 +161,28 @@ class Outbox:
         from cautionflow.adapters.register import RegisterError
 
         try:
+            if self._batch is not None:  # inside batch(): its transaction commits
+                yield self._batch
+                return
             conn = self._connection()
             with conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
             raise RegisterError(f"register {safe_url(str(self.engine.url))}: {describe_error(exc)}") from None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every change made inside it (committed at the end, or rolled back
+        entirely on an error): a group commit instead of one commit per state change."""
+        if self._batch is not None:
+            yield
+            return
+        with self._transaction() as conn:
+            self._batch = conn
+            try:
+                yield
+            finally:
+                self._batch = None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -403,6 +443,25 @@ class Outbox:
             )
         return True
 
+    def mark_sent_many(self, messages: Sequence[OutboxMessage], *, at: dt.datetime) -> int:
+        """`mark_sent` for messages the server accepted meanwhile, committed together; returns how
+        many were newly recorded. If recording one fails, the group is rolled back, those before
+        it are recorded one by one, and the error is raised: nothing accepted is left unrecorded
+        that could be recorded."""
+        done: list[OutboxMessage] = []
+        recorded = 0
+        try:
+            with self.batch():
+                for message in messages:
+                    recorded += bool(self.mark_sent(message, at=at))
+                    done.append(message)
+        except Exception:
+            with contextlib.suppress(Exception):
+                for message in done:
+                    self.mark_sent(message, at=at)
+            raise
+        return recorded
+
     def mark_pending(self, message_id: str, error: str, *, now: dt.datetime) -> None:
         self._set_status(message_id, "pending", error, now)
 
@@ -418,6 +477,52 @@ class Outbox:
             )
 
     # -- operations ------------------------------------------------------------------------------
+
+    def failed(self, kind: str, *, since: dt.date | None = None) -> list[FailedMessage]:
+        """Messages of this kind the server refused for good, oldest first (as-of `since` or later),
+        each with whether a later message of the kind to the same recipient was sent or is queued."""
+        from sqlalchemy import and_, exists, select
+
+        t = schema.outbox
+        later = t.alias("later")
+        replaced = exists().where(
+            and_(
+                later.c.kind == t.c.kind, later.c.recipient_name == t.c.recipient_name,
+                later.c.recipient_email == t.c.recipient_email, later.c.id > t.c.id,
+                later.c.status.in_(("sent", *OUTSTANDING)),
+            )
+        )
+        query = select(
+            t.c.id, t.c.message_id, t.c.recipient_name, t.c.recipient_email, t.c.recipient_role, t.c.as_of,
+            t.c.last_error, replaced.label("replaced"),
+        ).where(t.c.kind == kind, t.c.status == "failed")
+        if since is not None:
+            query = query.where(t.c.as_of >= since)
+        with self._transaction() as conn:
+            rows = conn.execute(query.order_by(t.c.id)).all()
+        return [FailedMessage(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], bool(r[7])) for r in rows]
+
+    def requeue_failed(self, ids: Collection[int], *, now: dt.datetime) -> int:
+        """Failed messages queued again (`pending`: the next delivery sends them, with the same
+        Message-ID); only messages still `failed` change. Returns how many did."""
+        return self._change_failed(ids, "pending", now)
+
+    def retire_failed(self, ids: Collection[int], *, now: dt.datetime) -> int:
+        """Failed messages that will not be sent (a later message replaces them, or the address was
+        replaced): `superseded`, keeping the server's reply. Returns how many changed."""
+        return self._change_failed(ids, "superseded", now)
+
+    def _change_failed(self, ids: Collection[int], status: str, now: dt.datetime) -> int:
+        from sqlalchemy import update
+
+        t = schema.outbox
+        changed = 0
+        with self._transaction() as conn:
+            for chunk in _chunks(sorted(ids)):
+                changed += conn.execute(
+                    update(t).where(t.c.id.in_(chunk), t.c.status == "failed").values(status=status, updated_at=now)
+                ).rowcount
+        return changed
 
     def outstanding(self, kind: str) -> list[MessageState]:
         """Messages not yet accepted (pending, or left sending by a run that died)."""

@@ -241,11 +241,27 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def digest_csv(columns: Sequence[Column], rows: Sequence[DigestRow]) -> str:
-    """The current list as CSV (CRLF lines): the attachment, the same rows as the table."""
+def digest_csv(
+    columns: Sequence[Column], rows: Sequence[DigestRow], lines: dict[DigestRow, str] | None = None
+) -> str:
+    """The current list as CSV (CRLF lines): the attachment, the same rows as the table.
+
+    `lines`, shared between digests composed together, keeps each row's CSV line, so a flag that
+    is in many recipients' digests is formatted once."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.label for c in columns])
+    if lines is None:
+        for row in rows:
+            writer.writerow([_csv_safe(cell) for cell in row.cells])
+        return out.getvalue()
+    parts = [out.getvalue()]
     for row in rows:
-        writer.writerow([_csv_safe(cell) for cell in row.cells])
-    return out.getvalue()
+        line = lines.get(row)
+        if line is None:
+            out.seek(0)
+            out.truncate()
+            writer.writerow([_csv_safe(cell) for cell in row.cells])
+            line = lines[row] = out.getvalue()
+        parts.append(line)
+    return "".join(parts)

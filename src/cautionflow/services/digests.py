@@ -12,7 +12,9 @@
 
 All database work runs on one thread of its own (the outbox's connection lives there), rendering
 on another, and the network in the event loop; an acceptance is recorded before the connection
-that carried it sends anything else.
+that carried it sends anything else. Acceptances that arrive while one is being committed are
+committed together in the next transaction (a group commit), and a flag that is in many
+recipients' digests is turned into a template row and a CSV line once (`RowCache`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import fetch_all, stored_date
@@ -185,10 +188,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "cautionflow"
 
 
-def _template_rows(columns: Sequence[d.Column], rows: Sequence[d.DigestRow]) -> list[dict[str, Any]]:
+class RowCache:
+    """What digests composed in one run share: a flag in many recipients' digests is turned into
+    a template row and a CSV line once. Template rows are read-only mappings, so one template's
+    rendering cannot change what the next recipient's shows."""
+
+    def __init__(self) -> None:
+        self.template_rows: dict[tuple[tuple[str, ...], d.DigestRow], Mapping[str, Any]] = {}
+        self.csv_lines: dict[d.DigestRow, str] = {}
+
+
+def _template_rows(
+    columns: Sequence[d.Column], rows: Sequence[d.DigestRow], cache: RowCache | None = None
+) -> list[Mapping[str, Any]]:
     """Rows for the templates: `row["cells"]` in column order, and each column's text by its key."""
-    keys = [c.key for c in columns]
-    return [{"cells": row.cells, **dict(zip(keys, row.cells, strict=True))} for row in rows]
+    keys = tuple(c.key for c in columns)
+    known = cache.template_rows if cache is not None else {}
+    found = []
+    for row in rows:
+        entry = known.get((keys, row))
+        if entry is None:
+            entry = MappingProxyType({"cells": row.cells, **dict(zip(keys, row.cells, strict=True))})
+            known[(keys, row)] = entry
+        found.append(entry)
+    return found
 
 
 def render_digest(
@@ -202,6 +225,7 @@ def render_digest(
     sender: str,
     message_id: str,
     now: dt.datetime,
+    cache: RowCache | None = None,
 ) -> tuple[str, str]:
     """(subject, complete MIME message) for one recipient's digest."""
     columns = d.columns_for(recipient.role)
@@ -210,13 +234,14 @@ def render_digest(
     values = {
         "organisation": organisation, "recipient_name": recipient.name, "role": recipient.role,
         "areas": list(recipient.areas), "as_of": as_of, "count": len(rows), "subject": subject,
-        "columns": columns, "rows": _template_rows(columns, rows), "attachment_name": attachment_name,
+        "columns": columns, "rows": _template_rows(columns, rows, cache), "attachment_name": attachment_name,
         "changes": {
             "first": changes.first, "previous_as_of": changes.previous_as_of,
-            "added": _template_rows(columns, changes.added), "lifted": _template_rows(columns, changes.lifted),
+            "added": _template_rows(columns, changes.added, cache),
+            "lifted": _template_rows(columns, changes.lifted, cache),
         },
     }
-    csv_text = d.digest_csv(columns, rows)
+    csv_text = d.digest_csv(columns, rows, cache.csv_lines if cache is not None else None)
     if not csv_text.isascii():
         csv_text = "\ufeff" + csv_text  # so spreadsheet programs read the UTF-8 right
     message = build_message(
@@ -237,13 +262,14 @@ def compose(
     sender: str,
     sender_domain: str,
     now: dt.datetime,
+    cache: RowCache | None = None,
 ) -> list[QueuedMessage]:
     messages = []
     for p in planned:
         message_id = d.message_id(d.KIND, p.key, as_of, sender_domain)
         subject, message = render_digest(
             render, organisation=organisation, recipient=p.recipient, as_of=as_of, rows=p.rows, changes=p.changes,
-            sender=sender, message_id=message_id, now=now,
+            sender=sender, message_id=message_id, now=now, cache=cache,
         )
         messages.append(
             QueuedMessage(
@@ -263,9 +289,54 @@ def _outgoing(message: OutboxMessage) -> OutgoingMessage:
     return OutgoingMessage(message.message_id, (message.recipient_email,), message.message.encode("utf-8"))
 
 
-def _recorders(db: _Worker, outbox: Outbox, by_id: dict[str, OutboxMessage], clock: Callable[[], dt.datetime]):
+class _GroupCommit:
+    """Acceptances recorded in groups. A connection's worker waits until its acceptance is
+    committed (so it is recorded before that connection sends anything else), but the
+    acceptances that arrive while one commit is running go together in the next one: one commit
+    per round of the connections instead of one per message."""
+
+    def __init__(self, db: _Worker, outbox: Outbox, clock: Callable[[], dt.datetime]) -> None:
+        self.db, self.outbox, self.clock = db, outbox, clock
+        self.waiting: list[tuple[OutboxMessage, asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def record(self, message: OutboxMessage) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((message, done))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self.waiting:
+            group, self.waiting = self.waiting, []
+            try:
+                await self.db.run(self.outbox.mark_sent_many, [m for m, _ in group], at=self.clock())
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting worker
+                for _, done in group:
+                    if done.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        done.cancel()
+                    else:
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, done in group:
+                if not done.done():
+                    done.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait for a commit still running (a run that stops early), whatever its outcome."""
+        if self.flusher is not None:
+            await asyncio.gather(self.flusher, return_exceptions=True)
+
+
+def _recorders(db: _Worker, outbox: Outbox, by_id: dict[str, OutboxMessage], clock: Callable[[], dt.datetime],
+               group: _GroupCommit):
     async def on_accepted(message_id: str) -> None:
-        await db.run(outbox.mark_sent, by_id[message_id], at=clock())
+        await group.record(by_id[message_id])
 
     async def on_failed(failure: DeliveryFailure) -> None:
         mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
@@ -289,6 +360,7 @@ async def send_digests(
     due = d.due_recipients(recipients, as_of)
     outbox = Outbox(register.engine)
     db, renderer = _Worker("cautionflow-db"), _Worker("cautionflow-render")
+    group = _GroupCommit(db, outbox, clock)  # acceptances, committed together
     by_id: dict[str, OutboxMessage] = {}
     report: DeliveryReport | None = None
     queued = 0
@@ -299,6 +371,7 @@ async def send_digests(
             await db.run(outbox.revive, plan.revive, now=clock())
         sending = settings is not None and await db.run(outbox.acquire_delivery_lock)
         queue = MessageQueue()
+        cache = RowCache()
 
         async def produce() -> None:
             nonlocal queued
@@ -308,6 +381,7 @@ async def send_digests(
                         compose, plan.todo[start : start + CHUNK], render=render, organisation=organisation,
                         as_of=as_of, sender=settings.sender if settings else "",
                         sender_domain=settings.sender_domain if settings else "localhost", now=clock(),
+                        cache=cache,
                     )
                     fresh = await db.run(outbox.enqueue, messages, run_id=run_id, now=clock(), claim=sending)
                     queued += len(fresh)
@@ -325,7 +399,7 @@ async def send_digests(
         if sending:
             assert settings is not None
             report = await _together(
-                produce(), deliver(settings, queue, retry=retry, **_recorders(db, outbox, by_id, clock))
+                produce(), deliver(settings, queue, retry=retry, **_recorders(db, outbox, by_id, clock, group))
             )
             delivery = "done" if report.accepted or report.failures else "nothing to send"
         else:
@@ -334,6 +408,7 @@ async def send_digests(
         states = await db.run(outbox.states, plan.keys.values())
         outstanding = await db.run(outbox.outstanding, d.KIND)
     finally:
+        await group.drain()
         with contextlib.suppress(Exception):
             await db.run(outbox.release_delivery_lock)
         await db.run(outbox.close)
@@ -385,4 +460,108 @@ def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstandin
         "digests as of %s: %d due, %d queued, %d sent, %d already sent, %d failed, %d pending",
         as_of, summary.recipients, queued, summary.sent, summary.already_sent, summary.failed, summary.pending,
     )
+    return summary
+
+
+# --- failed digests, again ------------------------------------------------------------------------
+
+REPLACED = "a later digest to this recipient was sent or is queued: it replaces this one"
+ADDRESS_GONE = "this name and address are no longer a digest recipient in the config: the next digest goes to the address there"
+
+
+@dataclass(frozen=True)
+class ResendSummary:
+    step: str
+    since: str | None
+    requeued: int  # failed digests queued again, to be sent to the same address with the same Message-ID
+    retired: int  # failed digests that will not be sent: marked superseded (see `retired_messages`)
+    sent: int  # digests accepted by the server in this run (the re-queued and any others outstanding)
+    failed: int  # re-queued digests the server refused again
+    pending: int  # digests still to go: temporary failures, or another run is delivering
+    delivery: str
+    complete: bool
+    requeued_messages: list[dict[str, str]] = field(default_factory=list)
+    retired_messages: list[dict[str, str]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    waiting: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _failed_entry(m: Any, **extra: str) -> dict[str, str]:
+    return {"recipient": m.recipient_name, "email": m.recipient_email, "as_of": m.as_of.isoformat(),
+            "error": m.last_error or "", **extra}
+
+
+async def resend_failed(
+    register: Register,
+    settings: SmtpSettings | None,
+    recipients: Sequence[Recipient],
+    *,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+    retry: RetryPolicy | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> ResendSummary:
+    """Digests the server refused for good (5xx), queued again once the operator fixed the cause
+    (the mailbox exists now, the server accepts the address), then sent.
+
+    Only each recipient's latest digest is resent, and only while that name and address are still
+    a digest recipient in the config and no later digest to them was sent or queued; the others
+    are marked superseded (a changed address gets its next digest at the new address, composed by
+    the next `run digests`). A refused message was never accepted, so resending it cannot make a
+    second copy; it keeps its Message-ID. With `dry_run`, nothing changes and nothing is sent."""
+    from cautionflow.services.outbox_delivery import deliver_outstanding
+
+    outbox = Outbox(register.engine)
+    try:
+        register.migrate()
+        current = {(r.name, r.email.strip().lower()) for r in recipients if r.role in d.DIGEST_ROLES}
+        found = outbox.failed(d.KIND, since=since)
+        latest = {(m.recipient_name, m.recipient_email.strip().lower()): m.id for m in found}  # oldest first
+        requeue, retire = [], []
+        for m in found:
+            who = (m.recipient_name, m.recipient_email.strip().lower())
+            if who not in current:
+                retire.append(_failed_entry(m, reason=ADDRESS_GONE) | {"id": m.id})
+            elif m.replaced or latest[who] != m.id:
+                retire.append(_failed_entry(m, reason=REPLACED) | {"id": m.id})
+            else:
+                requeue.append(_failed_entry(m) | {"id": m.id, "message_id": m.message_id})
+        report = None
+        if dry_run:
+            delivery = "dry run: nothing changed"
+        else:
+            outbox.retire_failed([x["id"] for x in retire], now=clock())
+            outbox.requeue_failed([x["id"] for x in requeue], now=clock())
+            if settings is None:
+                delivery = "no smtp settings"
+            else:
+                report = await deliver_outstanding(outbox, settings, d.KIND, retry=retry)
+                delivery = "skipped: another run is delivering" if report is None else "done"
+        outstanding = outbox.outstanding(d.KIND)
+    finally:
+        outbox.close()
+    requeued_ids = {x["message_id"]: x for x in requeue}
+    failures = [
+        {**{k: v for k, v in requeued_ids[f.message_id].items() if k in ("recipient", "email", "as_of")},
+         "error": f.reply}
+        for f in (report.permanent if report else ()) if f.message_id in requeued_ids
+    ]
+    waiting = [
+        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
+         "status": s.status, "error": s.last_error or ""}
+        for s in outstanding
+    ]
+    for entry in (*requeue, *retire):
+        entry.pop("id", None)
+    summary = ResendSummary(
+        step="resend-failed", since=since.isoformat() if since else None, requeued=len(requeue),
+        retired=len(retire), sent=len(report.accepted) if report else 0, failed=len(failures),
+        pending=len(outstanding), delivery=delivery, complete=not failures and not outstanding,
+        requeued_messages=requeue, retired_messages=retire, failures=failures, waiting=waiting,
+    )
+    log.info("failed digests: %d queued again, %d retired, %d sent, %d failed again, %d pending",
+             summary.requeued, summary.retired, summary.sent, summary.failed, summary.pending)
     return summary

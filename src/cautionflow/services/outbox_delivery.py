@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cautionflow.adapters.mail import OutgoingMessage, deliver
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.mail import DeliveryFailure, RetryPolicy, SmtpSettings
+    from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
     from cautionflow.adapters.outbox import Outbox
 
 
@@ -25,8 +25,16 @@ async def send_outstanding(outbox: Outbox, settings: SmtpSettings, kind: str, *,
 
     Acceptance is recorded (with the disclosures) before the next message goes; temporary failures
     stay pending for the next run, permanent ones are marked failed with the server's reply."""
+    report = await deliver_outstanding(outbox, settings, kind, retry=retry)
+    return len(report.accepted) if report is not None else 0
+
+
+async def deliver_outstanding(
+    outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None
+) -> DeliveryReport | None:
+    """As `send_outstanding`, with the whole report; None when another run is delivering."""
     if not outbox.acquire_delivery_lock():
-        return 0
+        return None
     try:
         claimed = {m.message_id: m for m in outbox.claim(kind, now=utc_now())}
 
@@ -37,11 +45,10 @@ async def send_outstanding(outbox: Outbox, settings: SmtpSettings, kind: str, *,
             mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
             mark(failure.message_id, failure.reply, now=utc_now())
 
-        report = await deliver(
+        return await deliver(
             settings,
             [OutgoingMessage(m.message_id, (m.recipient_email,), m.message.encode("utf-8")) for m in claimed.values()],
             on_accepted=on_accepted, on_failed=on_failed, retry=retry,
         )
-        return len(report.accepted)
     finally:
         outbox.release_delivery_lock()

@@ -1,0 +1,58 @@
+"""`cautionflow digests resend-failed --config FILE [--since DATE] [--dry-run]`: operations' side of
+the digests' outbox.
+
+A digest the mail server refused for good (a 5xx reply, e.g. `550 Mailbox unavailable`) is marked
+`failed` and never retried by the daily run. Once the cause is fixed (the contractor's mailbox
+exists again, the server accepts the address), this command queues each such recipient's latest
+failed digest again and sends it, with its original Message-ID. A failed digest that a later one
+replaces, or whose name and address are no longer a digest recipient in the config (the address
+was corrected there: the next `run digests` composes for the new address), is marked
+`superseded` instead. Prints a JSON summary last; exit code 3 when something failed again or is
+still pending, as `run digests`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cautionflow.cli import CommandError
+from cautionflow.commands.run import parse_date
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("digests", help="operations on the digests' outbox")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    resend = actions.add_parser(
+        "resend-failed", help="queue again and send the digests the mail server refused, once the cause is fixed"
+    )
+    resend.add_argument("--config", required=True, help="the deployment's YAML file")
+    resend.add_argument("--since", type=parse_date, default=None,
+                        help="only digests as of this date (YYYY-MM-DD) or later (default: all)")
+    resend.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")
+    resend.set_defaults(handler=handle_resend_failed)
+
+
+def handle_resend_failed(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import load_config
+    from cautionflow.services.digests import resend_failed
+    from cautionflow.steps import smtp_settings, step_errors
+
+    try:
+        config = load_config(args.config)
+        settings = smtp_settings(config, "failed digests", not args.dry_run, None, None)
+        register = Register(config.register_url)
+        try:
+            summary = asyncio.run(
+                resend_failed(register, settings, config.recipients, since=args.since, dry_run=args.dry_run)
+            )
+        finally:
+            register.dispose()
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(summary.as_dict(), sort_keys=True, default=str))
+    return 0 if summary.complete or args.dry_run else 3
