@@ -183,8 +183,15 @@ class RegisterTransaction:
         secondary = [*alerts.indexes, *alert_history.indexes]
         for index in secondary:
             index.drop(self.conn)
+        primary_key = None
         if self.conn.dialect.name == "postgresql":
             self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
+            # The primary key too: validation has already made the ids unique (duplicates are quarantined).
+            _, found = fetch_all(
+                self.conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = 'p'"
+            )
+            primary_key = found[0][0]
+            self.conn.exec_driver_sql(f'ALTER TABLE alerts DROP CONSTRAINT "{primary_key}"')
         from_batch = ALERT_COLUMNS[: -len(_RUN_STAMP_COLUMNS)]
         stamp = (run_id, day, run_id, day)
         rows = (values + stamp for values in _records(inserts, from_batch))
@@ -194,6 +201,8 @@ class RegisterTransaction:
             "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
             [(run_id, as_of)],
         )
+        if primary_key is not None:
+            self.conn.exec_driver_sql(f'ALTER TABLE alerts ADD CONSTRAINT "{primary_key}" PRIMARY KEY (alert_id)')
         for index in secondary:
             index.create(self.conn)
 
