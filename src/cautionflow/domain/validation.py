@@ -240,11 +240,9 @@ def _normalise(
 
     for col in _FREE_TEXT_COLUMNS:
         out[col] = _stripped_text(source[col])
-    for col in _UPPER_COLUMNS:
+    for col in ("alert_code", "area"):
         out[col], _, _ = _by_distinct(source[col], _upper, factorised, col)
-    out["postcode"], _, _ = _by_distinct(
-        out["postcode"], lambda v: (" ".join(v.split()), None), factorised, "postcode"
-    )
+    out["postcode"], _, _ = _by_distinct(source["postcode"], _postcode, factorised, "postcode")
     out["language"], _, _ = _by_distinct(source["language"], lambda v: (str(v), None), factorised, "language")
 
     code = np.asarray(out["alert_code"], dtype=object)
@@ -287,6 +285,10 @@ def _normalise(
         out[col], bad, messages = _by_distinct(source[col], _timestamp_cleaner(col), {}, col)
         flags.add(bad, messages.__getitem__)
     return out, factorised, flags
+
+
+def _postcode(value: Any) -> tuple[str, None]:
+    return " ".join(str(value).upper().split()), None
 
 
 def _upper(value: str) -> tuple[str, None]:
