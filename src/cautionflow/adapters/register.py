@@ -199,7 +199,7 @@ class RegisterTransaction:
         execute_many(
             self.conn,
             "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
-            [(run_id, as_of)],
+            [(run_id, day)],
         )
         if primary_key is not None:
             self.conn.exec_driver_sql(f'ALTER TABLE alerts ADD CONSTRAINT "{primary_key}" PRIMARY KEY (alert_id)')
