@@ -1,12 +1,15 @@
 """Benchmark: queue and render 10,000 resident letters (HTML and an A4 PDF each).
 
-    python -m bench.letters [--letters 10000] [--keep]
+    python -m bench.letters [--letters 10000] [--unicode-every 50] [--keep]
 
 A synthetic housing database (SQLite, in a temporary folder) holds alerts that each owe one letter
 today, spread over the five kinds (alert added, review kept or removed, appeal upheld or
-dismissed), one in ten large print. The sync and deadlines steps run first (not timed). Then:
+dismissed), one in ten large print, and one in 50 (`--unicode-every`) for a resident whose name
+has letters beyond Latin-1 (Łukasiewicz), whose PDF embeds DejaVu Sans. The sync and deadlines
+steps run first (not timed). Then:
 
-* **html** and **pdf**: each format on its own, over a sample, in letters per second;
+* **html** and **pdf**: each format on its own, over a sample, in letters per second; the PDFs
+  with the core font and those embedding the Unicode font separately;
 * **queue**: the `letters` step end to end: read the register and deadlines, decide what is owed,
   render HTML and PDF, write the PDF files and queue every letter in one insert. Goal: under two
   minutes for 10,000 letters on the 2-core development machine;
@@ -25,12 +28,13 @@ from pathlib import Path
 
 AS_OF = dt.date(2026, 11, 23)
 NAMES = ("Alex Example", "Sam Sample", "Eve Example", "Jo Testing", "Zoë Placeholder", "Rhys Dummy", "Nia Demo")
+UNICODE_NAMES = ("Zoë Ó Briain-Łukasiewicz", "Ŵyn Ap Siôn", "Łucja Żółć")
 STREETS = ("Larkspur Close", "Mill Lane", "Quay Street", "Orchard Way", "Station Road", "Beech Grove")
 CODES = ("VIP", "DOG", "CM", "NLF", "NLM", "NFV", "NMV", "WPN", "SPOC")
 GOAL_SECONDS = 120.0
 
 
-def source_rows(count: int) -> list[dict]:
+def source_rows(count: int, unicode_every: int = 50) -> list[dict]:
     from cautionflow.domain.contract import SOURCE_COLUMNS
 
     rows = []
@@ -38,7 +42,8 @@ def source_rows(count: int) -> list[dict]:
         row = {c: None for c in SOURCE_COLUMNS}
         row.update(
             alert_id=f"CX-{i:07d}", alert_code=CODES[i % len(CODES)], subject_type="person", person_ref=f"P{i:07d}",
-            person_name=NAMES[i % len(NAMES)], tenancy_ref=f"T{i:07d}", asset_ref=f"H{i:07d}",
+            person_name=UNICODE_NAMES[i % len(UNICODE_NAMES)] if unicode_every and i % unicode_every == 7
+            else NAMES[i % len(NAMES)], tenancy_ref=f"T{i:07d}", asset_ref=f"H{i:07d}",
             address=f"{i % 200 + 1} {STREETS[i % len(STREETS)]}, Eastwick", postcode=f"EW{i % 9 + 1} {i % 9}AB",
             area="NORTH", status="active", notify_resident=1, source="staff", preferred_channel="post",
             language="en", large_print=int(i % 10 == 0), updated_at="2026-11-01T09:00:00",
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--letters", type=int, default=10_000)
     parser.add_argument("--sample", type=int, default=2_000, help="letters timed per format on its own")
+    parser.add_argument("--unicode-every", type=int, default=50,
+                        help="one letter in N names a resident beyond Latin-1 (0: none)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = parser.parse_args(argv)
 
@@ -86,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     from cautionflow.adapters.templates import renderer
     from cautionflow.config import parse_config
     from cautionflow.domain.letters import owed_letters
-    from cautionflow.services.letters import letter_alerts, letter_pdf, queue_letters, render_html
+    from cautionflow.services.letters import (
+        letter_alerts,
+        letter_pdf,
+        needs_unicode,
+        queue_letters,
+        render_html,
+    )
     from cautionflow.steps import policy_profile, run_deadlines, run_sync
 
     folder = Path(tempfile.mkdtemp(prefix="cautionflow-bench-letters-"))
-    write_source(folder / "housing.db", source_rows(args.letters))
+    write_source(folder / "housing.db", source_rows(args.letters, args.unicode_every))
     config = parse_config({
         "organisation": "Example Homes", "policy": "teign", "register_url": f"sqlite:///{folder / 'register.db'}",
         "source": {"url": f"sqlite:///{folder / 'housing.db'}"}, "output_dir": str(folder / "reports"),
@@ -110,11 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         bodies = [render_html(render, x, organisation=config.organisation, reply_email=None)[1] for x in sample]
         html_rate = len(sample) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        sizes = [len(letter_pdf(x, b, organisation=config.organisation)) for x, b in zip(sample, bodies, strict=True)]
-        pdf_rate = len(sample) / (time.perf_counter() - started)
         print(f"html: {html_rate:,.0f} letters/s (HTML and the PDF's body, {len(sample):,} letters)")
-        print(f"pdf:  {pdf_rate:,.0f} letters/s (A4, core font, {sum(sizes) / len(sizes) / 1024:.1f} KiB each)")
+        for label, wide in (("core font", False), ("DejaVu Sans embedded", True)):
+            chosen = [(x, b) for x, b in zip(sample, bodies, strict=True)
+                      if needs_unicode(x.person_name, *x.address_lines) is wide]
+            if not chosen:
+                continue
+            started = time.perf_counter()
+            sizes = [len(letter_pdf(x, b, organisation=config.organisation)) for x, b in chosen]
+            rate = len(chosen) / (time.perf_counter() - started)
+            print(f"pdf:  {rate:,.0f} letters/s (A4, {label}, {len(chosen):,} letters, "
+                  f"{sum(sizes) / len(sizes) / 1024:.1f} KiB each)")
 
         started = time.perf_counter()
         summary = queue_letters(register, profile, as_of=AS_OF, run_id="bench", render=render,

@@ -14,9 +14,15 @@ Letters that must not go are counted with the reason (not to be told, agency inf
 before the policy, address-only alerts); letters in another language or without a postal address
 are queued **held** for an officer. Each letter is rendered to HTML and an A4 PDF (large print
 where recorded) under the config's `letters.output_dir`, and queued once per alert, kind and
-decision date, so a rerun queues nothing. Officers approve and dispatch with
-`cautionflow letters approve|dispatch`; with `letters.auto_approve: true` this task dispatches too.
-The XCom holds the counts: `queued`, `held`, `already_queued`, `suppressed`.
+decision date, so a rerun queues nothing. What no letter can settle (untold alerts older than the
+look-back, a decision not to tell without a recorded reason) is kept in the officers' list
+(`cautionflow letters flags`). The XCom holds the counts: `queued`, `held`, `already_queued`,
+`suppressed`, `flags`.
+
+Officers approve and dispatch with `cautionflow letters approve|dispatch`. With
+`letters.auto_approve: true` the second task, **dispatch_letters** (async, like the digests), writes the
+print batch and sends the email letters through the outbox, exactly once; the Connection
+`cautionflow_smtp` overrides the config's `smtp` section. Without auto-approval it does nothing.
 
 The as-of date is the triggering run's date in Europe/London, never `now()`.
 """
@@ -49,9 +55,16 @@ def cautionflow_letters() -> None:
         """Queue (and render) the letters residents are owed today."""
         from cautionflow.integrations.airflow import run_step
 
-        return run_step("letters", context)
+        return run_step("letters", context, dispatch=False)
 
-    queue_letters()
+    @task
+    async def dispatch_letters(**context) -> dict:
+        """With letters.auto_approve: print batch and email letters, in this task's event loop."""
+        from cautionflow.integrations.airflow import run_letters_dispatch_task
+
+        return await run_letters_dispatch_task(context)
+
+    queue_letters() >> dispatch_letters()
 
 
 cautionflow_letters()

@@ -11,11 +11,15 @@ from tests.support import alert_row
 # A visit-in-pairs alert added a fortnight ago and not yet notified: a decision letter is owed (Teign 7).
 NEW = alert_row(alert_id="NEW1", area="SOUTH", effective_from="2026-11-09", person_ref="P0009",
                 person_name="Nia New", address="4 Mill Lane", postcode="EW3 1CD")
+# Not to be told, but nobody recorded why: the decision must be recorded (Hexagon 5.4), so officers see it.
+SILENT = alert_row(alert_id="SIL1", area="SOUTH", effective_from="2026-11-02", person_ref="P0010",
+                   person_name="Sol Silent", address="6 Mill Lane", postcode="EW3 1CD", notify_resident=0,
+                   no_notify_reason=None)
 
 
 def test_status_counts_what_operations_needs_to_see(databases, tmp_path, mail_server):
     config = deployment(databases, tmp_path, mail_server.port, letters={"output_dir": str(tmp_path / "letters")})
-    prepare(databases, config, rows=[*SOURCE, NEW])
+    prepare(databases, config, rows=[*SOURCE, NEW, SILENT])
     run_letters(config, as_of=AS_OF, run_id="letters")
     mail_server.handler.refuse["rota@acme.example"] = "550 5.1.1 no such mailbox"
     run_digests(config, as_of=AS_OF, run_id="digests", retry=FAST)
@@ -26,9 +30,12 @@ def test_status_counts_what_operations_needs_to_see(databases, tmp_path, mail_se
     finally:
         register.dispose()
 
-    assert status["active"] == 5 and status["ended"] == 1
+    assert status["active"] == 6 and status["ended"] == 1
+    # ...and two older alerts nobody was told about, past the look-back window (no letter now).
+    assert status["officer_flags_open"] == {"no_notify_reason_missing": 1, "untold_before_lookback": 2}
     assert status["outbox"]["digest"] == {"failed": 1, "sent": 2}  # the refused contractor is shown, not lost
     assert status["letters"] == {"queued": 1}
     text = format_status(status, organisation="Example Homes")
     assert "digest emails: failed 1, sent 2" in text
     assert "resident letters:" in text
+    assert "open for officers (cautionflow letters flags): no_notify_reason_missing 1, untold_before_lookback 2" in text

@@ -95,6 +95,27 @@ def test_a_removed_review_is_answered_even_when_the_alert_has_ended():
     assert (letter.kind, letter.appeal_by) == ("review_removed", None)
 
 
+def test_what_goes_to_the_officers_list_and_why():
+    # Untold alerts older than the look-back go to an officer, not a letter months late.
+    old = plan([alert(alert_id="OLD", effective_from="2026-01-05")]).officers
+    assert [(o.alert_id, o.code) for o in old] == [("OLD", d.FLAG_UNTOLD_OLD)]
+    # Hexagon 5.4-5.5: a decision not to tell must be recorded, however old the alert.
+    for effective_from in ("2026-11-20", "2025-06-01"):
+        [item] = plan([alert(effective_from=effective_from, notify_resident=0)]).officers
+        assert (item.code, item.reason) == (d.FLAG_NO_REASON, "not to be told, but no reason recorded")
+    assert plan([alert(effective_from="2025-06-01", notify_resident=0, no_notify_reason="risk of harm")]).officers == ()
+    # Hexagon 5.6: alerts from before the policy are never contacted, so no decision is owed either.
+    assert plan([alert(effective_from="2025-01-06", notify_resident=0)], policy="hexagon").officers == ()
+    # Teign 7: a code that needs no decision letter needs no officer either.
+    assert plan([alert(alert_code="NFO", effective_from="2026-01-05")]).officers == ()
+
+
+def test_one_officers_item_per_alert_and_flag():
+    row = alert(effective_from="2025-06-01", notify_resident=0, notified_on=None, last_reviewed_on="2026-11-02",
+                review_outcome="retained")
+    assert [o.code for o in plan([row, row]).officers] == [d.FLAG_NO_REASON]
+
+
 def test_a_review_without_an_outcome_goes_to_an_officer():
     result = plan([alert(effective_from="2025-11-01", notified_on="2025-11-02", last_reviewed_on="2026-11-02")])
     assert result.letters == () and "without an outcome" in result.officers[0].reason
@@ -210,3 +231,52 @@ def test_odd_values_never_crash():
     rows = [alert(alert_code=None), alert(effective_from="31/02/2025"), alert(notify_resident="x"),
             alert(person_name=None, person_ref=None, subject_type=None)]
     plan(rows)
+
+
+# --- which letters need the Unicode font ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "needed"), [
+    ("Alex Example", False),
+    ("Zoë Ó Briain, Siân", False),  # Latin-1: the core font shows them
+    ("\u2018quoted\u2019 \u2013 and\u2026", False),  # typography the core font writes plainly
+    ("Łukasiewicz", True),
+    ("Ŵyn", True),
+    ("Олена", True),
+])
+def test_only_text_beyond_latin_1_needs_the_embedded_font(text, needed):
+    from cautionflow.services.letters import needs_unicode
+
+    assert needs_unicode("Example Homes", text) is needed
+
+
+# --- templates: shared paragraphs are partials, each said once ------------------------------------
+
+
+@pytest.mark.parametrize("survey", [True, False])
+def test_each_kind_says_the_shared_paragraphs_once(survey):
+    import dataclasses
+    from pathlib import Path
+
+    from cautionflow.adapters.templates import renderer
+    from cautionflow.config import parse_config
+
+    config = parse_config({"organisation": "Example Homes", "policy": "teign", "register_url": "sqlite://",
+                           "source": {"url": "sqlite://"}}, home=Path(__file__).resolve().parents[2])
+    render = renderer(config)
+    told = {"effective_from": "2025-11-01", "notified_on": "2025-11-02"}
+    rows = [alert(alert_id="A"), alert(alert_id="K", last_reviewed_on="2026-11-02", review_outcome="retained", **told),
+            alert(alert_id="R", last_reviewed_on="2026-11-02", review_outcome="removed", **told),
+            alert(alert_id="U", appeal_decided_on="2026-11-10", appeal_outcome="upheld", **told),
+            alert(alert_id="D", appeal_decided_on="2026-11-10", appeal_outcome="dismissed", **told)]
+    letters = {x.kind: dataclasses.replace(x, survey_exclusion=survey) for x in plan(rows).letters}
+    assert set(letters) == set(d.KINDS)
+    for kind, letter in letters.items():
+        html = render(f"letters/{kind}.html", pdf=True, letter=letter, organisation="Example Homes",
+                      as_of=AS_OF, reply_email=None)
+        assert html.count("What it means for you") == 1, kind
+        assert html.count("You can always contact us in an emergency") == 1  # Wandle 3.6
+        surveys = html.count("feedback surveys")
+        assert surveys == (1 if survey else 0), kind  # Wandle 5.0: told when left out, and when back in
+        appeal = kind in ("alert_added", "review_kept")  # Wandle 3.10: the right to appeal a decision
+        assert html.count("If you disagree with this decision") == (1 if appeal else 0), kind

@@ -68,6 +68,28 @@ class StoredLetter:
     language: str
     pdf_path: str
     dispatch_ref: str | None
+    translated_at: dt.datetime | None = None
+    translation_file: str | None = None
+    english_pdf_path: str | None = None
+
+    @property
+    def translated(self) -> bool:
+        return self.translated_at is not None
+
+
+@dataclass(frozen=True)
+class StoredFlag:
+    """An officers' flag: something about an alert that no letter can settle."""
+
+    id: int
+    alert_id: str
+    person_name: str
+    alert_code: str
+    flag: str
+    reason: str
+    first_flagged_on: dt.date
+    last_flagged_on: dt.date
+    resolved_on: dt.date | None
 
 
 def _date(value: Any) -> dt.date:
@@ -145,6 +167,26 @@ class LetterQueue:
         with self.engine.connect() as conn:
             return conn.execute(select(t.c.html).where(t.c.id == letter_id)).scalar_one()
 
+    def get(self, letter_id: int) -> StoredLetter | None:
+        found = self.list(ids=[letter_id])
+        return found[0] if found else None
+
+    def attach_translation(
+        self, letter_id: int, *, pdf_path: str, english_pdf_path: str, file_name: str, status: str, now: dt.datetime
+    ) -> int:
+        """A letter held for translation takes the officer's translated PDF and leaves the hold."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        query = (
+            update(t)
+            .where(t.c.id == letter_id, t.c.status == "held", t.c.translated_at.is_(None))
+            .values(status=status, hold_reason=None, pdf_path=pdf_path, english_pdf_path=english_pdf_path,
+                    translation_file=file_name, translated_at=now, approved_at=now if status == "approved" else None)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
     def approve(self, *, now: dt.datetime, batch: dt.date | None = None, letter_id: int | None = None) -> int:
         """Approve queued letters of one batch, or one letter; held letters stay held."""
         from sqlalchemy import update
@@ -178,7 +220,7 @@ class LetterQueue:
 _LISTED = (
     "id", "letter_key", "alert_id", "person_ref", "person_name", "address_lines", "email", "kind", "outcome",
     "alert_code", "decision_date", "as_of", "batch", "status", "hold_reason", "channels", "large_print",
-    "language", "pdf_path", "dispatch_ref",
+    "language", "pdf_path", "dispatch_ref", "translated_at", "translation_file", "english_pdf_path",
 )
 
 
@@ -210,3 +252,79 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
     from sqlalchemy import insert
 
     return insert(schema.letters)
+
+
+class LetterFlags:
+    """The officers' list (`letter_flags`): one row per (alert, flag), open until a later run no longer
+    finds it. Recording the same day twice writes nothing the second time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, items: Iterable[Any], *, as_of: dt.date, run_id: str) -> dict[str, int]:
+        """Record today's flags (objects with alert_id, code, reason); resolve the open ones no longer
+        found. A rerun of an earlier day never moves a flag back in time. Returns counts."""
+        from sqlalchemy import bindparam, insert, select, update
+
+        t = schema.letter_flags
+        today = {(i.alert_id, i.code): i for i in items}
+        new: list[dict[str, Any]] = []
+        seen: list[dict[str, Any]] = []
+        resolved: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            existing = {
+                (r.alert_id, r.flag): r
+                for r in conn.execute(select(t.c.id, t.c.alert_id, t.c.flag, t.c.last_flagged_on, t.c.resolved_on))
+            }
+            for key, item in today.items():
+                row = existing.get(key)
+                if row is None:
+                    new.append({"alert_id": item.alert_id, "flag": item.code, "reason": item.reason,
+                                "first_flagged_on": as_of, "last_flagged_on": as_of, "resolved_on": None,
+                                "first_run_id": run_id, "last_run_id": run_id})
+                elif _date(row.last_flagged_on) < as_of or (
+                    row.resolved_on is not None and _date(row.resolved_on) <= as_of
+                ):
+                    seen.append({"b_id": row.id, "b_reason": item.reason})
+            for key, row in existing.items():
+                if key not in today and row.resolved_on is None and _date(row.last_flagged_on) <= as_of:
+                    resolved.append({"b_id": row.id})
+            if new:
+                conn.execute(insert(t), new)
+            if seen:
+                conn.execute(
+                    update(t).where(t.c.id == bindparam("b_id")).values(
+                        reason=bindparam("b_reason"), last_flagged_on=as_of, resolved_on=None, last_run_id=run_id),
+                    seen,
+                )
+            if resolved:
+                conn.execute(
+                    update(t).where(t.c.id == bindparam("b_id")).values(resolved_on=as_of, last_run_id=run_id),
+                    resolved,
+                )
+        still_open = sum(1 for key, row in existing.items() if key in today)
+        return {"open": len(today), "new": len(new), "still_open": still_open, "resolved": len(resolved)}
+
+    def list(self, *, include_resolved: bool = False) -> list[StoredFlag]:
+        """The flags, oldest first, with the alert's person and code (read from the register, so the
+        flag itself holds no personal details)."""
+        from sqlalchemy import select
+
+        t, a = schema.letter_flags, schema.alerts
+        query = (
+            select(t.c.id, t.c.alert_id, a.c.person_name, a.c.alert_code, t.c.flag, t.c.reason,
+                   t.c.first_flagged_on, t.c.last_flagged_on, t.c.resolved_on)
+            .select_from(t.outerjoin(a, a.c.alert_id == t.c.alert_id))
+            .order_by(t.c.first_flagged_on, t.c.alert_id, t.c.flag)
+        )
+        if not include_resolved:
+            query = query.where(t.c.resolved_on.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            StoredFlag(id=r.id, alert_id=r.alert_id, person_name=r.person_name or "", alert_code=r.alert_code or "",
+                       flag=r.flag, reason=r.reason, first_flagged_on=_date(r.first_flagged_on),
+                       last_flagged_on=_date(r.last_flagged_on),
+                       resolved_on=_date(r.resolved_on) if r.resolved_on is not None else None)
+            for r in rows
+        ]

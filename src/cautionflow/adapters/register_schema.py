@@ -67,6 +67,7 @@ alerts = Table(
     Column("first_seen_on", Date, nullable=False),
     Column("last_changed_run", String(250), nullable=False),
     Column("last_changed_on", Date, nullable=False),
+    Column("anonymised_on", Date, comment="when retention last cleared its personal details"),
     Index("ix_alerts_register_state", "register_state"),
     Index("ix_alerts_person_ref", "person_ref"),
 )
@@ -206,8 +207,51 @@ letters = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("approved_at", DateTime(timezone=True)),
     Column("dispatched_at", DateTime(timezone=True)),
+    Column("translated_at", DateTime(timezone=True), comment="when an officer attached the translation"),
+    Column("translation_file", Text, comment="the translated PDF's name as supplied"),
+    Column("english_pdf_path", Text, comment="the English letter, kept when a translation is attached"),
     UniqueConstraint("letter_key", name="uq_letters_letter_key"),
     Index("ix_letters_status", "status"),
     Index("ix_letters_batch", "batch"),
     Index("ix_letters_alert_id", "alert_id"),
+)
+
+# What no letter can settle (letters issue), for an officer: one row per (alert, flag), open until the
+# register no longer shows it. No personal details: `cautionflow letters flags` joins the alert.
+letter_flags = Table(
+    "letter_flags",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(64), nullable=False),
+    Column(
+        "flag", String(32), nullable=False,
+        comment="untold_before_lookback | no_notify_reason_missing | review_without_outcome | "
+        "appeal_without_outcome",
+    ),
+    Column("reason", Text, nullable=False, comment="what the officer must do, in words"),
+    Column("first_flagged_on", Date, nullable=False, comment="the as-of date it was first seen"),
+    Column("last_flagged_on", Date, nullable=False, comment="the latest as-of date it was seen"),
+    Column("resolved_on", Date, comment="the as-of date the register no longer showed it; NULL while open"),
+    Column("first_run_id", String(250), nullable=False),
+    Column("last_run_id", String(250), nullable=False),
+    UniqueConstraint("alert_id", "flag", name="uq_letter_flags_alert_flag"),
+    Index("ix_letter_flags_resolved_on", "resolved_on"),
+)
+
+# Retention (governance issue): one row per anonymisation of an ended alert's personal details.
+anonymisation_log = Table(
+    "anonymisation_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("as_of", Date, nullable=False, comment="the retention run's as-of date"),
+    Column("anonymised_at", DateTime(timezone=True), nullable=False),
+    Column("ended_on", Date, nullable=False, comment="the end the retention period ran from"),
+    Column("retention_months", Integer, nullable=False),
+    Column(
+        "fields_cleared", Text, nullable=False,
+        comment='JSON {"alerts": [field], "alert_history": n, "letters": n, "outbox": n, "quarantine": n}',
+    ),
+    Index("ix_anonymisation_log_alert_id", "alert_id"),
 )

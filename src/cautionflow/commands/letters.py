@@ -1,14 +1,18 @@
-"""`cautionflow letters list|approve|dispatch --config FILE`: the officers' side of the letters queue.
+"""`cautionflow letters list|approve|dispatch|translated|flags --config FILE`: the officers' side of
+the letters queue.
 
 Letters are queued by the `letters` step (`cautionflow run letters`, the `cautionflow_letters` DAG);
 an officer reads them, approves a batch (or one letter), then dispatches the approved ones: one
-print batch for the post room and email through the outbox.
+print batch for the post room and email through the outbox. A letter held for translation leaves
+the hold when the officer attaches the translated PDF (`translated`); `flags` lists what no letter
+can settle (untold old alerts, decisions not to tell without a recorded reason).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cautionflow.cli import CommandError
 from cautionflow.commands.run import parse_date
@@ -34,6 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dispatch.add_argument("--config", required=True, help="the deployment's YAML file")
     dispatch.set_defaults(handler=handle_dispatch)
 
+    translated = actions.add_parser(
+        "translated", help="attach the translated PDF of a letter held for translation; it is queued again"
+    )
+    translated.add_argument("--config", required=True, help="the deployment's YAML file")
+    translated.add_argument("--id", type=int, required=True, help="the held letter")
+    translated.add_argument("--file", type=Path, required=True, help="the translation, a PDF (never machine-made)")
+    translated.set_defaults(handler=handle_translated)
+
+    flags = actions.add_parser("flags", help="the officers' list: alerts no letter can settle")
+    flags.add_argument("--config", required=True, help="the deployment's YAML file")
+    flags.add_argument("--all", action="store_true", help="include flags already resolved")
+    flags.set_defaults(handler=handle_flags)
+
 
 def _open(args: argparse.Namespace):
     from cautionflow.adapters.register import Register
@@ -57,11 +74,12 @@ def handle_list(args: argparse.Namespace) -> int:
             register.dispose()
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
-    print("id\tbatch\tstatus\tkind\talert\tname\tchannels\tlarge_print\thold_reason")
+    print("id\tbatch\tstatus\tkind\talert\tname\tchannels\tlarge_print\thold_reason\ttranslation")
     for x in letters:
         print("\t".join(str(v) for v in (
             x.id, x.batch, x.status, x.kind, x.alert_id, x.person_name, "+".join(x.channels),
             "yes" if x.large_print else "no", x.hold_reason or "",
+            f"{x.language}: {x.translation_file}" if x.translated else "",
         )))
     print(json.dumps({"letters": len(letters), "status": args.status}))
     return 0
@@ -106,3 +124,46 @@ def handle_dispatch(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     print(json.dumps(summary, sort_keys=True, default=str))
     return 0 if summary["complete"] else 3
+
+
+def handle_translated(args: argparse.Namespace) -> int:
+    from cautionflow.services.letters import TranslationError, attach_translation
+    from cautionflow.steps import step_errors
+
+    try:
+        config, register = _open(args)
+        try:
+            letter = attach_translation(
+                register, args.id, args.file, output_dir=config.path(config.letters.output_dir),
+                auto_approve=config.letters.auto_approve,
+            )
+        finally:
+            register.dispose()
+    except (*step_errors(), TranslationError) as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps({"id": letter.id, "status": letter.status, "language": letter.language,
+                      "translation_file": letter.translation_file, "pdf_path": letter.pdf_path}))
+    return 0
+
+
+def handle_flags(args: argparse.Namespace) -> int:
+    from cautionflow.adapters.letters import LetterFlags
+    from cautionflow.steps import step_errors
+
+    try:
+        _config, register = _open(args)
+        try:
+            flags = LetterFlags(register.engine).list(include_resolved=args.all)
+        finally:
+            register.dispose()
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    print("alert\tname\tcode\tflag\treason\tsince\tlast_seen\tresolved_on")
+    for f in flags:
+        print("\t".join(str(v) for v in (
+            f.alert_id, f.person_name, f.alert_code, f.flag, f.reason, f.first_flagged_on, f.last_flagged_on,
+            f.resolved_on or "",
+        )))
+    print(json.dumps({"open": sum(1 for f in flags if f.resolved_on is None),
+                      "resolved": sum(1 for f in flags if f.resolved_on is not None)}))
+    return 0

@@ -43,6 +43,19 @@ CODE_NEEDS_NO_LETTER = "code_needs_no_letter"  # Teign 7
 HOLD_TRANSLATION = "translation needed"  # never machine-translated (Karbon 12, Hexagon appendix)
 HOLD_NO_ADDRESS = "no postal address"
 
+# What an officer must look at (no letter can settle it): stored in `letter_flags`, one open row per
+# (alert, flag) until the register no longer shows it.
+FLAG_UNTOLD_OLD = "untold_before_lookback"
+FLAG_NO_REASON = "no_notify_reason_missing"  # Hexagon 5.4-5.5: a decision not to tell must be recorded
+FLAG_REVIEW_NO_OUTCOME = "review_without_outcome"
+FLAG_APPEAL_NO_OUTCOME = "appeal_without_outcome"
+FLAG_REASONS = {
+    FLAG_UNTOLD_OLD: "resident never told; older than the letters' look-back",
+    FLAG_NO_REASON: "not to be told, but no reason recorded",
+    FLAG_REVIEW_NO_OUTCOME: "review recorded without an outcome: no letter sent",
+    FLAG_APPEAL_NO_OUTCOME: "appeal decided without an outcome: no letter sent",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class OwedLetter:
@@ -91,6 +104,11 @@ class OfficerItem:
     alert_id: str
     person_name: str
     reason: str
+    code: str = ""
+
+    @classmethod
+    def of(cls, alert_id: str, person_name: str, code: str) -> OfficerItem:
+        return cls(alert_id, person_name, FLAG_REASONS[code], code)
 
 
 @dataclass(frozen=True)
@@ -196,10 +214,14 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
         if state == "active" and notified_on is None and letter_code:
             if in_window(effective_from):
                 events.append(("alert_added", "added", effective_from))  # type: ignore[arg-type]
-            elif effective_from is not None and effective_from < window_start and (
-                _suppression(alert, profile, effective_from) is None
-            ):
-                officers.append(OfficerItem(alert_id, name, "resident never told; older than the letters' look-back"))
+            elif effective_from is not None and effective_from < window_start:
+                old = _suppression(alert, profile, effective_from)
+                if old is None:
+                    officers.append(OfficerItem.of(alert_id, name, FLAG_UNTOLD_OLD))
+                elif (old == NOT_TO_BE_NOTIFIED and not _text(alert.get("no_notify_reason"))
+                      and not _before_policy(profile, effective_from)):
+                    # Hexagon 5.5: however old, the decision not to tell must be recorded.
+                    officers.append(OfficerItem.of(alert_id, name, FLAG_NO_REASON))
         elif state == "active" and notified_on is None and in_window(effective_from) and code in ALERT_CODES:
             suppressed.append(Suppressed(alert_id, "alert_added", CODE_NEEDS_NO_LETTER))  # Teign 7
         # Review and appeal letters answer alerts the resident knows of (or should have been told of).
@@ -209,12 +231,12 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
                 kind = "review_kept" if review_outcome == "retained" else "review_removed"
                 events.append((kind, review_outcome, reviewed_on))  # type: ignore[arg-type]
             else:
-                officers.append(OfficerItem(alert_id, name, "review recorded without an outcome: no letter sent"))
+                officers.append(OfficerItem.of(alert_id, name, FLAG_REVIEW_NO_OUTCOME))
         if in_window(decided_on) and answers:
             if appeal_outcome in ("upheld", "dismissed"):
                 events.append((f"appeal_{appeal_outcome}", appeal_outcome, decided_on))  # type: ignore[arg-type]
             else:
-                officers.append(OfficerItem(alert_id, name, "appeal decided without an outcome: no letter sent"))
+                officers.append(OfficerItem.of(alert_id, name, FLAG_APPEAL_NO_OUTCOME))
         if not events:
             continue
 
@@ -223,7 +245,7 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
             suppressed.extend(Suppressed(alert_id, kind, reason) for kind, _, _ in events)
             if reason == NOT_TO_BE_NOTIFIED and not _text(alert.get("no_notify_reason")):
                 # Hexagon 5.5: a decision not to tell must be recorded (it is relied on for a DSAR).
-                officers.append(OfficerItem(alert_id, name, "not to be told, but no reason recorded"))
+                officers.append(OfficerItem.of(alert_id, name, FLAG_NO_REASON))
             continue
 
         email = _text(alert.get("email")) or None
@@ -255,7 +277,8 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
             )
 
     counts = Counter(s.reason for s in suppressed)
-    return LetterPlan(tuple(letters.values()), tuple(suppressed), tuple(officers), dict(sorted(counts.items())))
+    flagged = tuple({(o.alert_id, o.code): o for o in officers}.values())  # one per (alert, flag)
+    return LetterPlan(tuple(letters.values()), tuple(suppressed), flagged, dict(sorted(counts.items())))
 
 
 def _before_policy(profile: PolicyProfile, effective_from: dt.date | None) -> bool:

@@ -4,7 +4,11 @@
   which letters are owed, renders only those whose key is not queued yet and queues them.
 * The PDF is drawn with fpdf2 from the same template's body (rendered with `pdf=True`), so HTML
   and PDF say the same thing. The name and address sit in a DL window envelope's window (20 mm
-  from the left, 45 mm from the top, 90 x 35 mm). Core fonts only: text is reduced to Latin-1.
+  from the left, 45 mm from the top, 90 x 35 mm). A letter whose text fits Latin-1 (after plain
+  quotes and dashes; nearly all) uses the PDF core font Helvetica; one with any other character (Łukasiewicz, Ŵ, Cyrillic) embeds
+  DejaVu Sans from `include/fonts/` (a subset, per letter), so names are printed as recorded.
+* `attach_translation` gives a letter held for translation the translated PDF an officer supplies
+  (never machine-translated) and returns it to the queue.
 * `dispatch_letters` makes one print batch (a combined PDF and a manifest CSV) for approved post
   letters and queues approved email letters in the outbox with the PDF attached, then delivers
   them exactly once, as the review reminders are delivered.
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -21,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.letters import LetterQueue, NewLetter, StoredLetter
+from cautionflow.adapters.letters import LetterFlags, LetterQueue, NewLetter, StoredLetter
 from cautionflow.domain import letters as d
 from cautionflow.services.outbox_delivery import send_outstanding, utc_now
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.domain.policy import PolicyProfile
+
+log = logging.getLogger(__name__)
 
 KIND = "letter"  # the outbox's kind for letters by email
 ALERT_COLUMNS = (
@@ -59,6 +67,7 @@ class LettersSummary:
     suppressed_by_reason: dict[str, int]
     officers: list[dict[str, str]]  # untold old alerts, missing reasons: for an officer, not a letter
     approved: int
+    flags: dict[str, int] = field(default_factory=dict)  # the stored officers' list: open, new, resolved
     dispatched: int | None = None
     dispatch: dict[str, Any] | None = None
     complete: bool = True
@@ -104,11 +113,118 @@ def letter_alerts(register: Register) -> list[dict[str, Any]]:
 
 # --- rendering ----------------------------------------------------------------------------------
 
-_PUNCTUATION = str.maketrans({
+# Typography the core font's Latin-1 lacks, and its plain equivalent (the same text, not a loss).
+_TYPOGRAPHY = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2026": "...",
-    "\u2022": "-", "\u00a0": " ", "\u200b": "", "\u0141": "L", "\u0142": "l", "\u0110": "D", "\u0111": "d",
-    "\u0152": "OE", "\u0153": "oe", "\u0131": "i",
+    "\u2022": "-", "\u00a0": " ", "\u200b": "",
 })
+# Only for the fallback without the Unicode font: letters with no decomposition to a Latin-1 base.
+_PUNCTUATION = str.maketrans({
+    **_TYPOGRAPHY, "\u0141": "L", "\u0142": "l", "\u0110": "D", "\u0111": "d", "\u0152": "OE", "\u0153": "oe",
+    "\u0131": "i",
+})
+
+# DejaVu Sans (Bitstream Vera licence, include/fonts/LICENSE): embedded only in the letters that need it.
+# Looked for in the project home's include/fonts, then in this repository's.
+FONTS_DIR = Path(__file__).resolve().parents[3] / "include" / "fonts"
+UNICODE_FONT = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+CORE_FAMILY, UNICODE_FAMILY = "helvetica", "dejavusans"
+
+
+def needs_unicode(*texts: str) -> bool:
+    """Whether any text has a character the core font (Latin-1, after plain typography) cannot show."""
+    for text in texts:
+        if not text.isascii() and any(ord(c) > 0xFF for c in text.translate(_TYPOGRAPHY)):
+            return True
+    return False
+
+
+# The scripts most letters need beyond Latin-1: every Latin alphabet (Polish, Czech, Romanian,
+# Turkish, Welsh, Vietnamese ...), Greek and Cyrillic, with punctuation and currency signs. A
+# subset of the font holding only these is about 2.5 times faster to embed than the whole font
+# (fpdf2 parses and subsets the font for every document); other scripts use the whole font.
+_QUICK_RANGES = (
+    (0x20, 0x7E), (0xA0, 0x24F), (0x2B0, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF), (0x1E00, 0x1EFF),
+    (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x214F),
+)
+
+
+@dataclass(frozen=True)
+class _UnicodeFonts:
+    folder: Path  # the shipped regular and bold
+    coverage: frozenset[int]  # what both can draw
+    quick_folder: Path | None  # the same fonts cut to _QUICK_RANGES, in a temporary folder
+    quick_coverage: frozenset[int]
+    _keep: Any = None  # the temporary folder, deleted when the process ends
+
+
+@functools.cache
+def _unicode_font() -> _UnicodeFonts | None:
+    """The Unicode font (regular and bold), found once per process; None without it (a warning)."""
+    from cautionflow.config import project_home
+
+    folders = list(dict.fromkeys((project_home() / "include" / "fonts", FONTS_DIR)))
+    folder = next((f for f in folders if all((f / name).is_file() for name in UNICODE_FONT.values())), None)
+    if folder is None:
+        log.warning("letters: %s not found in %s; letters with characters beyond Latin-1 are printed without "
+                    "their accents", " and ".join(UNICODE_FONT.values()), " or ".join(map(str, folders)))
+        return None
+    import tempfile
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    covered: set[int] | None = None
+    for name in UNICODE_FONT.values():
+        with TTFont(folder / name, lazy=True) as font:
+            cmap = set(font.getBestCmap())
+        covered = cmap if covered is None else covered & cmap
+    keep = tempfile.TemporaryDirectory(prefix="cautionflow-fonts-")
+    quick_folder: Path | None = Path(keep.name)
+    wanted = [c for low, high in _QUICK_RANGES for c in range(low, high + 1)]
+    options = subset.Options(glyph_names=True, notdef_outline=True, name_IDs=["*"], name_legacy=True)
+    options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "FFTM", "MATH"]  # fpdf2 does not use them
+    quick: set[int] | None = None
+    try:
+        for name in UNICODE_FONT.values():
+            with TTFont(folder / name) as font:
+                subsetter = subset.Subsetter(options)
+                subsetter.populate(unicodes=[c for c in wanted if c in (covered or ())])
+                subsetter.subset(font)
+                font.save(quick_folder / name)  # type: ignore[operator]
+                cut = set(font.getBestCmap())
+            quick = cut if quick is None else quick & cut
+    except Exception as exc:  # noqa: BLE001 - only slower without the quick cut, never wrong
+        log.warning("letters: could not cut the Unicode font to size (%s: %s); using the whole font",
+                    type(exc).__name__, exc)
+        quick_folder, quick = None, set()
+    return _UnicodeFonts(folder, frozenset(covered or ()), quick_folder, frozenset(quick or ()), keep)
+
+
+class PdfFace:
+    """The letter's font family and how its text is made drawable: the core font when the text fits
+    Latin-1, else the Unicode font (its quick cut when that has every character)."""
+
+    def __init__(self, pdf: Any, *texts: str) -> None:
+        self.family = CORE_FAMILY
+        self.coverage: frozenset[int] | None = None
+        fonts = _unicode_font() if needs_unicode(*texts) else None
+        if fonts is None:
+            return
+        used = {ord(c) for text in texts if not text.isascii() for c in text if not c.isspace()}
+        folder, self.coverage = fonts.folder, fonts.coverage
+        if fonts.quick_folder is not None and used <= fonts.quick_coverage:
+            folder, self.coverage = fonts.quick_folder, fonts.quick_coverage
+        for style, name in UNICODE_FONT.items():
+            pdf.add_font(UNICODE_FAMILY, style, str(folder / name))
+        self.family = UNICODE_FAMILY
+
+    def clean(self, text: str) -> str:
+        if self.coverage is None:
+            return latin1(text)
+        if text.isascii():
+            return text
+        return "".join(c if ord(c) in self.coverage or c.isspace() else "?" for c in text)
 
 
 def latin1(text: str) -> str:
@@ -142,7 +258,7 @@ def render_html(render: Callable[..., str], letter: d.OwedLetter, **values: Any)
     return render(name, pdf=False, **context), render(name, pdf=True, **context)
 
 
-def _fit_address(pdf: Any, lines: Sequence[str], size: float) -> tuple[list[str], float]:
+def _fit_address(pdf: Any, lines: Sequence[str], size: float, family: str = CORE_FAMILY) -> tuple[list[str], float]:
     """The address lines and the font size that fit the window: extra middle lines are joined with
     commas first; a line still too wide is set smaller (never below 9 pt) rather than cut off."""
     line_h = size * _PT_TO_MM * 1.2
@@ -150,13 +266,13 @@ def _fit_address(pdf: Any, lines: Sequence[str], size: float) -> tuple[list[str]
     lines = list(lines)
     while len(lines) > rows and len(lines) > 2:
         lines[-3:-1] = [f"{lines[-3]}, {lines[-2]}"]
-    pdf.set_font("helvetica", size=size)
+    pdf.set_font(family, size=size)
     width = max((pdf.get_string_width(line) for line in lines), default=0)
     room = WINDOW_W - 2 * _INSET
     return lines, size if width <= room else max(9.0, size * room / width)
 
 
-class _Blocks:
+class PdfBlocks:
     """The letter body's blocks (h1, h2, p, li) as runs of (text, bold), from the template's plain HTML.
 
     fpdf2's own `write_html` breaks lines character by character (about 40 ms a letter); the body
@@ -200,22 +316,23 @@ class _Blocks:
         return self.blocks
 
 
-_WIDTHS: dict[tuple[str, str, float], float] = {}
+_WIDTHS: dict[tuple[str, str, float, str], float] = {}
 
 
-def _width(pdf: Any, word: str, style: str, size: float) -> float:
-    key = (word, style, size)
+def _width(pdf: Any, word: str, style: str, size: float, family: str = CORE_FAMILY) -> float:
+    key = (word, style, size, family)
     found = _WIDTHS.get(key)
     if found is None:
         if len(_WIDTHS) > 200_000:
             _WIDTHS.clear()
-        pdf.set_font("helvetica", style=style, size=size)  # the width depends on the weight and size
+        pdf.set_font(family, style=style, size=size)  # the width depends on the face, weight and size
         found = _WIDTHS[key] = pdf.get_string_width(word)
     return found
 
 
-def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], size: float) -> None:
+def lay_out_pdf(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], size: float, face: PdfFace) -> None:
     """Greedy word wrap between the margins, with page breaks; bold runs keep their weight."""
+    family = face.family
     left, right = pdf.l_margin, pdf.w - pdf.r_margin
     bottom = pdf.h - 20
     y = pdf.get_y()
@@ -234,7 +351,7 @@ def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], siz
                 words.append([("\n", style)])
                 glue = False
                 continue
-            text = latin1(text)
+            text = face.clean(text)
             for i, piece in enumerate(text.split()):
                 if i == 0 and glue and not text[:1].isspace() and words:
                     words[-1].append((piece, style))
@@ -244,13 +361,13 @@ def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], siz
         lines: list[list[list[tuple[str, str]]]] = [[]]
         x = 0.0
         room = right - left - indent
-        space_w = _width(pdf, " ", "", pt)
+        space_w = _width(pdf, " ", "", pt, family)
         for word in words:
             if word[0][0] == "\n":
                 lines.append([])
                 x = 0.0
                 continue
-            w = sum(_width(pdf, piece, style, pt) for piece, style in word)
+            w = sum(_width(pdf, piece, style, pt, family) for piece, style in word)
             space = space_w if lines[-1] else 0.0
             if lines[-1] and x + space + w > room:
                 lines.append([])
@@ -265,7 +382,7 @@ def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], siz
             baseline = y - line_h * 0.25
             cx = left + indent
             if tag == "li" and i == 0:
-                pdf.set_font("helvetica", size=pt)
+                pdf.set_font(family, size=pt)
                 pdf.text(left + 1, baseline, "-")
             # One text() per stretch of one style: a word's pieces joined, words joined by spaces.
             stretches: list[list[Any]] = []
@@ -277,9 +394,9 @@ def _lay_out(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], siz
                     else:
                         stretches.append([joiner + piece, style])
             for text, style in stretches:
-                pdf.set_font("helvetica", style=style, size=pt)
+                pdf.set_font(family, style=style, size=pt)
                 pdf.text(cx, baseline, text)
-                cx += sum(_width(pdf, part, style, pt) for part in text.split(" ")) + space_w * text.count(" ")
+                cx += sum(_width(pdf, part, style, pt, family) for part in text.split(" ")) + space_w * text.count(" ")
     pdf.set_y(y)
 
 
@@ -294,23 +411,24 @@ def letter_pdf(letter: d.OwedLetter, body_html: str, *, organisation: str) -> by
     pdf.set_title(latin1(f"{organisation}: letter {letter.kind}"))
     pdf.set_margins(20, 15, 20)
     pdf.set_auto_page_break(False)
+    face = PdfFace(pdf, organisation, body_html, *letter.address_lines)
     pdf.add_page()
-    pdf.set_font("helvetica", size=size)
+    pdf.set_font(face.family, size=size)
     top = 15 + line_h
-    for line in (latin1(organisation), _long_date(letter.as_of)):
-        pdf.text(pdf.w - pdf.r_margin - _width(pdf, line, "", size), top, line)
+    for line in (face.clean(organisation), _long_date(letter.as_of)):
+        pdf.text(pdf.w - pdf.r_margin - _width(pdf, line, "", size, face.family), top, line)
         top += line_h
 
-    lines, address_pt = _fit_address(pdf, [latin1(line) for line in letter.address_lines], size)
+    lines, address_pt = _fit_address(pdf, [face.clean(line) for line in letter.address_lines], size, face.family)
     address_h = address_pt * _PT_TO_MM * 1.2
-    pdf.set_font("helvetica", size=address_pt)
+    pdf.set_font(face.family, size=address_pt)
     y = WINDOW_Y + _INSET
     for line in lines:
         y += address_h
         pdf.text(WINDOW_X + _INSET, y - address_h * 0.25, line)
 
     pdf.set_y(WINDOW_Y + WINDOW_H + 6)
-    _lay_out(pdf, _Blocks().feed(body_html), size)
+    lay_out_pdf(pdf, PdfBlocks().feed(body_html), size, face)
     return bytes(pdf.output())
 
 
@@ -370,13 +488,67 @@ def queue_letters(
         for letter in new
     ]
     queued = queue.enqueue(rows, now=utc_now())
+    flags = LetterFlags(register.engine).record(plan.officers, as_of=as_of, run_id=run_id)
     return LettersSummary(
         step="letters", as_of=as_of.isoformat(), run_id=run_id, owed=len(plan.letters), queued=queued,
         held=sum(1 for r in rows if r.status == "held"), already_queued=len(known),
         suppressed=len(plan.suppressed), suppressed_by_reason=plan.suppressed_by_reason,
-        officers=[{"alert_id": o.alert_id, "person": o.person_name, "reason": o.reason} for o in plan.officers],
-        approved=sum(1 for r in rows if r.status == "approved"),
+        officers=[{"alert_id": o.alert_id, "person": o.person_name, "flag": o.code, "reason": o.reason}
+                  for o in plan.officers],
+        approved=sum(1 for r in rows if r.status == "approved"), flags=flags,
     )
+
+
+# --- translations ---------------------------------------------------------------------------------
+
+
+class TranslationError(ValueError):
+    """A translation that cannot be attached: one line for the officer."""
+
+
+def attach_translation(
+    register: Register, letter_id: int, translation: Path, *, output_dir: Path, auto_approve: bool = False,
+    now: dt.datetime | None = None,
+) -> StoredLetter:
+    """Attach the translated PDF an officer supplies (Karbon 12, Hexagon Appendix 1: letters in the
+    resident's language on request; cautionflow never machine-translates) to a letter held for
+    translation, and return the letter to the queue (approved at once with `auto_approve`).
+
+    The letter becomes one PDF: the English letter first, whose page 1 carries the name and address
+    for the envelope window, then the translation. The English PDF is kept as it was."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import PyPdfError
+
+    register.migrate()
+    queue = LetterQueue(register.engine)
+    letter = queue.get(letter_id)
+    if letter is None:
+        raise TranslationError(f"letter {letter_id}: no such letter")
+    if letter.status != "held" or not (letter.hold_reason or "").startswith(d.HOLD_TRANSLATION):
+        state = f"{letter.status} ({letter.hold_reason})" if letter.hold_reason else letter.status
+        raise TranslationError(f"letter {letter_id} is {state}, not held for translation")
+    try:
+        pages = len(PdfReader(translation).pages)
+    except (OSError, PyPdfError, ValueError) as exc:
+        raise TranslationError(f"{translation}: not a readable PDF ({type(exc).__name__})") from None
+    if pages == 0:
+        raise TranslationError(f"{translation}: the PDF has no pages")
+    english = stored_pdf(output_dir, letter.pdf_path)
+    language = re.sub(r"[^A-Za-z0-9_-]", "_", letter.language)[:16] or "xx"
+    combined = english.with_name(f"{english.stem}-with-{language}.pdf")
+    writer = PdfWriter()
+    writer.append(english)
+    writer.append(translation)
+    with combined.open("wb") as out:
+        writer.write(out)
+    status = "approved" if auto_approve else "queued"
+    changed = queue.attach_translation(
+        letter_id, pdf_path=combined.relative_to(output_dir).as_posix(), english_pdf_path=letter.pdf_path,
+        file_name=translation.name, status=status, now=now or utc_now(),
+    )
+    if changed != 1:  # another officer attached one meanwhile
+        raise TranslationError(f"letter {letter_id} was changed meanwhile; list it and try again")
+    return queue.get(letter_id)  # type: ignore[return-value]
 
 
 # --- dispatching --------------------------------------------------------------------------------
@@ -384,7 +556,8 @@ def queue_letters(
 
 MANIFEST_COLUMNS = (
     "letter_id", "alert_id", "kind", "name", "address_line_1", "address_line_2", "address_line_3",
-    "address_line_4", "address_line_5", "large_print", "held", "hold_reason", "first_page", "pages",
+    "address_line_4", "address_line_5", "large_print", "held", "hold_reason", "first_page", "pages", "language",
+    "translated",
 )
 
 
@@ -427,7 +600,9 @@ def _manifest_row(letter: StoredLetter, *, first_page: int, pages: int) -> list[
     return [
         letter.id, letter.alert_id, letter.kind, _csv_text(letter.person_name), *map(_csv_text, lines),
         "yes" if letter.large_print else "no", "yes" if letter.status == "held" else "no",
-        letter.hold_reason or "", first_page, pages,
+        letter.hold_reason or "", first_page, pages, letter.language,
+        # A translation an officer supplied (never machine-translated), after the English letter.
+        f"yes ({letter.translation_file})" if letter.translated else "no",
     ]
 
 

@@ -37,6 +37,12 @@ def register_status(register: Register) -> dict[str, Any]:
         for kind, state, count in rows("SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status ORDER BY 1, 2"):
             outbox.setdefault(kind, {})[state] = int(count)
         letters = {state: int(n) for state, n in rows("SELECT status, COUNT(*) FROM letters GROUP BY status ORDER BY 1")}
+        officer_flags = {
+            flag: int(n)
+            for flag, n in rows(
+                "SELECT flag, COUNT(*) FROM letter_flags WHERE resolved_on IS NULL GROUP BY flag ORDER BY 1"
+            )
+        }
     return {
         "active": int(by_state.get("active", 0)),
         "ended": int(by_state.get("ended", 0)),
@@ -50,6 +56,7 @@ def register_status(register: Register) -> dict[str, Any]:
         else {"evaluated_on": str(deadlines[0])[:10], "overdue": int(deadlines[1]), "errors": int(deadlines[2])},
         "outbox": outbox,
         "letters": letters,
+        "officer_flags_open": officer_flags,
     }
 
 
@@ -77,4 +84,9 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
         lines.append(f"  {kind} emails: " + ", ".join(f"{state} {n}" for state, n in states.items()))
     if status["letters"]:
         lines.append("  resident letters: " + ", ".join(f"{state} {n}" for state, n in status["letters"].items()))
+    if status["officer_flags_open"]:
+        lines.append(
+            "  open for officers (cautionflow letters flags): "
+            + ", ".join(f"{flag} {n}" for flag, n in status["officer_flags_open"].items())
+        )
     return "\n".join(lines)
