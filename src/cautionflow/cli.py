@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module in cautionflow.commands registers its own sub-commands.
-COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters")
+COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests")
 
 
 class CommandError(Exception):

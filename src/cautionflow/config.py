@@ -33,6 +33,17 @@ class SourceConfig(_Model):
     )
 
 
+class EqualityConfig(_Model):
+    """Equality monitoring (Hexagon Appendix 1, Teign 11): aggregate counts from the housing database."""
+
+    query: str = Field(
+        min_length=1,
+        description="path to a .sql file returning characteristic, group_label, households, flagged_households",
+    )
+    url: str | None = Field(default=None, description="SQLAlchemy URL to run it on; default source.url")
+    period: Literal["monthly", "quarterly", "annual"] = "quarterly"
+
+
 class SmtpConfig(_Model):
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
@@ -90,6 +101,12 @@ class LettersConfig(_Model):
     auto_approve: bool = False
 
 
+class OperationsConfig(_Model):
+    daily_summary: bool = Field(
+        default=False, description="email the operations recipients a counts-only run summary once a day"
+    )
+
+
 class CautionflowConfig(_Model):
     organisation: str = Field(min_length=1)
     policy: str = Field(min_length=1, description="a shipped profile name or a path to a profile file")
@@ -98,9 +115,11 @@ class CautionflowConfig(_Model):
     smtp: SmtpConfig | None = None
     recipients: tuple[Recipient, ...] = ()
     letters: LettersConfig = LettersConfig()
+    operations: OperationsConfig = OperationsConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")
     timezone: str = "Europe/London"
     templates_dir: str | None = Field(default=None, description="a folder of template overrides")
+    equality: EqualityConfig | None = Field(default=None, description="optional equality monitoring")
     home: Annotated[str | None, Field(description="resolved project home; set by the loader")] = None
 
     def path(self, relative: str) -> Path:
@@ -116,6 +135,18 @@ class CautionflowConfig(_Model):
             return path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"source.query: cannot read '{path}': {exc.strerror}") from exc
+
+    def equality_query(self) -> str:
+        if self.equality is None:
+            raise ConfigError("equality: the config has no equality section (query, url, period)")
+        path = self.path(self.equality.query)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"equality.query: cannot read '{path}': {exc.strerror}") from exc
+
+    def equality_url(self) -> str:
+        return (self.equality.url if self.equality and self.equality.url else None) or self.source.url
 
 
 def project_home() -> Path:
@@ -148,6 +179,9 @@ def parse_config(data: object, *, origin: str = "config", home: Path | None = No
         update={
             "register_url": resolve_url(config.register_url, home),
             "source": config.source.model_copy(update={"url": resolve_url(config.source.url, home)}),
+            "equality": config.equality and config.equality.model_copy(
+                update={"url": config.equality.url and resolve_url(config.equality.url, home)}
+            ),
         }
     )
 

@@ -155,38 +155,93 @@ run_reminders = blocking(run_reminders_async)
 
 def run_letters(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None,
+    retry: Any = None, tls_context: Any = None, dispatch: bool = True,
 ) -> dict[str, Any]:
-    """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too."""
+    """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too
+    (unless `dispatch=False`: the DAG dispatches in its own async task, `run_letters_dispatch_async`)."""
     import asyncio
 
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.templates import renderer
-    from cautionflow.services.letters import dispatch_letters, queue_letters
+    from cautionflow.services.letters import queue_letters
 
     settings = smtp_settings(config, "letters", False, smtp_overrides, tls_context)
-    output_dir = config.path(config.letters.output_dir)
     register = Register(config.register_url)
     try:
         summary = queue_letters(
             register, policy_profile(config), as_of=as_of, run_id=run_id, render=renderer(config),
-            output_dir=output_dir, organisation=config.organisation,
+            output_dir=config.path(config.letters.output_dir), organisation=config.organisation,
             reply_email=settings.sender_address if settings else None, auto_approve=config.letters.auto_approve,
         ).as_dict()
-        if config.letters.auto_approve:
-            dispatched = asyncio.run(
-                dispatch_letters(register, settings, organisation=config.organisation, output_dir=output_dir,
-                                 retry=retry)
-            ).as_dict()
-            summary.update(dispatched=dispatched["approved"], dispatch=dispatched, complete=dispatched["complete"])
     finally:
         register.dispose()
+    if config.letters.auto_approve and dispatch:
+        dispatched = asyncio.run(run_letters_dispatch_async(
+            config, as_of=as_of, run_id=run_id, smtp_overrides=smtp_overrides, retry=retry, tls_context=tls_context
+        ))
+        summary.update(dispatched=dispatched["approved"], dispatch=dispatched, complete=dispatched["complete"])
     return summary
+
+
+async def run_letters_dispatch_async(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None, tls_context: Any = None,
+) -> dict[str, Any]:
+    """With `letters.auto_approve`: dispatch the approved letters (print batch; email through the outbox,
+    with the Airflow task's SMTP overrides). Without it officers dispatch by hand: nothing is done."""
+    from cautionflow.adapters.register import Register
+    from cautionflow.services.letters import dispatch_letters
+
+    if not config.letters.auto_approve:
+        return {"step": "letters_dispatch", "as_of": as_of.isoformat(), "run_id": run_id, "auto_approve": False,
+                "approved": 0, "sent": 0, "pending": 0, "failed": 0, "waiting": [], "complete": True}
+    settings = smtp_settings(config, "letters", False, smtp_overrides, tls_context)
+    register = Register(config.register_url)
+    try:
+        summary = (await dispatch_letters(
+            register, settings, organisation=config.organisation, output_dir=config.path(config.letters.output_dir),
+            retry=retry,
+        )).as_dict()
+    finally:
+        register.dispose()
+    return {"step": "letters_dispatch", "as_of": as_of.isoformat(), "run_id": run_id, "auto_approve": True, **summary}
+
+
+def run_retention(config: CautionflowConfig, *, as_of: dt.date, run_id: str, dry_run: bool = False) -> dict[str, Any]:
+    """Anonymise ended alerts kept longer than the profile's `retention_months_after_end` (governance
+    issue); nothing while the profile leaves it unset. Weekly, from `cautionflow_housekeeping`."""
+    from cautionflow.adapters.register import Register
+    from cautionflow.services.retention import anonymise_expired
+
+    profile = policy_profile(config)
+    register = Register(config.register_url)
+    try:
+        summary = anonymise_expired(
+            register, profile, as_of=as_of, run_id=run_id, dry_run=dry_run,
+            letters_dir=config.path(config.letters.output_dir),
+        )
+    finally:
+        register.dispose()
+    return summary.as_dict()
+
+
+def run_governance(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> dict[str, Any]:
+    """The governance reports and officers' lists (services/governance_reports.py), for the
+    housekeeping DAG's `governance_reports` task; `cautionflow governance` runs them by hand."""
+    from cautionflow.adapters.register import Register
+    from cautionflow.services.governance_reports import run_governance_reports
+
+    register = Register(config.register_url)
+    try:
+        return run_governance_reports(config, register, as_of).summary()
+    finally:
+        register.dispose()
 
 
 STEPS: dict[str, Step] = {
     "sync": run_sync, "deadlines": run_deadlines, "reminders": run_reminders, "digests": run_digests,
-    "letters": run_letters,
+    "letters": run_letters, "retention": run_retention,
+    "governance": run_governance,
 }
 # `run all` runs these in order.
 PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "letters", "digests")

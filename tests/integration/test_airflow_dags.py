@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config["register_url"] = "sqlite:///register-from-file.db"
     config["source"] = {"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")}
     config["output_dir"] = "reports"
+    if config.get("equality"):  # the demo's relative query path, resolved as the demo resolves it
+        config["equality"] = {**config["equality"], "query": str(REPO / config["equality"]["query"])}
     (folder / "cautionflow.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -53,7 +56,8 @@ def smtp_server():
 
 
 def dags_test(
-    env: dict[str, str], dag_id: str, deployment: Path, smtp_port: int | None = None
+    env: dict[str, str], dag_id: str, deployment: Path, smtp_port: int | None = None,
+    config: str = "cautionflow.yaml",
 ) -> subprocess.CompletedProcess[str]:
     register = deployment / "register-from-connection.db"
     smtp = {"AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
@@ -63,7 +67,7 @@ def dags_test(
         **env,
         **smtp,
         "CAUTIONFLOW_HOME": str(deployment),
-        "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
+        "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / config),
         # The Connection overrides the file's register URL, as a landlord keeps secrets in Airflow.
         "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": json.dumps({"conn_type": "sqlite", "host": str(register)}),
     }
@@ -128,3 +132,49 @@ def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_e
     # 23 November 2026 is a Monday: the officers' weekly reminder went out, once, by the async task.
     [reminder] = smtp_server.handler.messages_for("officers@example.org")
     assert "caution alert reviews, week of 23 November 2026" in reminder["Subject"]
+
+
+def test_the_housekeeping_dag_runs_retention_and_the_governance_reports_through_airflow(airflow_env, demo_deployment):
+    # The register the DAG reads, filled by the sync step (from the command line, into the same file).
+    register = demo_deployment / "register-from-connection.db"
+    synced = subprocess.run(
+        [str(BIN / "cautionflow"), "run", "sync", "--config", str(demo_deployment / "cautionflow.yaml"),
+         "--as-of", AS_OF],
+        env={**os.environ, "CAUTIONFLOW_HOME": str(demo_deployment), "CAUTIONFLOW_REGISTER_URL": f"sqlite:///{register}"},
+        cwd=demo_deployment, capture_output=True, text=True, timeout=600,
+    )
+    assert synced.returncode == 0, synced.stderr[-3000:]
+
+    # The demo's profile (dover) sets no retention period (Dover 10 leaves it to the landlord's policy):
+    # the task says so and anonymises nothing; the second task writes the governance lists.
+    before = register_counts(register)
+    result = dags_test(airflow_env, "cautionflow_housekeeping", demo_deployment)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert "state=success" in log and "retention is not configured" in log
+    assert register_counts(register) == before
+    with sqlite3.connect(register) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM anonymisation_log").fetchone()[0] == 0
+    assert (demo_deployment / "reports" / f"stale-alerts-{AS_OF}.csv").is_file()
+
+    # The landlord sets 6 months (Teign 13): ended alerts past it are anonymised, each one logged.
+    config = yaml.safe_load((demo_deployment / "cautionflow.yaml").read_text())
+    profile = yaml.safe_load((REPO / "src/cautionflow/profiles/dover.yaml").read_text())
+    (demo_deployment / "dover-6-months.yaml").write_text(yaml.safe_dump({**profile, "retention_months_after_end": 6}))
+    config["policy"] = str(demo_deployment / "dover-6-months.yaml")
+    (demo_deployment / "cautionflow-retention.yaml").write_text(yaml.safe_dump(config))
+    result = dags_test(airflow_env, "cautionflow_housekeeping", demo_deployment, config="cautionflow-retention.yaml")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    with sqlite3.connect(register) as conn:
+        logged = conn.execute("SELECT COUNT(*), MIN(as_of), MAX(retention_months) FROM anonymisation_log").fetchone()
+        anonymised = conn.execute(
+            "SELECT COUNT(*) FROM alerts WHERE anonymised_on IS NOT NULL AND register_state = 'ended' "
+            "AND person_name IS NULL AND note IS NULL AND address IS NULL"
+        ).fetchone()[0]
+        active_named = conn.execute(
+            "SELECT COUNT(*) FROM alerts WHERE register_state = 'active' AND anonymised_on IS NOT NULL"
+        ).fetchone()[0]
+    assert logged[0] > 0 and logged[1:] == (AS_OF, 6)
+    assert anonymised == logged[0] and active_named == 0  # current alerts are never touched
+    assert register_counts(register)["alerts"] == before["alerts"]  # counts for statistics survive

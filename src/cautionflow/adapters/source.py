@@ -29,26 +29,30 @@ class SqlAlertSource:
         return safe_url(self.url)
 
     def read(self) -> SourceColumns:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            engine = create_database_engine(self.url, read_only=True)
-        except DatabaseError as exc:
-            raise SourceError(f"housing database: {exc}") from None
-        try:
-            with engine.connect() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                columns, rows = fetch_all(conn, self.query)
-        except SQLAlchemyError as exc:
-            raise SourceError(f"housing database {self.describe()}: {describe_error(exc)}") from None
-        except Exception as exc:  # driver errors raised outside SQLAlchemy's wrapping (raw cursor)
-            if type(exc).__module__.split(".")[0] in {"sqlite3", "psycopg", "psycopg2"}:
-                raise SourceError(f"housing database {self.describe()}: {describe_error(exc)}") from None
-            raise
-        finally:
-            engine.dispose()
+        columns, rows = read_only_query(self.url, self.query, what="housing database")
         # Column by column as the driver returned them: no frame, no type inference, no copy per cell.
         data = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
         return dict(zip(columns, data, strict=True))
 
+
+def read_only_query(url: str, query: str, *, what: str) -> tuple[list[str], list[tuple]]:
+    """Run one query on the landlord's database in a read-only session; errors as one-line SourceErrors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = create_database_engine(url, read_only=True)
+    except DatabaseError as exc:
+        raise SourceError(f"{what}: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            return fetch_all(conn, query)
+    except SQLAlchemyError as exc:
+        raise SourceError(f"{what} {safe_url(url)}: {describe_error(exc)}") from None
+    except Exception as exc:  # driver errors raised outside SQLAlchemy's wrapping (raw cursor)
+        if type(exc).__module__.split(".")[0] in {"sqlite3", "psycopg", "psycopg2"}:
+            raise SourceError(f"{what} {safe_url(url)}: {describe_error(exc)}") from None
+        raise
+    finally:
+        engine.dispose()

@@ -374,6 +374,7 @@ def build_housing_database(
     tmp.unlink(missing_ok=True)
     try:
         count = _write(tmp, estate, rows)
+        _write_equality(tmp, estate, rows, seed)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -742,3 +743,97 @@ def _write(path: Path, estate: dict[str, Any], alerts: dict[str, np.ndarray]) ->
         return int(con.execute("SELECT count(*) FROM cx_alert").fetchone()[0])
     finally:
         con.close()
+
+
+# --- equality monitoring (issue 7) -----------------------------------------------------------
+
+EQUALITY_VIEW = "equality_counts"
+
+# Made-up shares of the lead tenants' recorded characteristics: (group, share of all households,
+# share of flagged households). Mental health is over-represented among flagged households, as
+# Hexagon's impact assessment expects (Appendix 1), so the demo report has something to show;
+# the tiny groups exercise small-count suppression.
+_EQUALITY_GROUPS: tuple[tuple[str, tuple[tuple[str, float, float], ...]], ...] = (
+    ("Age band", (
+        ("16-24", 0.06, 0.08), ("25-34", 0.16, 0.18), ("35-49", 0.28, 0.30), ("50-64", 0.27, 0.26),
+        ("65 and over", 0.20, 0.15), ("Not recorded", 0.03, 0.03),
+    )),
+    ("Sex", (("Female", 0.56, 0.50), ("Male", 0.41, 0.47), ("Not recorded", 0.03, 0.03))),
+    ("Disability", (
+        ("Mental health condition", 0.08, 0.24), ("Physical or mobility", 0.10, 0.09),
+        ("Other disability", 0.05, 0.05), ("No disability", 0.65, 0.52), ("Not recorded", 0.12, 0.10),
+    )),
+    ("Ethnic group", (
+        ("White", 0.78, 0.78), ("Asian or Asian British", 0.08, 0.08), ("Black or Black British", 0.06, 0.06),
+        ("Mixed or multiple", 0.03, 0.03), ("Other ethnic group", 0.003, 0.003), ("Not recorded", 0.047, 0.047),
+    )),
+    ("Gender identity differs from sex registered at birth", (
+        ("Yes", 0.003, 0.003), ("No", 0.85, 0.85), ("Not recorded", 0.147, 0.147),
+    )),
+)
+
+_EQUALITY_SCHEMA = f"""
+CREATE TABLE cx_equality_group (
+    characteristic TEXT NOT NULL,
+    group_label TEXT NOT NULL,
+    characteristic_order INTEGER NOT NULL,
+    group_order INTEGER NOT NULL,
+    PRIMARY KEY (characteristic, group_label)
+);
+CREATE TABLE cx_tenancy_equality (
+    tenancy_ref TEXT NOT NULL REFERENCES cx_tenancy(tenancy_ref),
+    characteristic TEXT NOT NULL,
+    group_label TEXT NOT NULL,
+    PRIMARY KEY (tenancy_ref, characteristic)
+) WITHOUT ROWID;
+-- Aggregate counts only: what include/sql/equality_counts.sql reads (README, "Equality monitoring").
+CREATE VIEW {EQUALITY_VIEW} AS
+SELECT g.characteristic AS characteristic,
+       g.group_label AS group_label,
+       COUNT(e.tenancy_ref) AS households,
+       COUNT(f.tenancy_ref) AS flagged_households
+FROM cx_equality_group AS g
+LEFT JOIN cx_tenancy_equality AS e
+    ON e.characteristic = g.characteristic AND e.group_label = g.group_label
+LEFT JOIN (SELECT DISTINCT tenancy_ref FROM cx_alert WHERE status = 'active' AND tenancy_ref IS NOT NULL) AS f
+    ON f.tenancy_ref = e.tenancy_ref
+GROUP BY g.characteristic, g.group_label, g.characteristic_order, g.group_order
+ORDER BY g.characteristic_order, g.group_order
+"""
+
+
+def _write_equality(path: Path, estate: dict[str, Any], alerts: dict[str, np.ndarray], seed: int) -> None:
+    """The lead tenants' characteristics (one group per tenancy and characteristic) and the
+    `equality_counts` view. A separate Generator, so the rest of the database is unchanged."""
+    rng = np.random.default_rng([seed, 7_011])
+    tenancies = estate["tenancy_ref"]
+    active = (alerts["status"] == "active") & (alerts["tenancy_ref"] != _NULL)
+    flagged_refs = set(alerts["tenancy_ref"][active].tolist())  # hashing: np.isin sorts objects, slow at 1M
+    flagged = np.fromiter((t in flagged_refs for t in tenancies.tolist()), dtype=bool, count=len(tenancies))
+    groups, rows = [], []
+    for c, (characteristic, options) in enumerate(_EQUALITY_GROUPS):
+        labels = _cats([label for label, _, _ in options])
+        groups.extend((characteristic, label, c, g) for g, (label, _, _) in enumerate(options))
+        share_all = np.array([a for _, a, _ in options])
+        share_flagged = np.array([f for _, _, f in options])
+        u = rng.random(len(tenancies))
+        pick = np.where(
+            flagged,
+            np.searchsorted(np.cumsum(share_flagged / share_flagged.sum()), u, side="right"),
+            np.searchsorted(np.cumsum(share_all / share_all.sum()), u, side="right"),
+        )
+        pick = np.minimum(pick, len(options) - 1)
+        rows.append(zip(tenancies.tolist(), [characteristic] * len(tenancies), labels[pick].tolist(), strict=True))
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("BEGIN")
+        for statement in _EQUALITY_SCHEMA.split(";"):
+            if statement.strip():
+                con.execute(statement)
+        con.executemany("INSERT INTO cx_equality_group VALUES (?, ?, ?, ?)", groups)
+        for chunk in rows:
+            con.executemany("INSERT INTO cx_tenancy_equality VALUES (?, ?, ?)", chunk)
+        con.execute("COMMIT")
+    finally:
+        con.close()
+

@@ -14,6 +14,9 @@ class AlertCode:
     code: str
     title: str
     required_action: str
+    # Wandle 3.3: limits on how the resident may contact us or be contacted (number or medium of
+    # contacts, a named employee); such residents are left out of feedback surveys (5.0).
+    restricts_contact: bool = False
 
 
 _CODES = (
@@ -27,8 +30,8 @@ _CODES = (
     AlertCode("DOG", "Dangerous animal", "Dangerous animal: ask for it to be secured before entering; do not enter if it is loose."),
     AlertCode("WPN", "Weapons", "Weapons may be present: visit in pairs and follow the lone-working procedure."),
     AlertCode("HAZ", "Hazards at the property", "Hazards at the property (such as sharps or drug paraphernalia): wear protective equipment and take care."),
-    AlertCode("SPOC", "Single point of contact", "Single point of contact: arrange all contact through the named officer."),
-    AlertCode("CM", "Contact restrictions", "Contact restrictions apply: follow the agreed contact arrangements; no unplanned contact."),
+    AlertCode("SPOC", "Single point of contact", "Single point of contact: arrange all contact through the named officer.", restricts_contact=True),
+    AlertCode("CM", "Contact restrictions", "Contact restrictions apply: follow the agreed contact arrangements; no unplanned contact.", restricts_contact=True),
     AlertCode("DNV", "Do not visit", "Do not visit: no home visits; emergency attendance only with police or manager approval."),
     AlertCode("AGY", "Agency-reported risk", "Risk reported by an agency: visit in pairs and check with the office before attending."),
     AlertCode("OFF", "Office meetings only", "Office meetings only: do not meet at the home except for emergency repairs."),

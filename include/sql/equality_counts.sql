@@ -1,0 +1,21 @@
+-- Equality monitoring (Hexagon Appendix 1, Teign 11): AGGREGATE COUNTS ONLY, never one row per
+-- person or household. One row per characteristic and group, with exactly these columns:
+--   characteristic      e.g. 'Age band', 'Disability', 'Ethnic group'
+--   group_label         e.g. '25-34', 'Mental health condition'; include a 'Not recorded' group so that
+--                       the groups of a characteristic cover every household exactly once
+--   households          tenant households in the group (the whole population)
+--   flagged_households  of those, households with at least one active caution alert
+-- A household's characteristic is its lead tenant's, as recorded in the housing system.
+-- The demo database has a view that does this (cautionflow.demo.housing); for your own schema the
+-- shape is, for example:
+--
+--   SELECT q.characteristic, q.group_label,
+--          COUNT(*) AS households,
+--          COUNT(f.tenancy_ref) AS flagged_households
+--   FROM my_lead_tenant_equality AS q                      -- tenancy_ref, characteristic, group_label
+--   LEFT JOIN (SELECT DISTINCT tenancy_ref FROM my_alerts
+--              WHERE status = 'active' AND tenancy_ref IS NOT NULL) AS f
+--          ON f.tenancy_ref = q.tenancy_ref
+--   GROUP BY q.characteristic, q.group_label
+SELECT characteristic, group_label, households, flagged_households
+FROM equality_counts
