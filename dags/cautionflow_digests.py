@@ -23,6 +23,10 @@ Mail settings come from the config's `smtp` section; the Connection `cautionflow
 login, password, extra `{"security": ..., "sender": ...}`) overrides them. The task's XCom holds
 `recipients`, `queued`, `sent`, `already_sent`, `failed`, `pending`. On success it updates the
 Asset `x-cautionflow://digests`. The as-of date is the triggering run's date in Europe/London.
+
+Then `send_run_summary` (whether the digests went or not) emails the `operations` recipients a
+counts-only summary of the day, when the config says `operations.daily_summary: true`: once per
+recipient and day, through the same outbox, however often the day's pipeline runs.
 """
 
 from __future__ import annotations
@@ -55,7 +59,14 @@ def cautionflow_digests() -> None:
 
         return await run_digests_task(context)
 
-    send_digests()
+    @task(trigger_rule="all_done")
+    async def send_run_summary(**context) -> dict:
+        """The counts-only daily summary to operations (when configured), once a day."""
+        from cautionflow.integrations.airflow import run_summary_task
+
+        return await run_summary_task(context)
+
+    send_digests() >> send_run_summary()
 
 
 cautionflow_digests()

@@ -105,9 +105,8 @@ def test_first_sync_keeps_flags_and_quarantines_and_counts_every_row(databases):
 
 def test_the_first_load_leaves_every_index_in_place_and_one_history_row_per_alert(databases):
     """The first sync loads without index upkeep (speed); the register must end up the same."""
-    from sqlalchemy import inspect
-
     import pendulum
+    from sqlalchemy import inspect
 
     databases.write_source(MIXED_SOURCE)
     run(databases, as_of=pendulum.date(2026, 11, 23))  # as Airflow's logical date gives it

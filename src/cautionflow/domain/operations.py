@@ -104,3 +104,55 @@ def failure_notice(
         dag_id=str(dag_id), task_id=str(task_id), run_id=str(run_id), try_number=try_number,
         logical_date=logical_date, error_type=error_type, error_message=message, log_url=log_url,
     )
+
+
+
+# --- the lateness notice: the daily sync has not finished by its deadline --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LatenessNotice:
+    """The sync for `as_of` had not finished by `deadline`. Only dates and times: no personal data."""
+
+    as_of: dt.date
+    deadline: dt.datetime  # aware
+    timezone: str
+    last_sync_as_of: dt.date | None
+    finished_at: dt.datetime | None  # when that day's sync did finish, if it did (late)
+    dag_url: str | None
+
+    def _local(self, moment: dt.datetime, fmt: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        return moment.astimezone(ZoneInfo(self.timezone)).strftime(fmt)
+
+    @property
+    def subject(self) -> str:
+        return (f"cautionflow: the sync for {self.as_of.day} {self.as_of:%B %Y} had not finished by "
+                f"{self._local(self.deadline, '%H:%M')}")
+
+    @property
+    def text(self) -> str:
+        if self.finished_at is not None:
+            state = f"It finished late, at {self._local(self.finished_at, '%H:%M on %d %B %Y')}."
+        else:
+            state = "It has not finished yet."
+        last = self.last_sync_as_of.isoformat() if self.last_sync_as_of else "never"
+        return (
+            f"The daily sync of the caution alert register for {self.as_of.isoformat()} had not finished by "
+            f"{self._local(self.deadline, '%H:%M on %d %B %Y')} ({self.timezone}). {state}\n"
+            "Until it finishes, the register, the review deadlines, the digests and the letters are not\n"
+            "up to date: contractors and call handlers still have the previous flag list.\n"
+            "\n"
+            f"Latest finished sync: as of {last}\n"
+            f"DAG: {self.dag_url or 'cautionflow_sync (set [api] base_url in the Airflow config for a link)'}\n"
+            "\n"
+            "Look at today's cautionflow_sync run in Airflow: a task still running, queued, waiting to\n"
+            "retry, or no run at all (is the scheduler up?). If a task fails for good, a failure notice\n"
+            "follows separately.\n"
+        )
+
+
+def sync_is_late(finished_at: dt.datetime | None, deadline: dt.datetime) -> bool:
+    """True unless the day's sync finished at or before the deadline."""
+    return finished_at is None or finished_at > deadline

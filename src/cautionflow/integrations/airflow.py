@@ -155,6 +155,11 @@ async def run_digests_task(context: Any) -> dict[str, Any]:
     return await _run_mail_task("digests", "digest(s)", context)
 
 
+async def run_letters_dispatch_task(context: Any) -> dict[str, Any]:
+    """With `letters.auto_approve`, the letters DAG's dispatch: print batch and letters by email."""
+    return await _run_mail_task("letters_dispatch", "letter email(s)", context)
+
+
 # --- operations failure notices -------------------------------------------------------------------
 
 FAILURE_NOTICE_RETRY = (3, 1.0, 5.0)  # attempts, initial and maximum backoff (seconds)
@@ -208,20 +213,9 @@ def notify_operations_of_failure(context: Any) -> None:
 
 
 def _notify_operations_of_failure(context: Any) -> None:
-    import dataclasses
-    import datetime as dt
-    import uuid
-
-    from cautionflow.adapters.mail import OutgoingMessage, RetryPolicy, SmtpSettings, build_message, deliver
-
     notice = _failure_notice_from_context(context)
     config = config_from_airflow()
-    recipients = [r for r in config.recipients if r.role == "operations"]
-    if not recipients:
-        log.info("no operations recipients in the config: no failure notice sent for %s", notice.subject)
-        return
-    if config.smtp is None:
-        log.warning("the config has no smtp section: no failure notice sent for %s", notice.subject)
+    if not _operations_recipients(config, "failure notice", notice.subject):
         return
     try:
         overrides = _run_coroutine(smtp_connection_overrides())
@@ -229,24 +223,194 @@ def _notify_operations_of_failure(context: Any) -> None:
         log.warning("smtp connection %s unreadable (%s); using the config's smtp settings", SMTP_CONNECTION,
                     type(exc).__name__)
         overrides = {}
-    settings = SmtpSettings.from_config(config.smtp, overrides=overrides)
+    _run_coroutine(send_operations_notice(
+        config, subject=notice.subject, text=notice.text, kind="operations-failure", what="failure notice",
+        overrides=overrides,
+    ))
+
+
+def _operations_recipients(config: CautionflowConfig, what: str, subject: str) -> list[Any]:
+    """The config's operations recipients, when there are any and mail can be sent (else logged)."""
+    recipients = [r for r in config.recipients if r.role == "operations"]
+    if not recipients:
+        log.info("no operations recipients in the config: no %s sent for %s", what, subject)
+        return []
+    if config.smtp is None:
+        log.warning("the config has no smtp section: no %s sent for %s", what, subject)
+        return []
+    return recipients
+
+
+async def send_operations_notice(
+    config: CautionflowConfig, *, subject: str, text: str, kind: str, what: str, overrides: dict[str, Any],
+    tls_context: Any = None,
+) -> Any:
+    """A plain-text notice to every operations recipient, sent directly (not through the outbox: a
+    notice is not a disclosure, and must go even when the register is what is broken), with a short
+    retry and timeout. Returns the delivery report (None when there is no one to send it to)."""
+    import dataclasses
+    import datetime as dt
+    import uuid
+
+    from cautionflow.adapters.mail import OutgoingMessage, RetryPolicy, SmtpSettings, build_message, deliver
+
+    recipients = _operations_recipients(config, what, subject)
+    if not recipients:
+        return None
+    settings = SmtpSettings.from_config(config.smtp, overrides=overrides, tls_context=tls_context)
     settings = dataclasses.replace(settings, timeout=min(settings.timeout, FAILURE_NOTICE_TIMEOUT))
     now = dt.datetime.now(dt.UTC)
     messages = []
+    label = kind.removeprefix("operations-")
     for recipient in recipients:
-        message_id = f"<cautionflow.failure.{uuid.uuid4().hex}@{settings.sender_domain}>"
+        message_id = f"<cautionflow.{label}.{uuid.uuid4().hex}@{settings.sender_domain}>"
         data = build_message(
-            sender=settings.sender, to_name=recipient.name, to_email=recipient.email, subject=notice.subject,
-            message_id=message_id, date=now, text=notice.text,
-            headers={"X-Cautionflow-Kind": "operations-failure"},
+            sender=settings.sender, to_name=recipient.name, to_email=recipient.email, subject=subject,
+            message_id=message_id, date=now, text=text, headers={"X-Cautionflow-Kind": kind},
         )
         messages.append(OutgoingMessage(message_id, (recipient.email,), data.encode("ascii")))
     attempts, initial, most = FAILURE_NOTICE_RETRY
-    report = _run_coroutine(deliver(
+    report = await deliver(
         settings, messages, on_accepted=lambda _id: None, on_failed=lambda _failure: None,
         retry=RetryPolicy(attempts=attempts, initial_delay=initial, max_delay=most),
-    ))
+    )
     for failure in report.failures:
-        log.warning("operations failure notice not sent (%s): %s", failure.message_id, failure.reply)
+        log.warning("operations %s not sent (%s): %s", what, failure.message_id, failure.reply)
     if report.accepted:
-        log.info("operations failure notice sent to %d recipient(s): %s", len(report.accepted), notice.subject)
+        log.info("operations %s sent to %d recipient(s): %s", what, len(report.accepted), subject)
+    return report
+
+
+# --- the register page (inside the Airflow api-server) ----------------------------------------------
+
+CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # the config file's path for processes outside a task (the api-server)
+
+
+def config_for_api_server() -> CautionflowConfig:
+    """The config for the register page, read in the api-server process (not a task, so Airflow's
+    server-side Variable and Connection models): the path from the environment variable
+    `CAUTIONFLOW_CONFIG`, else the Variable `cautionflow_config`; the Connection
+    `cautionflow_register`, when defined, overrides `register_url` as it does for the tasks."""
+    import os
+
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+    from airflow.models.variable import Variable
+
+    from cautionflow.config import load_config, resolve_url
+
+    path = os.environ.get(CONFIG_ENV) or Variable.get(CONFIG_VARIABLE, default_var=DEFAULT_CONFIG_PATH)
+    config = load_config(path)
+    try:
+        register = Connection.get_connection_from_secrets(REGISTER_CONNECTION)
+    except AirflowNotFoundException:
+        return config
+    return config.model_copy(update={"register_url": resolve_url(connection_url(register), config.path("."))})
+
+
+# --- lateness alert: the daily sync has not finished by 07:00 --------------------------------------
+
+
+def airflow_base_url() -> str | None:
+    """`[api] base_url` (AIRFLOW__API__BASE_URL), for links in notices; None when unset."""
+    import os
+
+    url = os.environ.get("AIRFLOW__API__BASE_URL")
+    if url is None:
+        try:
+            from airflow.configuration import conf
+
+            url = conf.get("api", "base_url", fallback="")
+        except Exception:  # noqa: BLE001 - a link is a nicety
+            url = ""
+    return url or None
+
+
+async def check_sync_finished_task(context: Any, *, tls_context: Any = None) -> dict[str, Any]:
+    """The `cautionflow_sync_watch` task: if the sync for this run's day had not finished by this
+    run's logical date (07:00 Europe/London), email the operations recipients (dates and times only).
+    It reads the register's `sync_runs`, so it also notices a day on which no sync ran at all."""
+    import asyncio
+
+    from cautionflow.adapters.register import Register
+    from cautionflow.domain.operations import LatenessNotice, sync_is_late
+    from cautionflow.services.sync_watch import sync_progress
+
+    config = await asyncio.to_thread(config_from_airflow)  # Variable and Connections: blocking calls
+    deadline = context.get("logical_date") or context["dag_run"].run_after
+    as_of = as_of_date(context, config.timezone)
+
+    def progress() -> tuple[Any, Any]:
+        register = Register(config.register_url)
+        try:
+            return sync_progress(register, as_of)
+        finally:
+            register.dispose()
+
+    finished_at, last = await asyncio.to_thread(progress)
+    summary: dict[str, Any] = {"as_of": as_of.isoformat(), "deadline": deadline.isoformat(),
+                               "finished_at": finished_at.isoformat() if finished_at else None, "late": False}
+    if not sync_is_late(finished_at, deadline):
+        log.info("the sync for %s finished at %s, by its deadline %s", as_of, finished_at, deadline)
+        return summary
+    base = airflow_base_url()
+    notice = LatenessNotice(
+        as_of=as_of, deadline=deadline, timezone=config.timezone, last_sync_as_of=last, finished_at=finished_at,
+        dag_url=f"{base.rstrip('/')}/dags/cautionflow_sync" if base else None,
+    )
+    log.warning("%s", notice.subject)
+    try:
+        overrides = await smtp_connection_overrides()
+    except Exception as exc:  # noqa: BLE001 - the file's settings may still work
+        log.warning("smtp connection %s unreadable (%s); using the config's smtp settings", SMTP_CONNECTION,
+                    type(exc).__name__)
+        overrides = {}
+    operations = _operations_recipients(config, "lateness notice", notice.subject)
+    if not operations:
+        return {**summary, "late": True, "notified": 0}
+    from cautionflow.services.run_summary import send_to_operations_once_a_day
+    from cautionflow.steps import smtp_settings
+
+    settings = smtp_settings(config, "lateness notices", True, overrides, tls_context)
+
+    async def send() -> Any:
+        register = Register(config.register_url)
+        try:
+            await asyncio.to_thread(register.migrate)
+            return await send_to_operations_once_a_day(
+                register, settings, operations, as_of=as_of, run_id=context.get("run_id") or "sync-watch",
+                content="sync-late", subject=notice.subject, text=notice.text, header_kind="operations-late",
+            )
+        finally:
+            register.dispose()
+
+    result = await send()  # through the outbox, once per recipient and day: a rerun sends nothing twice
+    if result.waiting:
+        raise RuntimeError(f"the lateness notice was not accepted: {[w['error'] for w in result.waiting]}")
+    return {**summary, "late": True, "notified": result.sent, "already_notified": result.already_sent}
+
+
+# --- the daily run summary to operations -----------------------------------------------------------
+
+
+async def run_summary_task(context: Any) -> dict[str, Any]:
+    """The digests DAG's last task: the counts-only daily summary to the operations recipients, when
+    `operations.daily_summary` is on; once per recipient and day (the outbox). Pending mail fails the
+    try so Airflow retries it; mail the server refused fails the task without retries."""
+    import asyncio
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.services.run_summary import run_summary_async
+
+    config = await asyncio.to_thread(config_from_airflow)
+    overrides = await smtp_connection_overrides() if config.operations.daily_summary else {}
+    as_of = as_of_date(context, config.timezone)
+    run_id = f"{context['dag'].dag_id}/{context['run_id']}"
+    summary = await run_summary_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    log.info("cautionflow daily run summary: %s", {k: v for k, v in summary.items() if k != "counts"})
+    if summary["pending"]:
+        raise RuntimeError(f"{summary['pending']} daily summary(ies) still pending; a retry sends them")
+    if summary["failed"]:
+        raise AirflowFailException(f"{summary['failed']} daily summary(ies) refused by the server")
+    return summary

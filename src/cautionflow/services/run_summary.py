@@ -1,0 +1,211 @@
+"""The daily run summary to the operations recipients (issue 6): counts only, once a day.
+
+Sent when the config says `operations.daily_summary: true`, by the last task of the digests DAG.
+It goes through the outbox (kind `operations`) with an idempotency key per recipient and day, not
+per content: however often the day's pipeline runs, each operations recipient gets one summary a
+day, and a summary the server did not take waits, pending, for the task's retry. It discloses no
+alert (no disclosure log entries) and carries no personal data: only counts, the as-of date and
+the organisation's name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters.database import fetch_all
+from cautionflow.adapters.mail import build_message
+from cautionflow.adapters.outbox import Outbox, QueuedMessage
+from cautionflow.domain.digests import idempotency_key, message_id
+from cautionflow.services.outbox_delivery import send_outstanding, utc_now
+
+if TYPE_CHECKING:
+    from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import CautionflowConfig, Recipient
+
+KIND = "operations"
+CONTENT = "daily-run-summary"  # the key's content part: one summary per recipient and day, whatever it says
+
+
+@dataclass(frozen=True)
+class RunSummaryResult:
+    step: str
+    as_of: str
+    run_id: str
+    recipients: int
+    queued: int
+    sent: int
+    already_sent: int
+    failed: int
+    pending: int
+    complete: bool
+    counts: dict[str, Any] = field(default_factory=dict)
+    waiting: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summary_counts(register: Register, as_of: dt.date) -> dict[str, Any]:
+    """The day in numbers, from the register: no names, addresses or alert ids."""
+    from cautionflow.services.register_page import register_page
+    from cautionflow.services.status import register_status
+
+    status = register_status(register)
+    page = register_page(register)
+    today: dict[str, dict[str, int]] = {}
+    with register.engine.connect() as conn:
+        day = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
+        for kind, state, count in fetch_all(
+            conn, "SELECT kind, status, COUNT(*) FROM outbox WHERE as_of = ? AND kind <> ? GROUP BY kind, status",
+            (day, KIND),
+        )[1]:
+            today.setdefault(kind, {})[state] = int(count)
+    last = status["last_sync"] or {}
+    return {
+        "as_of": as_of.isoformat(),
+        "last_sync_as_of": last.get("as_of"),
+        "sync": {k: last.get(k) for k in ("read", "inserted", "updated", "unchanged", "ended", "quarantined", "flagged")},
+        "active": status["active"],
+        "active_flagged": status["active_flagged"],
+        "quarantine_open": sum(status["quarantine_open"].values()),
+        "overdue": page.overdue,
+        "due_within_30_days": page.due_soon,
+        "deadline_errors": page.deadline_errors,
+        "deadlines_as_of": page.as_of.isoformat() if page.as_of else None,
+        "emails_today": today,
+        "letters": status["letters"],
+    }
+
+
+def summary_message(organisation: str, as_of: dt.date, counts: dict[str, Any]) -> tuple[str, str]:
+    """(subject, plain text) of the summary."""
+    from cautionflow.adapters.templates import long_date
+
+    sync = counts["sync"]
+    stale = counts["last_sync_as_of"] != counts["as_of"]
+    lines = [
+        f"cautionflow daily run summary for {organisation}, {long_date(as_of)}.",
+        "",
+        f"Sync (as of {counts['last_sync_as_of'] or 'never'}){': NOT TODAY' if stale else ''}",
+        "  " + ", ".join(f"{k} {sync[k] if sync[k] is not None else '-'}" for k in sync),
+        "Register",
+        f"  active alerts {counts['active']}, with data-quality flags {counts['active_flagged']}, "
+        f"quarantined rows awaiting a fix {counts['quarantine_open']}",
+        f"Reviews (as of {counts['deadlines_as_of'] or 'never'})",
+        f"  overdue {counts['overdue']}, due within 30 days {counts['due_within_30_days']}, "
+        f"dates not computable {counts['deadline_errors']}",
+        "Emails today",
+    ]
+    if counts["emails_today"]:
+        for kind, states in sorted(counts["emails_today"].items()):
+            lines.append(f"  {kind}: " + ", ".join(f"{state} {n}" for state, n in sorted(states.items())))
+    else:
+        lines.append("  none")
+    lines.append("Resident letters")
+    lines.append("  " + (", ".join(f"{state} {n}" for state, n in counts["letters"].items()) or "none"))
+    lines += ["", "Counts only. The register page in the Airflow UI (Caution register) has the detail."]
+    problems = counts["quarantine_open"] + sum(s.get("failed", 0) + s.get("pending", 0)
+                                               for s in counts["emails_today"].values())
+    flag = " (needs a look)" if stale or problems else ""
+    subject = f"cautionflow: daily summary, {long_date(as_of)}{flag}"
+    return subject, "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class OnceADay:
+    """What became of one notice to the operations recipients for one day."""
+
+    queued: int
+    sent: int
+    already_sent: int
+    failed: int
+    waiting: list[dict[str, str]]
+
+
+async def send_to_operations_once_a_day(
+    register: Register, settings: SmtpSettings, operations: Sequence[Recipient], *, as_of: dt.date, run_id: str,
+    content: str, subject: str, text: str, header_kind: str, retry: RetryPolicy | None = None,
+) -> OnceADay:
+    """One notice per operations recipient, day and `content` (e.g. the summary, the late sync),
+    through the outbox: a rerun sends nothing twice, and one the server did not take waits, pending,
+    for the task's retry. No disclosure log entries: such a notice names no alert."""
+    now = utc_now()
+    messages = []
+    for recipient in operations:
+        key = idempotency_key(KIND, recipient.name, recipient.email, as_of, content)
+        mid = message_id(KIND, key, as_of, settings.sender_domain)
+        messages.append(QueuedMessage(
+            idempotency_key=key, kind=KIND, recipient_name=recipient.name, recipient_email=recipient.email,
+            recipient_role=recipient.role, as_of=as_of, content_hash=content, message_id=mid, subject=subject,
+            message=build_message(
+                sender=settings.sender, to_name=recipient.name, to_email=recipient.email, subject=subject,
+                message_id=mid, date=now, text=text,
+                headers={"Auto-Submitted": "auto-generated", "X-Cautionflow-Kind": header_kind},
+            ),
+            current_ids=(),
+        ))
+    outbox = Outbox(register.engine)
+    try:
+        keys = [m.idempotency_key for m in messages]
+        already = sum(1 for s in outbox.states(keys).values() if s.status == "sent")
+        queued = len(outbox.enqueue(messages, run_id=run_id, now=now))
+        sent = await send_outstanding(outbox, settings, KIND, retry=retry)
+        states = outbox.states(keys)
+    finally:
+        outbox.close()
+    outstanding = [s for s in states.values() if s.status != "sent"]
+    return OnceADay(
+        queued=queued, sent=sent, already_sent=already,
+        failed=sum(1 for s in outstanding if s.status == "failed"),
+        waiting=[{"recipient": s.recipient_name, "status": s.status, "error": s.last_error or ""} for s in outstanding],
+    )
+
+
+async def send_run_summary(
+    register: Register, settings: SmtpSettings, recipients: Sequence[Recipient], *, organisation: str,
+    as_of: dt.date, run_id: str, retry: RetryPolicy | None = None,
+) -> RunSummaryResult:
+    operations = [r for r in recipients if r.role == "operations"]
+    register.migrate()
+    counts = summary_counts(register, as_of)
+    subject, text = summary_message(organisation, as_of, counts)
+    result = await send_to_operations_once_a_day(
+        register, settings, operations, as_of=as_of, run_id=run_id, content=CONTENT, subject=subject, text=text,
+        header_kind="operations-summary", retry=retry,
+    )
+    pending = len(result.waiting) - result.failed
+    return RunSummaryResult(
+        step="summary", as_of=as_of.isoformat(), run_id=run_id, recipients=len(operations), queued=result.queued,
+        sent=result.sent, already_sent=result.already_sent, failed=result.failed, pending=pending,
+        complete=not result.waiting, counts=counts, waiting=result.waiting,
+    )
+
+
+async def run_summary_async(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
+    retry: Any = None, tls_context: Any = None,
+) -> dict[str, Any]:
+    """The summary step: nothing unless `operations.daily_summary` is on and there are operations
+    recipients; then one summary per recipient and day."""
+    from cautionflow.adapters.register import Register
+    from cautionflow.steps import smtp_settings
+
+    operations = [r for r in config.recipients if r.role == "operations"]
+    if not config.operations.daily_summary or not operations:
+        why = "operations.daily_summary is off" if not config.operations.daily_summary else "no operations recipients"
+        return {"step": "summary", "as_of": as_of.isoformat(), "run_id": run_id, "skipped": why, "pending": 0,
+                "failed": 0, "sent": 0}
+    settings = smtp_settings(config, "daily run summaries", True, smtp_overrides, tls_context)
+    register = Register(config.register_url)
+    try:
+        result = await send_run_summary(
+            register, settings, config.recipients, organisation=config.organisation, as_of=as_of, run_id=run_id,
+            retry=retry,
+        )
+    finally:
+        register.dispose()
+    return result.as_dict()
