@@ -25,9 +25,9 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(CURDIR)/var/airflow \
 	$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env))
 
 # The daily pipeline, in the order the Assets chain it.
-DEMO_DAGS = cautionflow_sync cautionflow_deadlines cautionflow_letters cautionflow_digests
+DEMO_DAGS = cautionflow_sync cautionflow_deadlines cautionflow_letters cautionflow_digests cautionflow_housekeeping
 
-.PHONY: install demo test lint unit integration bench clean constraints
+.PHONY: install demo ui test lint unit integration bench clean constraints
 
 install: $(STAMP)
 
@@ -59,13 +59,26 @@ demo: install
 	@$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env)) $(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml | sed '$$d'
 	@echo
 	@echo "Outputs: housing database var/demo/housing.db, register $(if $(CAUTIONFLOW_DB),the PostgreSQL database cautionflow_register,var/demo/register.db)"
-	@echo "Reports: var/demo/reports/ (All Alerts CSV and HTML, overdue reviews)"
+	@echo "Reports: var/demo/reports/ (All Alerts, overdue reviews; equality, survey exclusions, non-notification, stale alerts)"
 	@ls var/demo/reports | sed 's/^/  /'
 	@echo "Emails as delivered (digests, the officers' reminder): var/demo/mail/"
 	@ls var/demo/mail | sed 's/^/  /'
 	@echo "Resident letters queued for an officer's approval (PDF and HTML): var/demo/letters/"
 	@$(if $(CAUTIONFLOW_DB),env $$(cat $(CURDIR)/var/airflow/postgres.env)) $(BIN)/cautionflow letters list --config include/config/cautionflow.demo.yaml | sed "\$$d" | tail -n 10
 	@echo "Look around: $(if $(CAUTIONFLOW_DB),$$(grep ^CAUTIONFLOW_REGISTER_URL= var/airflow/postgres.env) )$(BIN)/cautionflow status --config include/config/cautionflow.demo.yaml"
+
+# The Airflow UI on the demo's metadata (after `make demo`), with the "Caution register" page.
+# Log in as `operator`; the password is generated into var/airflow/passwords.json on first start.
+UI_PORT ?= 8080
+ui: install
+	@test -f var/airflow/airflow.db -o -n "$(CAUTIONFLOW_DB)" || { echo "run make demo first"; exit 1; }
+	@echo "Airflow UI: http://127.0.0.1:$(UI_PORT)/  (user operator, password in var/airflow/passwords.json)"
+	@echo "The register page: the Caution register entry in the navigation, or http://127.0.0.1:$(UI_PORT)/cautionflow/"
+	$(AIRFLOW_ENV) PATH=$(BIN):$$PATH CAUTIONFLOW_CONFIG=include/config/cautionflow.demo.yaml \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=operator:viewer \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(CURDIR)/var/airflow/passwords.json \
+		$(BIN)/airflow api-server --port $(UI_PORT)
 
 lint: install
 	$(BIN)/ruff check src dags plugins tests bench
