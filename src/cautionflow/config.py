@@ -130,20 +130,19 @@ class CautionflowConfig(_Model):
     def source_query(self) -> str:
         if self.source.query is None:
             return DEFAULT_SOURCE_QUERY
-        path = self.path(self.source.query)
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"source.query: cannot read '{path}': {exc.strerror}") from exc
+        return self._read_sql("source.query", self.source.query)
 
     def equality_query(self) -> str:
         if self.equality is None:
             raise ConfigError("equality: the config has no equality section (query, url, period)")
-        path = self.path(self.equality.query)
+        return self._read_sql("equality.query", self.equality.query)
+
+    def _read_sql(self, field: str, relative: str) -> str:
+        path = self.path(relative)
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"equality.query: cannot read '{path}': {exc.strerror}") from exc
+            raise ConfigError(f"{field}: cannot read '{path}': {exc.strerror}") from exc
 
     def equality_url(self) -> str:
         return (self.equality.url if self.equality and self.equality.url else None) or self.source.url
