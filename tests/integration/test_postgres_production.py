@@ -21,7 +21,8 @@ from tests.support import migrated_airflow, temporary_postgres_database
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AS_OF = "2026-11-23"  # a Monday: the officers' weekly reminder is due too
-DAGS = ("cautionflow_sync", "cautionflow_deadlines", "cautionflow_letters", "cautionflow_digests")
+DAGS = ("cautionflow_sync", "cautionflow_deadlines", "cautionflow_letters", "cautionflow_digests",
+        "cautionflow_housekeeping", "cautionflow_sync_watch")
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -54,6 +55,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
     config["register_url"] = "sqlite:///register-from-file.db"
     config["source"] = {"url": f"sqlite:///{deployment / 'housing.db'}",
                         "query": str(REPO / "include/sql/source_alerts.sql")}
+    config["equality"] = {"query": str(REPO / "include/sql/equality_counts.sql")}
     config["output_dir"] = "reports"
     config["letters"] = {"output_dir": "letters"}
     (deployment / "cautionflow.yaml").write_text(yaml.safe_dump(config))
@@ -138,6 +140,12 @@ def test_every_dag_runs_on_postgresql_metadata_and_register(production: Producti
 
     # Outputs under the configured folders; no SQLite register anywhere in the deployment.
     assert (production.deployment / "reports" / f"all-alerts-{AS_OF}.csv").is_file()
+    # The housekeeping DAG's governance reports (retention is not configured in the demo profile).
+    for report in ("equality-2026-Q4.html", f"stale-alerts-{AS_OF}.csv", f"survey-exclusions-{AS_OF}.csv"):
+        assert (production.deployment / "reports" / report).is_file(), report
+    assert scalar(url, "SELECT COUNT(*) FROM anonymisation_log") == 0
+    # The 07:00 watch of a run at midnight: the day's sync finished after it, so operations were told once.
+    assert len(production.smtp.handler.messages_for("ops@example.org")) == 1
     assert list((production.deployment / "letters").rglob("*.pdf"))
     assert not (production.deployment / "register-from-file.db").exists()
     assert sorted(p.name for p in production.deployment.rglob("*.db*")) == ["housing.db"]
