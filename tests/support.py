@@ -159,3 +159,20 @@ def migrated_airflow(
     )
     assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
     return env
+
+
+def demo_config(folder: Path, **overrides: Any) -> dict[str, Any]:
+    """The demo's config for a deployment in `folder` (whose housing.db the caller builds): the
+    repository's paths made absolute, outputs under the folder; `overrides` replace whole keys."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "include/config/cautionflow.demo.yaml").read_text())
+    config.update(
+        source={"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")},
+        output_dir="reports",
+        letters={"output_dir": "letters"},
+    )
+    if config.get("equality"):
+        config["equality"] = {**config["equality"], "query": str(REPO / config["equality"]["query"])}
+    config.update(overrides)
+    return config

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.smtp_server import MailServer, free_port
-from tests.support import AIRFLOW_BIN, REPO, migrated_airflow
+from tests.support import AIRFLOW_BIN, demo_config, migrated_airflow
 
 AS_OF = dt.date(2026, 11, 23)  # a Monday
 REFUSING = "rota@acme.example"  # this contractor's mailbox refuses mail, so a failure shows
@@ -41,28 +41,21 @@ class AirflowDemo:
 def airflow_demo(tmp_path_factory: pytest.TempPathFactory) -> AirflowDemo:
     from cautionflow.config import load_config
     from cautionflow.demo.housing import build_housing_database
-    from cautionflow.steps import run_deadlines, run_digests, run_letters, run_sync
+    from cautionflow.steps import run_deadlines, run_digests, run_letters
     from tests.integration.test_digests_delivery import FAST
 
     folder = tmp_path_factory.mktemp("airflow_demo")
     build_housing_database(folder / "housing.db", homes=3000, alerts=400, as_of=AS_OF)
     server = MailServer().start()
     try:
-        config = yaml.safe_load((REPO / "include/config/cautionflow.demo.yaml").read_text())
-        config.update(
-            register_url="sqlite:///register.db",
-            source={"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")},
-            output_dir="reports", letters={"output_dir": "letters"},
-        )
+        config = demo_config(folder, register_url="sqlite:///register.db")
         config["smtp"]["port"] = server.port
         path = folder / "cautionflow.yaml"
         path.write_text(yaml.safe_dump(config))
         env = migrated_airflow(folder / "airflow", without=("AIRFLOW_CONN_CAUTIONFLOW_REGISTER",))
         env.update({"CAUTIONFLOW_HOME": str(folder), "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(path)})
         loaded = load_config(path, home=folder)
-        # The register's first load by the step, then the day's run through Airflow (which, being
-        # the same day, changes nothing) so that Airflow's metadata holds a cautionflow_sync run.
-        run_sync(loaded, as_of=AS_OF, run_id="test/first-load")
+        # The sync through Airflow, so that Airflow's metadata holds a cautionflow_sync run.
         synced = subprocess.run(
             [str(AIRFLOW_BIN / "airflow"), "dags", "test", "cautionflow_sync", AS_OF.isoformat()],
             env=env, cwd=folder, capture_output=True, text=True, timeout=600,

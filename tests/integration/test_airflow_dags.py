@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import migrated_airflow
+from tests.support import demo_config, migrated_airflow
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -36,12 +35,7 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
-    config = yaml.safe_load((REPO / "include/config/cautionflow.demo.yaml").read_text())
-    config["register_url"] = "sqlite:///register-from-file.db"
-    config["source"] = {"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")}
-    config["output_dir"] = "reports"
-    if config.get("equality"):  # the demo's relative query path, resolved as the demo resolves it
-        config["equality"] = {**config["equality"], "query": str(REPO / config["equality"]["query"])}
+    config = demo_config(folder, register_url="sqlite:///register-from-file.db")
     (folder / "cautionflow.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -135,15 +129,9 @@ def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_e
 
 
 def test_the_housekeeping_dag_runs_retention_and_the_governance_reports_through_airflow(airflow_env, demo_deployment):
-    # The register the DAG reads, filled by the sync step (from the command line, into the same file).
     register = demo_deployment / "register-from-connection.db"
-    synced = subprocess.run(
-        [str(BIN / "cautionflow"), "run", "sync", "--config", str(demo_deployment / "cautionflow.yaml"),
-         "--as-of", AS_OF],
-        env={**os.environ, "CAUTIONFLOW_HOME": str(demo_deployment), "CAUTIONFLOW_REGISTER_URL": f"sqlite:///{register}"},
-        cwd=demo_deployment, capture_output=True, text=True, timeout=600,
-    )
-    assert synced.returncode == 0, synced.stderr[-3000:]
+    synced = dags_test(airflow_env, "cautionflow_sync", demo_deployment)  # the register the DAG reads
+    assert synced.returncode == 0, (synced.stdout + synced.stderr)[-3000:]
 
     # The demo's profile (dover) sets no retention period (Dover 10 leaves it to the landlord's policy):
     # the task says so and anonymises nothing; the second task writes the governance lists.

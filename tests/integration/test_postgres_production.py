@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import migrated_airflow, temporary_postgres_database
+from tests.support import demo_config, migrated_airflow, temporary_postgres_database
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -50,14 +50,8 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
-    config = yaml.safe_load((REPO / "include/config/cautionflow.demo.yaml").read_text())
     # The file names a SQLite register; the Connection must win, so this file must never appear.
-    config["register_url"] = "sqlite:///register-from-file.db"
-    config["source"] = {"url": f"sqlite:///{deployment / 'housing.db'}",
-                        "query": str(REPO / "include/sql/source_alerts.sql")}
-    config["equality"] = {"query": str(REPO / "include/sql/equality_counts.sql")}
-    config["output_dir"] = "reports"
-    config["letters"] = {"output_dir": "letters"}
+    config = demo_config(deployment, register_url="sqlite:///register-from-file.db")
     (deployment / "cautionflow.yaml").write_text(yaml.safe_dump(config))
 
     with (

@@ -368,7 +368,7 @@ async def check_sync_finished_task(context: Any, *, tls_context: Any = None) -> 
     operations = _operations_recipients(config, "lateness notice", notice.subject)
     if not operations:
         return {**summary, "late": True, "notified": 0}
-    from cautionflow.services.run_summary import send_to_operations_once_a_day
+    from cautionflow.services.operations_notices import send_to_operations_once_a_day
     from cautionflow.steps import smtp_settings
 
     settings = smtp_settings(config, "lateness notices", True, overrides, tls_context)
