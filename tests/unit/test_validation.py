@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cautionflow.domain.contract import SOURCE_COLUMNS
-from cautionflow.domain.validation import SourceShapeError, validate_source_rows
+from cautionflow.domain.validation import SourceShapeError, validate_in_chunks, validate_source_rows
 from tests.support import alert_row
 
 
@@ -102,8 +105,6 @@ def test_several_problems_are_all_reported():
 
 
 def test_dates_from_a_typed_database_are_accepted():
-    import datetime as dt
-
     raw = pd.DataFrame([alert_row(effective_from=dt.date(2026, 1, 31), updated_at=dt.datetime(2026, 2, 1, 8, 0))])
     row = validate_source_rows(raw).alerts.iloc[0]
     assert row["effective_from"] == "2026-01-31" and row["updated_at"] == "2026-02-01 08:00:00"
@@ -126,3 +127,75 @@ def test_every_row_is_accounted_for():
     rows = [{"alert_id": f"A{i}"} for i in range(50)] + [{"alert_id": None}, {"alert_id": "A7"}]
     batch = validate(*rows)
     assert len(batch.alerts) + len(batch.quarantine) == batch.read == 52
+
+
+def test_a_row_with_many_problems_lists_them_in_the_order_of_its_columns():
+    batch = validate({"alert_code": "ZZ", "subject_type": "person", "person_ref": None, "status": None,
+                      "large_print": "maybe", "effective_from": None, "notified_on": "soon", "updated_at": "later"})
+    assert flags_of(batch, "CX-0001").split("; ") == [
+        "alert_code: unknown code 'ZZ'",
+        "status: missing, treated as active",
+        "subject_type is person but person_ref is missing",
+        "large_print: expected 0 or 1, got 'maybe'",
+        "notified_on: unparseable date 'soon'",
+        "effective_from: missing",
+        "updated_at: unparseable timestamp 'later'",
+    ]
+
+
+def test_validating_in_chunks_gives_exactly_what_validating_all_rows_gives():
+    # The first sync validates a chunk at a time; a duplicate split across chunks is still a duplicate.
+    rows = [alert_row(alert_id=f"A{i}", area="north" if i % 3 else " South ", updated_at=f"2026-03-{1 + i % 28:02d}T09:15:00Z")
+            for i in range(23)]
+    rows[4]["alert_id"] = rows[19]["alert_id"] = "DUP"
+    rows[7].update(alert_code="XXZ", effective_from="2026-02-30")
+    rows[11]["alert_id"] = None
+    raw = pd.DataFrame(rows, columns=list(SOURCE_COLUMNS))
+    whole = validate_source_rows(raw)
+
+    chunks = list(validate_in_chunks(raw, rows_per_chunk=5))
+
+    assert [c.read for c in chunks] == [5, 5, 5, 5, 3]
+    pd.testing.assert_frame_equal(
+        pd.concat([c.alerts for c in chunks], ignore_index=True), whole.alerts.reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(pd.concat([c.quarantine for c in chunks], ignore_index=True), whole.quarantine)
+    assert whole.quarantine["reason"].tolist() == ["duplicate alert_id in one read (2 rows)", "missing alert_id",
+                                                   "duplicate alert_id in one read (2 rows)"]
+    for chunk in chunks:  # the factorised form holds the same values
+        for column, (codes, distinct) in chunk.factorised.items():
+            assert distinct[codes].tolist() == chunk.columns[column].tolist(), column
+
+
+def test_an_empty_source_validates_to_one_empty_chunk():
+    (chunk,) = validate_in_chunks(pd.DataFrame(columns=list(SOURCE_COLUMNS)), rows_per_chunk=10)
+    assert (chunk.read, chunk.kept, chunk.flagged, len(chunk.quarantine)) == (0, 0, 0, 0)
+
+
+_TIMESTAMP_SHAPES = st.one_of(
+    st.tuples(
+        st.integers(0, 2200), st.integers(0, 13), st.integers(0, 32), st.sampled_from([" ", "T", "  ", "t"]),
+        st.integers(0, 24), st.integers(0, 60), st.integers(0, 60),
+        st.sampled_from(["", "Z", "+00:00", "-00:00", "+0000", "-0000", "+01:00", ".5", ".123456Z", " ", "\n", "x"]),
+    ).map(lambda p: f"{p[0]:04d}-{p[1]:02d}-{p[2]:02d}{p[3]}{p[4]:02d}:{p[5]:02d}:{p[6]:02d}{p[7]}"),
+    st.sampled_from(["", "   ", "last week", "2024-02-29 10:00:00", "2026-02-29 10:00:00", " 2026-01-01 10:00:00"]),
+    st.none(),
+    st.just(float("nan")),
+    st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2100, 1, 1)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TIMESTAMP_SHAPES, max_size=30))
+def test_timestamps_cleaned_a_column_at_a_time_match_cleaning_each_value(values):
+    """The whole-column fast path for timestamps must agree with the one-value-at-a-time cleaner."""
+    from cautionflow.domain.validation import _clean_each, _timestamp_cleaner, clean_column
+
+    expected_problems: dict[int, str] = {}
+    expected = _clean_each(values, range(len(values)), _timestamp_cleaner("updated_at"), expected_problems)
+
+    column = clean_column("updated_at", tuple(values))
+
+    assert column.values == expected
+    assert column.problems.get("updated_at", {}) == expected_problems

@@ -6,9 +6,14 @@ the warning still reaches the people who visit. Only a row that cannot be identi
 (no alert_id; neither asset_ref nor address; an alert_id seen twice in one read) is quarantined,
 with the raw row and the reason.
 
-Built for a million rows: columns are cleaned as plain lists, low-cardinality columns (codes,
-enums, dates) through their distinct values only (`pandas.factorize`), and problems, which are
-rare, are collected per row only where a check fails.
+Built for a million rows:
+- each column is cleaned on its own (`clean_column`): its values, its own problems and its part
+  of the row fingerprint; the few checks that look at two columns run afterwards;
+- low-cardinality columns (codes, enums, dates) are cleaned through their distinct values only
+  (`pandas.factorize`), and the row fingerprint hashes each distinct value once;
+- free text is stripped value by value; timestamps in the common UTC shapes are recognised by one
+  regular-expression pass over the whole column and rewritten by a few text replacements;
+- problems, which are rare, are collected per row only where a check fails.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,7 +46,21 @@ HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in SOURCE_COLUMNS if c != "updat
 _UPPER_COLUMNS = ("alert_code", "area", "postcode")
 _DISTINCT_COLUMNS = (*_UPPER_COLUMNS, *ENUMS, "language")
 # ...and the free text, stripped value by value.
-_FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS)
+FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS)
+
+# The order in which a row's problems are listed in its dq_flags: each column's own checks, and
+# the checks that look at more than one column, in the order a reader of the row meets them.
+_CHECK_ORDER: tuple[str, ...] = (
+    "alert_code",
+    *ENUMS,
+    "status_missing",
+    "person_ref_missing",
+    *FLAG_COLUMNS,
+    *DATE_COLUMNS,
+    "effective_from_missing",
+    "ends_before_start",
+    *TIMESTAMP_COLUMNS,
+)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
 # The common timestamp shapes, checked without building timezone-aware datetimes.
@@ -49,6 +68,14 @@ _UTC_TIMESTAMP = re.compile(
     r"(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))[ T]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)"
     r"(?:\.\d{1,6})?(?:Z|[+-]00:?00)?$"
 )
+# A run of lines each holding a UTC timestamp in a common shape ("YYYY-MM-DD HH:MM:SS", "T" between
+# date and time, "Z" or "+00:00" after it) on a real day; 29 February and anything else unusual
+# take the slow path. Cleaning such a value keeps its first 19 characters, with a space at 10.
+_UTC_TIMESTAMP_LINES = re.compile(
+    r"(?:[1-9]\d{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    r"[ T](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:Z|[+-]00:?00)?\n)*"
+)
+_UTC_SUFFIXES = ("Z\n", "+00:00\n", "-00:00\n", "+0000\n", "-0000\n")
 _TRUE = frozenset({"1", "1.0", "true", "t", "y", "yes"})
 _FALSE = frozenset({"0", "0.0", "false", "f", "n", "no"})
 _EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
@@ -62,25 +89,89 @@ class SourceShapeError(Exception):
 
 
 @dataclass(frozen=True)
+class CleanColumn:
+    """One source column after cleaning, computed from that column alone.
+
+    The cleaned values are held either as `codes` into `distinct` (row i holds
+    distinct[codes[i]]; code -1 picks the last entry, None) or as all `values`. `problems` maps a
+    check (see `_CHECK_ORDER`) to {row: message}; `fingerprint` is each row's hash of the cleaned
+    value, for the columns that make up an alert's content.
+    """
+
+    name: str
+    codes: np.ndarray | None = None
+    distinct: np.ndarray | None = None
+    values: list[Any] | None = None
+    problems: dict[str, dict[int, str]] = field(default_factory=dict)
+    fingerprint: np.ndarray | None = None
+
+    def cleaned(self) -> np.ndarray:
+        """The cleaned values in row order, as an object array."""
+        if self.codes is not None:
+            return self.distinct[self.codes]
+        return _object_array(self.values)
+
+
+@dataclass(frozen=True)
 class ValidatedBatch:
     """One read of the source, split into what the register keeps and what it quarantines.
 
-    `alerts` has the contract's columns, normalised (text stripped, empty as None, dates as ISO
-    strings or None, flags as 0/1 or None), plus `dq_flags` (None when clean) and `row_hash`.
-    `quarantine` has `alert_id`, `reason`, `raw_row` (JSON) and `row_hash`.
+    `columns` holds the kept rows column by column: the contract's columns, normalised (text
+    stripped, empty as None, dates as ISO strings or None, flags as 0/1 or None), `dq_flags`
+    (None when clean) and `row_hash`. `alerts` is the same as a frame. `quarantine` has
+    `alert_id`, `reason`, `raw_row` (JSON) and `row_hash`.
     """
 
-    alerts: pd.DataFrame
+    columns: dict[str, np.ndarray]
     quarantine: pd.DataFrame
     read: int
+    factorised: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """The low-cardinality columns of `columns` also as (codes, distinct values): row i holds
+    distinct[codes[i]], so a writer can format each distinct value once."""
+
+    @functools.cached_property
+    def alerts(self) -> pd.DataFrame:
+        frame = pd.DataFrame({c: self.columns[c] for c in (*SOURCE_COLUMNS, "dq_flags")}, dtype=object)
+        frame["row_hash"] = self.columns["row_hash"]
+        return frame
+
+    @property
+    def kept(self) -> int:
+        return len(self.columns["row_hash"])
 
     @property
     def flagged(self) -> int:
-        return int(self.alerts["dq_flags"].notna().sum())
+        return int(np.count_nonzero(~_is_none(self.columns["dq_flags"])))
 
 
 def validate_source_rows(raw: SourceColumns | pd.DataFrame) -> ValidatedBatch:
     """`raw`: the source's columns (a frame, or each column's values in row order)."""
+    (batch,) = validate_in_chunks(raw, rows_per_chunk=None)
+    return batch
+
+
+def validate_in_chunks(raw: SourceColumns | pd.DataFrame, *, rows_per_chunk: int | None) -> Iterator[ValidatedBatch]:
+    """The same validation, a chunk of rows at a time (all rows at once when `rows_per_chunk` is None).
+
+    Chunk by chunk the batches hold exactly what one batch of all the rows would, in order:
+    duplicated ids are found across the whole read before the first chunk. At least one batch
+    is yielded, empty for an empty source. The source's shape is checked before anything is
+    yielded, so a wrong query fails before anything is written.
+    """
+    source = _source_columns(raw)
+    n = len(source["alert_id"])
+    size = max(rows_per_chunk or n, 1)
+    duplicate_counts = _duplicate_counts(_stripped_text(source["alert_id"]))
+
+    def chunks() -> Iterator[ValidatedBatch]:
+        for start in range(0, max(n, 1), size):
+            part = {c: source[c][start : start + size] for c in SOURCE_COLUMNS}
+            yield _validate(part, duplicate_counts[start : start + size])
+
+    return chunks()
+
+
+def _source_columns(raw: SourceColumns | pd.DataFrame) -> dict[str, Sequence[Any]]:
     present = list(raw.columns) if isinstance(raw, pd.DataFrame) else list(raw)
     missing = [c for c in SOURCE_COLUMNS if c not in present]
     if missing:
@@ -88,36 +179,49 @@ def validate_source_rows(raw: SourceColumns | pd.DataFrame) -> ValidatedBatch:
             "the source query does not return the column(s) " + ", ".join(missing)
             + " (see the source contract in the README)"
         )
-    # No copies: the cleaners below treat NaN, NaT and pd.NA as missing themselves.
+    # No copies: the cleaners treat NaN, NaT and pd.NA as missing themselves.
     if isinstance(raw, pd.DataFrame):
-        source: dict[str, Sequence[Any]] = {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS}
-    else:
-        source = {c: raw[c] for c in SOURCE_COLUMNS}
+        return {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS}
+    return {c: raw[c] for c in SOURCE_COLUMNS}
+
+
+def _duplicate_counts(alert_ids: list[str | None]) -> np.ndarray:
+    """For each row, how many rows of the whole read share its (cleaned) alert_id; 0 when unique or missing."""
+    ids = pd.Series(alert_ids, dtype=object)
+    duplicated = ids.notna().to_numpy() & ids.duplicated(keep=False).to_numpy()
+    counts = np.zeros(len(ids), dtype=np.int64)
+    if duplicated.any():
+        counts[duplicated] = ids[duplicated].map(ids[duplicated].value_counts()).to_numpy()
+    return counts
+
+
+def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray) -> ValidatedBatch:
     n = len(source["alert_id"])
-    clean, factorised, flags = _normalise(source, n)
+    columns = {c: clean_column(c, source[c]) for c in SOURCE_COLUMNS}
+    cleaned = {c: columns[c].cleaned() for c in SOURCE_COLUMNS}
+    problems = _problems_by_row(columns, cleaned)
 
     # Quarantine: rows that identify nothing.
     reasons = _Problems()
-    alert_id = np.asarray(clean["alert_id"], dtype=object)
-    no_id = _is_none(alert_id)
-    reasons.add(no_id, "missing alert_id")
+    alert_id = cleaned["alert_id"]
+    reasons.add(_is_none(alert_id), "missing alert_id")
     reasons.add(
-        _is_none(np.asarray(clean["asset_ref"], dtype=object)) & _is_none(np.asarray(clean["address"], dtype=object)),
+        _is_none(cleaned["asset_ref"]) & _is_none(cleaned["address"]),
         "cannot be identified: neither asset_ref nor address",
     )
-    ids = pd.Series(alert_id)
-    duplicated = (~no_id) & ids.duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        counts = ids[duplicated].map(ids[duplicated].value_counts())
-        reasons.add(duplicated, lambda i: f"duplicate alert_id in one read ({counts[i]} rows)")
+    reasons.add(duplicate_counts > 0, lambda i: f"duplicate alert_id in one read ({duplicate_counts[i]} rows)")
     quarantined = reasons.mask(n)
-    keep = ~quarantined
-
-    hashes = _hash_columns([factorised.get(c, clean[c]) for c in HASHED_COLUMNS], n)
-    columns = {c: np.asarray(clean[c], dtype=object)[keep] for c in SOURCE_COLUMNS}
-    columns["dq_flags"] = np.array(flags.joined(n), dtype=object)[keep]
-    alerts = pd.DataFrame(columns, columns=[*SOURCE_COLUMNS, "dq_flags"], dtype=object)
-    alerts["row_hash"] = hashes[keep]
+    hashes = _combined_fingerprint([columns[c].fingerprint for c in HASHED_COLUMNS], n)
+    dq_flags = _object_array(problems.joined(n))
+    factorised = {c: (column.codes, column.distinct) for c, column in columns.items() if column.codes is not None}
+    if quarantined.any():
+        keep = ~quarantined
+        kept = {c: cleaned[c][keep] for c in SOURCE_COLUMNS}
+        kept["dq_flags"] = dq_flags[keep]
+        kept["row_hash"] = hashes[keep]
+        factorised = {c: (codes[keep], distinct) for c, (codes, distinct) in factorised.items()}
+    else:
+        kept = {**cleaned, "dq_flags": dq_flags, "row_hash": hashes}
 
     rows_out = np.flatnonzero(quarantined)
     raw_rows = [json.dumps({c: _jsonable(source[c][i]) for c in SOURCE_COLUMNS}, sort_keys=True) for i in rows_out]
@@ -128,11 +232,78 @@ def validate_source_rows(raw: SourceColumns | pd.DataFrame) -> ValidatedBatch:
             "raw_row": pd.Series(raw_rows, dtype=object),
         }
     )
-    quarantine["row_hash"] = _hash_columns([raw_rows, quarantine["reason"].tolist()], len(quarantine))
-    return ValidatedBatch(alerts=alerts, quarantine=quarantine, read=n)
+    quarantine_fingerprints = [_hash_values(_object_array(raw_rows)), _hash_values(_object_array(quarantine["reason"]))]
+    quarantine["row_hash"] = _combined_fingerprint(quarantine_fingerprints, len(quarantine))
+    return ValidatedBatch(columns=kept, quarantine=quarantine, read=n, factorised=factorised)
 
 
-def _hash_columns(columns: Sequence[Sequence[Any] | Factorised], length: int) -> np.ndarray:
+def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
+    """Clean one source column: normalised values, its own problems, and its fingerprint."""
+    if name in FREE_TEXT_COLUMNS:
+        stripped = _stripped_text(values)
+        fingerprint = _hash_values(_object_array(stripped)) if name in HASHED_COLUMNS else None
+        return CleanColumn(name, values=stripped, fingerprint=fingerprint)
+    if name in TIMESTAMP_COLUMNS:
+        return _clean_timestamps(name, values)
+    codes, distinct, messages = _by_distinct(values, _CLEANERS[name])
+    problems: dict[str, dict[int, str]] = {}
+    if name == "alert_code":
+        missing = distinct == None  # noqa: E711 - element-wise
+        unknown = ~missing & ~np.array([code in ALERT_CODES for code in distinct], dtype=bool)
+        messages = np.where(missing, "alert_code: missing", None)
+        messages[unknown] = [f"alert_code: unknown code '{code}'" for code in distinct[unknown]]
+    elif name == "subject_type":
+        messages = messages.copy()
+        messages[(distinct == None) & _is_none(messages)] = "subject_type: missing"  # noqa: E711
+    elif name == "effective_from":
+        problems["effective_from_missing"] = _rows_with(
+            codes, np.where((distinct == None) & _is_none(messages), "effective_from: missing", None)  # noqa: E711
+        )
+    elif name == "status":
+        problems["status_missing"] = _rows_with(
+            codes, np.where(distinct == None, "status: missing, treated as active", None)  # noqa: E711
+        )
+        distinct = np.where(distinct == None, "active", distinct).astype(object)  # noqa: E711 - safety first
+    problems[name] = _rows_with(codes, messages)
+    fingerprint = _hash_values(distinct)[codes] if name in HASHED_COLUMNS else None
+    return CleanColumn(name, codes=codes, distinct=distinct, problems=problems, fingerprint=fingerprint)
+
+
+def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray]) -> _Problems:
+    """Every row's problems, in `_CHECK_ORDER`; the checks across two columns are made here."""
+    checks: dict[str, dict[int, str]] = {}
+    for column in columns.values():
+        checks.update(column.problems)
+    person = (cleaned["subject_type"] == "person") & _is_none(cleaned["person_ref"])
+    checks["person_ref_missing"] = dict.fromkeys(
+        np.flatnonzero(person).tolist(), "subject_type is person but person_ref is missing"
+    )
+    starts, ends = _day_numbers(columns["effective_from"]), _day_numbers(columns["ends_on"])
+    early = np.flatnonzero((starts > 0) & (ends > 0) & (ends < starts))
+    checks["ends_before_start"] = dict.fromkeys(early.tolist(), "ends_on is before effective_from")
+    problems = _Problems()
+    for check in _CHECK_ORDER:
+        for row, message in checks.get(check, {}).items():
+            problems.by_row.setdefault(row, []).append(message)
+    return problems
+
+
+def _day_numbers(column: CleanColumn) -> np.ndarray:
+    """A cleaned date column as YYYYMMDD numbers (0 when missing), for comparing days."""
+    numbers = np.array([int(d.replace("-", "")) if d is not None else 0 for d in column.distinct], dtype=np.int64)
+    return numbers[column.codes]
+
+
+def _rows_with(codes: np.ndarray, messages: np.ndarray) -> dict[int, str]:
+    """{row: message} for the rows whose distinct value has a message."""
+    has_message = ~_is_none(messages)
+    if not has_message.any():
+        return {}
+    rows = np.flatnonzero(has_message[codes])
+    return dict(zip(rows.tolist(), messages[codes[rows]].tolist(), strict=True))
+
+
+def _combined_fingerprint(fingerprints: Sequence[np.ndarray], length: int) -> np.ndarray:
     """A stable 64-bit fingerprint of each row's fields, for change detection.
 
     Each column is hashed on its own (pandas' SipHash with its fixed key, stable across
@@ -140,14 +311,9 @@ def _hash_columns(columns: Sequence[Sequence[Any] | Factorised], length: int) ->
     """
     combined = np.full(length, 0x345678, dtype=np.uint64)
     multiplier = np.uint64(1_000_003)
-    for position, column in enumerate(columns):
-        if isinstance(column, tuple) and len(column) == 2 and isinstance(column[0], np.ndarray):
-            codes, distinct = column
-            hashed = _hash_values(distinct)[codes]  # code -1 (None) picks the last, None
-        else:
-            hashed = _hash_values(np.asarray(column, dtype=object))
+    for position, hashed in enumerate(fingerprints):
         combined = (combined ^ hashed) * multiplier
-        multiplier += np.uint64(82_520 + 2 * (len(columns) - position))
+        multiplier += np.uint64(82_520 + 2 * (len(fingerprints) - position))
     return combined.view("int64")
 
 
@@ -188,13 +354,24 @@ class _Problems:
         return out
 
 
+def _object_array(values: Iterable[Any] | Sequence[Any]) -> np.ndarray:
+    """A 1-D object array of the values as they are (never a 2-D array of tuples)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def _stripped_text(values: Sequence[Any]) -> list[str | None]:
     """Strings stripped, blanks and missing values as None, anything else as its text."""
     return [(v.strip() or None) if v.__class__ is str else _other_text(v) for v in values]
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
 def _other_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or value is pd.NaT or value != value:
+    if _is_missing(value):
         return None
     return str(value).strip() or None
 
@@ -203,24 +380,16 @@ def _is_none(values: np.ndarray) -> np.ndarray:
     return np.equal(values, None)
 
 
-# A column as (codes, distinct values): row i holds distinct[codes[i]]. Hashing a column this
-# way hashes each distinct value once.
-Factorised = tuple[np.ndarray, np.ndarray]
+def _by_distinct(values: Sequence[Any], cleaner: Cleaner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply `cleaner` once per distinct value: (codes, cleaned distinct values, their messages).
 
-
-def _by_distinct(
-    values: Sequence[Any], cleaner: Cleaner, factorised: dict[str, Factorised], column: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply `cleaner` once per distinct value; return cleaned values, a problem mask and messages.
-
-    The cleaned column is also kept factorised under `column`, for the row hash.
+    Missing values get code -1, which picks the last entry: (None, no message).
     """
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    cleaned = [_clean_one(u, cleaner) for u in uniques] + [(None, None)]  # code -1 (None) maps to the last
-    distinct = np.array([c[0] for c in cleaned], dtype=object)
-    factorised[column] = (codes, distinct)
-    messages = np.array([c[1] for c in cleaned], dtype=object)[codes]
-    return distinct[codes], ~_is_none(messages), messages
+    codes, uniques = pd.factorize(_object_array(values), use_na_sentinel=True)
+    cleaned = [_clean_one(u, cleaner) for u in uniques] + [(None, None)]
+    distinct = _object_array([c[0] for c in cleaned])
+    messages = _object_array([c[1] for c in cleaned])
+    return codes, distinct, messages
 
 
 def _clean_one(value: Any, cleaner: Cleaner) -> tuple[Any, str | None]:
@@ -231,68 +400,68 @@ def _clean_one(value: Any, cleaner: Cleaner) -> tuple[Any, str | None]:
     return cleaner(value)
 
 
-def _normalise(
-    source: dict[str, Sequence[Any]], n: int
-) -> tuple[dict[str, Sequence[Any]], dict[str, Factorised], _Problems]:
-    out: dict[str, Sequence[Any]] = {}
-    factorised: dict[str, Factorised] = {}
-    flags = _Problems()
+def _clean_timestamps(name: str, values: Sequence[Any]) -> CleanColumn:
+    """Timestamps: the common UTC shapes are recognised and rewritten for the whole column at once.
 
-    for col in _FREE_TEXT_COLUMNS:
-        out[col] = _stripped_text(source[col])
-    for col in ("alert_code", "area"):
-        out[col], _, _ = _by_distinct(source[col], _upper, factorised, col)
-    out["postcode"], _, _ = _by_distinct(source["postcode"], _postcode, factorised, "postcode")
-    out["language"], _, _ = _by_distinct(source["language"], lambda v: (str(v), None), factorised, "language")
+    Nearly every timestamp is distinct, so cleaning through distinct values would not save work.
+    One regular-expression pass over the column, joined into one text, finds the values in a
+    common shape; a few text replacements turn those into the stored shape; the rest (other
+    zones, fractions, typed values, faults) are cleaned one by one.
+    """
+    cleaner = _timestamp_cleaner(name)
+    n = len(values)
+    text = "\n".join([v if v.__class__ is str else "" for v in values]) + "\n" if n else ""
+    problems: dict[int, str] = {}
+    if text.count("\n") != n:  # a value holds a line break: clean every value
+        cleaned = _clean_each(values, range(n), cleaner, problems)
+    else:
+        unusual = list(_lines_not_matching(_UTC_TIMESTAMP_LINES, text))
+        text = text.replace("T", " ")
+        for suffix in _UTC_SUFFIXES:
+            text = text.replace(suffix, "\n")
+        cleaned = text.split("\n")
+        cleaned.pop()  # after the last line break
+        _clean_each(values, unusual, cleaner, problems, into=cleaned)
+    return CleanColumn(name, values=cleaned, problems={name: problems} if problems else {})
 
-    code = np.asarray(out["alert_code"], dtype=object)
-    flags.add(_is_none(code), "alert_code: missing")
-    unknown = ~_is_none(code) & ~pd.Series(code).isin(ALERT_CODES.keys()).to_numpy()
-    flags.add(unknown, lambda i: f"alert_code: unknown code '{code[i]}'")
 
-    for col, allowed in ENUMS.items():
-        out[col], bad, messages = _by_distinct(source[col], _enum_cleaner(col, allowed), factorised, col)
-        flags.add(bad, messages.__getitem__)
-        if col == "subject_type":
-            flags.add(_is_none(np.asarray(out[col], dtype=object)) & ~bad, "subject_type: missing")
-    status = out["status"]
-    missing_status = _is_none(np.asarray(status, dtype=object))
-    flags.add(missing_status, "status: missing, treated as active")
-    for i in np.flatnonzero(missing_status):
-        status[i] = "active"
-    del factorised["status"]  # no longer what its codes say
-    subject = np.asarray(out["subject_type"], dtype=object)
-    flags.add(
-        (subject == "person") & _is_none(np.asarray(out["person_ref"], dtype=object)),
-        "subject_type is person but person_ref is missing",
-    )
+def _clean_each(
+    values: Sequence[Any], rows: Iterable[int], cleaner: Cleaner, problems: dict[int, str], into: list[Any] | None = None
+) -> list[Any]:
+    """Clean the given rows one value at a time, into `into` (a copy of `values` by default)."""
+    out = list(values) if into is None else into
+    for row in rows:
+        value = values[row]
+        out[row], problem = (None, None) if _is_missing(value) else _clean_one(value, cleaner)
+        if problem is not None:
+            problems[row] = problem
+    return out
 
-    for col in FLAG_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _flag_cleaner(col), factorised, col)
-        flags.add(bad, messages.__getitem__)
 
-    effective_from_bad = None
-    for col in DATE_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _date_cleaner(col), factorised, col)
-        flags.add(bad, messages.__getitem__)
-        if col == "effective_from":
-            effective_from_bad = bad
-    flags.add(_is_none(np.asarray(out["effective_from"], dtype=object)) & ~effective_from_bad, "effective_from: missing")
-    ends_early = [e is not None and s is not None and e < s for e, s in zip(out["ends_on"], out["effective_from"], strict=True)]
-    flags.add(np.array(ends_early, dtype=bool), "ends_on is before effective_from")
-
-    for col in TIMESTAMP_COLUMNS:
-        out[col], bad, messages = _by_distinct(source[col], _timestamp_cleaner(col), {}, col)
-        flags.add(bad, messages.__getitem__)
-    return out, factorised, flags
+def _lines_not_matching(run_of_lines: re.Pattern[str], text: str) -> Iterable[int]:
+    """The numbers of the lines of `text` that `run_of_lines` (a run of whole lines) does not take."""
+    position, line = 0, 0
+    end = len(text)
+    while position < end:
+        matched_to = run_of_lines.match(text, position).end()
+        line += text.count("\n", position, matched_to)
+        if matched_to >= end:
+            return
+        yield line
+        position = text.index("\n", matched_to) + 1
+        line += 1
 
 
 def _postcode(value: Any) -> tuple[str, None]:
     return " ".join(str(value).upper().split()), None
 
 
-def _upper(value: str) -> tuple[str, None]:
-    return value.upper(), None
+def _upper(value: Any) -> tuple[str, None]:
+    return str(value).upper(), None
+
+
+def _as_text(value: Any) -> tuple[str, None]:
+    return str(value), None
 
 
 def _enum_cleaner(column: str, allowed: frozenset[str]) -> Cleaner:
@@ -356,6 +525,17 @@ def _timestamp_cleaner(column: str) -> Cleaner:
         return moment.replace(microsecond=0).isoformat(sep=" "), None
 
     return clean
+
+
+_CLEANERS: dict[str, Cleaner] = {
+    "alert_code": _upper,
+    "area": _upper,
+    "postcode": _postcode,
+    "language": _as_text,
+    **{c: _enum_cleaner(c, allowed) for c, allowed in ENUMS.items()},
+    **{c: _flag_cleaner(c) for c in FLAG_COLUMNS},
+    **{c: _date_cleaner(c) for c in DATE_COLUMNS},
+}
 
 
 @functools.lru_cache(maxsize=100_000)
