@@ -14,6 +14,7 @@ from cautionflow.adapters.register import Register, RegisterTransaction
 from cautionflow.adapters.source import SourceError, SqlAlertSource
 from cautionflow.config import DEFAULT_SOURCE_QUERY
 from cautionflow.domain.validation import SourceShapeError
+from cautionflow.services import sync as sync_service
 from cautionflow.services.sync import EmptySourceError, sync_register
 from tests.support import alert_row
 
@@ -246,3 +247,94 @@ def test_the_source_is_only_read(databases):
     source = SqlAlertSource(databases.source_url, "DELETE FROM caution_alerts_export")
     with pytest.raises(SourceError):
         source.read()
+
+
+AWKWARD_TEXT = [
+    alert_row(alert_id="W1", note="Tab\there, line\nbreak, carriage\rreturn, back\\slash"),
+    alert_row(alert_id="W2", note="\\N", person_name="Zoë Ó Briain-Łukasiewicz", address="Flat 1\\2, Mill Lane"),
+    alert_row(alert_id="W3", note="\\.", email=None, no_notify_reason="  padded  "),
+    alert_row(alert_id="W4", alert_code="XXZ", status="ended", updated_at="2024-02-29 10:00:00"),
+    alert_row(alert_id="W5", updated_at="2026-03-02T09:15:00.250+00:00"),
+]
+
+
+@pytest.fixture
+def other_register(databases, tmp_path):
+    """A second, empty register on the same backend."""
+    if databases.backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    from tests.support import temporary_postgres_database
+
+    with temporary_postgres_database("cf_register_other") as url:
+        yield url
+
+
+def test_the_first_load_stores_exactly_what_an_ordinary_sync_stores(databases, other_register, monkeypatch):
+    """The first sync validates and writes a chunk at a time, in bulk (on PostgreSQL COPY text built
+    column by column, streamed by a helper thread); a later sync inserts through the driver.
+    Awkward text must come out the same both ways."""
+    monkeypatch.setattr(sync_service, "FIRST_LOAD_CHUNK", 3)  # several chunks, a duplicate split across two
+    databases.write_source([*MIXED_SOURCE, *AWKWARD_TEXT])
+    first_load = run(databases)
+
+    databases.write_source([alert_row(alert_id="Z0")])
+    other = Register(other_register)
+    source = SqlAlertSource(databases.source_url, DEFAULT_SOURCE_QUERY)
+    try:
+        sync_register(source, other, as_of=DAY1, run_id="run-0")
+        databases.write_source([*MIXED_SOURCE, *AWKWARD_TEXT, alert_row(alert_id="Z0")])
+        ordinary = sync_register(source, other, as_of=DAY1, run_id="run-1")
+    finally:
+        other.dispose()
+
+    assert (first_load.inserted, first_load.flagged, first_load.active) == (ordinary.inserted, ordinary.flagged, 9)
+    bulk = alerts_by_id(databases)
+    by_driver = alerts_by_id(type(databases)(databases.backend, databases.source_url, other_register, None))
+    assert set(bulk) == set(by_driver) - {"Z0"}
+    for alert_id, stored in bulk.items():
+        assert stored == by_driver[alert_id], alert_id
+    assert bulk["W1"]["note"] == "Tab\there, line\nbreak, carriage\rreturn, back\\slash"
+    assert bulk["W2"]["note"] == "\\N" and bulk["W2"]["person_name"] == "Zoë Ó Briain-Łukasiewicz"
+    assert bulk["W3"]["note"] == "\\." and bulk["W3"]["email"] is None and bulk["W3"]["no_notify_reason"] == "padded"
+    assert (bulk["W4"]["register_state"], bulk["W4"]["ended_reason"]) == ("ended", "ended_in_source")
+    assert str(bulk["W5"]["updated_at"])[:19] == "2026-03-02 09:15:00"
+
+
+def test_the_sync_turns_the_garbage_collector_back_on_even_when_it_fails(databases):
+    import gc
+
+    databases.write_source([alert_row(alert_id="A1")])
+    run(databases)
+    assert gc.isenabled()
+    databases.write_source([])
+    with pytest.raises(EmptySourceError):
+        run(databases, as_of=DAY2, run_id="d2")
+    assert gc.isenabled()
+
+
+def test_a_failure_while_the_first_load_streams_rolls_everything_back(databases, monkeypatch):
+    """On PostgreSQL a helper thread streams the first load to the server; when it fails, the sync
+    fails with its error and the register stays empty, as with any other failure."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite writes the first load in the sync's own thread")
+    import cautionflow.adapters.database as database
+
+    real_copy_in, tables = database._copy_in, []
+
+    def server_goes_away(dbapi, table, columns, pieces):
+        tables.append(table)
+        if len(tables) == 3:
+            raise RuntimeError("the server went away")
+        real_copy_in(dbapi, table, columns, pieces)
+
+    monkeypatch.setattr(database, "_copy_in", server_goes_away)
+    monkeypatch.setattr(sync_service, "FIRST_LOAD_CHUNK", 2)
+    databases.write_source(MIXED_SOURCE)
+    with pytest.raises(RuntimeError, match="the server went away"):
+        run(databases)
+
+    assert tables[:3] == ["alerts", "alert_history", "alerts"]
+    assert snapshot(databases) == {"alerts": [], "alert_history": [], "quarantine": []}
+    monkeypatch.setattr(database, "_copy_in", real_copy_in)
+    assert run(databases, run_id="retry").inserted == 5  # and the next sync loads it all

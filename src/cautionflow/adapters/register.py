@@ -14,8 +14,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import (
+    CopyStream,
     DatabaseError,
     bulk_insert,
+    bulk_insert_columns,
+    copy_fields,
     create_database_engine,
     describe_error,
     execute_many,
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from cautionflow.domain.merge import MergePlan
+    from cautionflow.domain.validation import ValidatedBatch
 
 _RUN_STAMP_COLUMNS = ("first_seen_run", "first_seen_on", "last_changed_run", "last_changed_on")
 RUN_COLUMNS = ("register_state", "ended_reason", *_RUN_STAMP_COLUMNS)
@@ -87,6 +91,11 @@ class Register:
         except SQLAlchemyError as exc:
             raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
 
+    def is_empty(self) -> bool:
+        """No alert and no history yet: the register has never been synced."""
+        with self.transaction() as tx:
+            return tx.is_empty()
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -122,10 +131,6 @@ class RegisterTransaction:
 
         day = as_of.isoformat()
         history: list[tuple[Any, ...]] = []
-
-        if len(plan.inserts) and self._is_empty():
-            self._initial_load(plan.inserts, run_id=run_id, as_of=as_of)
-            return
 
         if len(plan.inserts):
             inserts = plan.inserts.assign(
@@ -166,45 +171,22 @@ class RegisterTransaction:
         if history:
             bulk_insert(self.conn, "alert_history", ("alert_id", "run_id", "as_of", "change", "changed_fields"), history)
 
-    def _is_empty(self) -> bool:
+    def is_empty(self) -> bool:
+        """No alert and no history yet: the register has never been synced."""
         _, alerts = fetch_all(self.conn, "SELECT 1 FROM alerts LIMIT 1")
         _, history = fetch_all(self.conn, "SELECT 1 FROM alert_history LIMIT 1")
         return not alerts and not history
 
-    def _initial_load(self, inserts: pd.DataFrame, *, run_id: str, as_of: dt.date) -> None:
-        """The first sync of a register: load without index upkeep, then build the indexes once.
-
-        Sorting once is much cheaper than keeping secondary indexes up to date row by row, and
-        the "inserted" history is written by the database from the rows just loaded.
-        """
-        from cautionflow.adapters.register_schema import alert_history, alerts
-
-        day = as_of.isoformat()
-        secondary = [*alerts.indexes, *alert_history.indexes]
-        for index in secondary:
-            index.drop(self.conn)
-        primary_key = None
-        if self.conn.dialect.name == "postgresql":
-            self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
-            # The primary key too: validation has already made the ids unique (duplicates are quarantined).
-            _, found = fetch_all(
-                self.conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = 'p'"
-            )
-            primary_key = found[0][0]
-            self.conn.exec_driver_sql(f'ALTER TABLE alerts DROP CONSTRAINT "{primary_key}"')
-        from_batch = ALERT_COLUMNS[: -len(_RUN_STAMP_COLUMNS)]
-        stamp = (run_id, day, run_id, day)
-        rows = (values + stamp for values in _records(inserts, from_batch))
-        bulk_insert(self.conn, "alerts", ALERT_COLUMNS, rows)
-        execute_many(
-            self.conn,
-            "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
-            [(run_id, day)],
-        )
-        if primary_key is not None:
-            self.conn.exec_driver_sql(f'ALTER TABLE alerts ADD CONSTRAINT "{primary_key}" PRIMARY KEY (alert_id)')
-        for index in secondary:
-            index.create(self.conn)
+    @contextmanager
+    def first_load(self, *, run_id: str, as_of: dt.date) -> Iterator[FirstLoad]:
+        """Load the first sync of an empty register, chunk by chunk (`FirstLoad.add`)."""
+        load = FirstLoad(self.conn, run_id=run_id, day=as_of.isoformat())
+        try:
+            yield load
+        except BaseException:
+            load.abandon()
+            raise
+        load.finish()
 
     def record_quarantine(self, quarantined: pd.DataFrame, *, run_id: str, as_of: dt.date) -> int:
         """Keep the quarantine equal to the rows this read could not identify; returns rows added."""
@@ -244,3 +226,91 @@ def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> Iterator[tuple[An
 
 def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
+class FirstLoad:
+    """The first sync of an empty register: every validated row is a new alert, with one
+    "inserted" history row.
+
+    Rows go in without index upkeep: building each index once at the end is much cheaper than
+    keeping it up to date row by row (on PostgreSQL the primary key too; validation has already
+    made the ids unique, as duplicates are quarantined). On PostgreSQL a helper thread COPYs
+    each chunk's alerts and history while the caller validates the next chunk, so the server's
+    parsing and storing overlap the validation instead of following it. On SQLite the history is
+    written by the database from the rows loaded.
+    """
+
+    _HISTORY_COLUMNS = ("alert_id", "run_id", "as_of", "change")
+
+    def __init__(self, conn: Connection, *, run_id: str, day: str) -> None:
+        from cautionflow.adapters.register_schema import alert_history, alerts
+
+        self.conn = conn
+        self.run_id, self.day = run_id, day
+        self._indexes = [*alerts.indexes, *alert_history.indexes]
+        for index in self._indexes:
+            index.drop(conn)
+        self._primary_key: str | None = None
+        self._stream: CopyStream | None = None
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
+            _, found = fetch_all(
+                conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = 'p'"
+            )
+            self._primary_key = found[0][0]
+            conn.exec_driver_sql(f'ALTER TABLE alerts DROP CONSTRAINT "{self._primary_key}"')
+            self._stream = CopyStream(conn)
+
+    def add(self, batch: ValidatedBatch) -> None:
+        """Load one validated chunk."""
+        import numpy as np
+
+        columns = batch.columns
+        ended = np.asarray(columns["status"] == "ended", dtype=bool)
+        state = [np.where(ended, "ended", "active").astype(object), np.where(ended, "ended_in_source", None)]
+        stamps = (self.run_id, self.day, self.run_id, self.day)
+        names = (*SOURCE_COLUMNS, "dq_flags", "row_hash")
+        if self._stream is None:
+            values = [columns[c].tolist() for c in names] + [column.tolist() for column in state]
+            bulk_insert_columns(self.conn, "alerts", ALERT_COLUMNS, values, constants=stamps)
+            return
+        fields = [_copy_fields_of(c, batch) for c in names] + [copy_fields(column.tolist()) for column in state]
+        self._stream.send("alerts", ALERT_COLUMNS, fields, stamps, formatted=True)
+        self._stream.send("alert_history", self._HISTORY_COLUMNS, fields[:1], (self.run_id, self.day, "inserted"), formatted=True)
+
+    def build_indexes(self) -> None:
+        """Start building the indexes once every row is in; on PostgreSQL the caller may go on
+        (freeing what it read, say) while the server builds them. `finish` waits for them."""
+        from sqlalchemy.schema import CreateIndex
+
+        if self._stream is None:
+            execute_many(
+                self.conn,
+                "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
+                [(self.run_id, self.day)],
+            )
+            for index in self._indexes:
+                index.create(self.conn)
+            return
+        self._stream.execute(f'ALTER TABLE alerts ADD CONSTRAINT "{self._primary_key}" PRIMARY KEY (alert_id)')
+        for index in self._indexes:
+            self._stream.execute(str(CreateIndex(index).compile(dialect=self.conn.dialect)))
+
+    def finish(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def abandon(self) -> None:
+        """Stop the helper thread before the transaction is rolled back."""
+        if self._stream is not None:
+            self._stream.close(raise_errors=False)
+
+
+def _copy_fields_of(column: str, batch: ValidatedBatch) -> list[str]:
+    """One column of a batch as COPY fields; a factorised column formats each distinct value once."""
+    import numpy as np
+
+    if column in batch.factorised:
+        codes, distinct = batch.factorised[column]
+        return np.array(copy_fields(distinct.tolist()), dtype=object)[codes].tolist()
+    return copy_fields(batch.columns[column].tolist())
