@@ -5,9 +5,12 @@ for SQLite, COPY for PostgreSQL. Goal: the sync within 3x of the plain load on b
 
     python -m bench.sync [--rows 1000000] [--backend sqlite|postgresql|both]
 
-The sync is timed end to end: read the housing database (a SQLite file built by the demo
-generator, flattened to one table as a landlord's export view would return it), validate every
-row, plan the merge, write alerts, history and quarantine in one transaction.
+The sync is timed end to end, through `sync_register` as the DAG calls it: read the housing
+database (a SQLite file built by the demo generator, flattened to one table as a landlord's
+export view would return it), validate every row, write alerts, history and quarantine and build
+the indexes in one transaction, commit, and free what was read. Into a fresh register that is
+the first-load path: chunks validated and written in turn (on PostgreSQL streamed to the server
+by a helper thread while the next chunk is validated).
 
 The plain load is timed two ways, both printed:
 - "copy": the same rows read with the same query from the same housing database and loaded into
