@@ -255,6 +255,8 @@ AWKWARD_TEXT = [
     alert_row(alert_id="W3", note="\\.", email=None, no_notify_reason="  padded  "),
     alert_row(alert_id="W4", alert_code="XXZ", status="ended", updated_at="2024-02-29 10:00:00"),
     alert_row(alert_id="W5", updated_at="2026-03-02T09:15:00.250+00:00"),
+    alert_row(alert_id="W6", area="A" * 70, alert_code="TOOLONGFORACODECOLUMN", tenancy_ref="T" * 65),
+    alert_row(alert_id="W" * 65),  # too long to identify: quarantined, not a crash
 ]
 
 
@@ -288,7 +290,7 @@ def test_the_first_load_stores_exactly_what_an_ordinary_sync_stores(databases, o
     finally:
         other.dispose()
 
-    assert (first_load.inserted, first_load.flagged, first_load.active) == (ordinary.inserted, ordinary.flagged, 9)
+    assert (first_load.inserted, first_load.flagged, first_load.active) == (ordinary.inserted, ordinary.flagged, 10)
     bulk = alerts_by_id(databases)
     by_driver = alerts_by_id(type(databases)(databases.backend, databases.source_url, other_register, None))
     assert set(bulk) == set(by_driver) - {"Z0"}
@@ -299,6 +301,9 @@ def test_the_first_load_stores_exactly_what_an_ordinary_sync_stores(databases, o
     assert bulk["W3"]["note"] == "\\." and bulk["W3"]["email"] is None and bulk["W3"]["no_notify_reason"] == "padded"
     assert (bulk["W4"]["register_state"], bulk["W4"]["ended_reason"]) == ("ended", "ended_in_source")
     assert str(bulk["W5"]["updated_at"])[:19] == "2026-03-02 09:15:00"
+    assert (bulk["W6"]["area"], bulk["W6"]["alert_code"]) == ("A" * 64, "TOOLONGFORACODEC")
+    assert "tenancy_ref: longer than 64 characters" in bulk["W6"]["dq_flags"]
+    assert first_load.quarantined == ordinary.quarantined == 5
 
 
 def test_the_sync_turns_the_garbage_collector_back_on_even_when_it_fails(databases):

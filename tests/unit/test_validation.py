@@ -199,3 +199,28 @@ def test_timestamps_cleaned_a_column_at_a_time_match_cleaning_each_value(values)
 
     assert column.values == expected
     assert column.problems.get("updated_at", {}) == expected_problems
+
+
+def test_values_too_long_for_the_register_are_cut_and_flagged_and_an_overlong_id_is_quarantined():
+    # Nothing crashes the run: PostgreSQL would refuse a value wider than its column.
+    batch = validate({"alert_id": "A1", "postcode": "EW1 2AB AND THEN SOME", "asset_ref": "H" * 70},
+                     {"alert_id": "B" * 65})
+    (row,) = batch.alerts.to_dict("records")
+    assert row["postcode"] == "EW1 2AB AND THEN" and row["asset_ref"] == "H" * 64
+    assert row["dq_flags"] == ("asset_ref: longer than 64 characters, only the first 64 kept; "
+                               "postcode: longer than 16 characters, only the first 16 kept")
+    (q,) = batch.quarantine.to_dict("records")
+    assert q["reason"] == "alert_id longer than 64 characters: the register cannot identify it"
+    assert q["alert_id"] == "B" * 64 and json.loads(q["raw_row"])["alert_id"] == "B" * 65
+
+
+def test_the_widths_validation_keeps_to_are_the_registers():
+    from cautionflow.adapters.register_schema import alerts
+    from cautionflow.domain.contract import MAX_LENGTHS
+
+    widths = {c.name: c.type.length for c in alerts.columns if c.name in SOURCE_COLUMNS and getattr(c.type, "length", None)}
+    from cautionflow.domain.contract import ENUMS
+
+    assert {c: w for c, w in widths.items() if c not in ENUMS} == MAX_LENGTHS
+    # enumerated columns hold only their canonical values, which fit
+    assert all(len(value) <= widths[c] for c, allowed in ENUMS.items() for value in allowed)

@@ -36,3 +36,10 @@ ENUMS: dict[str, frozenset[str]] = {
 TEXT_COLUMNS: tuple[str, ...] = tuple(
     c for c in SOURCE_COLUMNS if c not in DATE_COLUMNS + TIMESTAMP_COLUMNS + FLAG_COLUMNS
 )
+
+# The register's widths for the source columns that have one. Cleaning cuts a longer value to
+# the width and flags it; an alert_id too long to store as one is quarantined.
+MAX_LENGTHS: dict[str, int] = {
+    "alert_id": 64, "alert_code": 16, "person_ref": 64, "tenancy_ref": 64, "asset_ref": 64,
+    "postcode": 16, "area": 64, "language": 32,
+}

@@ -34,6 +34,7 @@ from cautionflow.domain.contract import (
     DATE_COLUMNS,
     ENUMS,
     FLAG_COLUMNS,
+    MAX_LENGTHS,
     SOURCE_COLUMNS,
     TEXT_COLUMNS,
     TIMESTAMP_COLUMNS,
@@ -60,6 +61,7 @@ _CHECK_ORDER: tuple[str, ...] = (
     "effective_from_missing",
     "ends_before_start",
     *TIMESTAMP_COLUMNS,
+    *(f"{column}_too_long" for column in MAX_LENGTHS),
 )
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
@@ -210,6 +212,10 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
         "cannot be identified: neither asset_ref nor address",
     )
     reasons.add(duplicate_counts > 0, lambda i: f"duplicate alert_id in one read ({duplicate_counts[i]} rows)")
+    id_width = MAX_LENGTHS["alert_id"]
+    if max(map(len, filter(None, alert_id)), default=0) > id_width:
+        too_long = np.fromiter((v is not None and len(v) > id_width for v in alert_id), dtype=bool, count=n)
+        reasons.add(too_long, f"alert_id longer than {id_width} characters: the register cannot identify it")
     quarantined = reasons.mask(n)
     hashes = _combined_fingerprint([columns[c].fingerprint for c in HASHED_COLUMNS], n)
     dq_flags = _object_array(problems.joined(n))
@@ -227,7 +233,8 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
     raw_rows = [json.dumps({c: _jsonable(source[c][i]) for c in SOURCE_COLUMNS}, sort_keys=True) for i in rows_out]
     quarantine = pd.DataFrame(
         {
-            "alert_id": pd.Series(alert_id[rows_out], dtype=object),
+            # The whole id is in the raw row; the column holds what fits.
+            "alert_id": pd.Series([v if v is None else v[:id_width] for v in alert_id[rows_out]], dtype=object),
             "reason": pd.Series([reasons.joined_at(i) for i in rows_out], dtype=object),
             "raw_row": pd.Series(raw_rows, dtype=object),
         }
@@ -241,8 +248,11 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
     """Clean one source column: normalised values, its own problems, and its fingerprint."""
     if name in FREE_TEXT_COLUMNS:
         stripped = _stripped_text(values)
+        problems = {}
+        if name in MAX_LENGTHS and name != "alert_id":  # an alert_id too long is quarantined instead
+            problems = _cut_to_width(name, stripped)
         fingerprint = _hash_values(_object_array(stripped)) if name in HASHED_COLUMNS else None
-        return CleanColumn(name, values=stripped, fingerprint=fingerprint)
+        return CleanColumn(name, values=stripped, problems=problems, fingerprint=fingerprint)
     if name in TIMESTAMP_COLUMNS:
         return _clean_timestamps(name, values)
     codes, distinct, messages = _by_distinct(values, _CLEANERS[name])
@@ -265,8 +275,26 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
         )
         distinct = np.where(distinct == None, "active", distinct).astype(object)  # noqa: E711 - safety first
     problems[name] = _rows_with(codes, messages)
+    if name in MAX_LENGTHS:
+        distinct = distinct.copy()
+        problems.update({check: _rows_with(codes, _object_array([found.get(i) for i in range(len(distinct))]))
+                         for check, found in _cut_to_width(name, distinct).items()})
     fingerprint = _hash_values(distinct)[codes] if name in HASHED_COLUMNS else None
     return CleanColumn(name, codes=codes, distinct=distinct, problems=problems, fingerprint=fingerprint)
+
+
+def _cut_to_width(name: str, values: list[Any] | np.ndarray) -> dict[str, dict[int, str]]:
+    """Cut the values longer than the register's width for `name`, in place; {check: {position: message}}."""
+    width = MAX_LENGTHS[name]
+    if max(map(len, filter(None, values)), default=0) <= width:
+        return {}
+    message = f"{name}: longer than {width} characters, only the first {width} kept"
+    cut: dict[int, str] = {}
+    for position, value in enumerate(values):
+        if value is not None and len(value) > width:
+            values[position] = value[:width].rstrip() or value[:width]
+            cut[position] = message
+    return {f"{name}_too_long": cut}
 
 
 def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray]) -> _Problems:
