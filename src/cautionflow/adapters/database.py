@@ -157,15 +157,14 @@ def _copy_in(dbapi: Any, table: str, columns: Sequence[str], pieces: Iterable[st
             copy.write(piece)
 
 
-class CopyStream:
-    """COPYs (and other statements) run by a helper thread, so the caller prepares the next rows
-    while the server takes these.
+class BackgroundWriter:
+    """Writes run in order by a helper thread, in the caller's transaction, so the caller can go on.
 
-    PostgreSQL parses and stores the rows in its own process; with the waiting done in a thread
-    (the driver releases the GIL while it waits), that work overlaps whatever the caller does
-    next. Statements run in the order given, in the caller's transaction. Only this stream may
-    use the connection until `close`. A failure in the thread is raised in the caller by the next
-    `send` or `execute`, or by `close`; nothing after the failure runs.
+    The database does the work (PostgreSQL in its own process; SQLite in C, without the GIL) and
+    the thread only waits for it, so that work overlaps whatever the caller does next: preparing
+    the next rows, or freeing the last ones. `send` is COPY (PostgreSQL only); `execute` is any
+    statement. Only this writer may use the connection until `close`. A failure in the thread is
+    raised in the caller by the next `send` or `execute`, or by `close`; nothing after it runs.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -173,7 +172,8 @@ class CopyStream:
         import threading
 
         self._dbapi = conn.connection.dbapi_connection
-        self._queue: queue.Queue[tuple[str, Sequence[str], list[str]] | str | None] = queue.Queue(maxsize=2)
+        self._paramstyle = conn.dialect.paramstyle
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cautionflow-copy", daemon=True)
         self._thread.start()
@@ -189,12 +189,14 @@ class CopyStream:
     ) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((table, columns, copy_text(values, constants, formatted=formatted)))
+        self._queue.put(("copy", table, columns, copy_text(values, constants, formatted=formatted)))
 
-    def execute(self, statement: str) -> None:
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement; `?` stands for the driver's parameter marker."""
         if self._error is not None:
             raise self._error
-        self._queue.put(statement)
+        marker = "%s" if self._paramstyle != "qmark" else "?"
+        self._queue.put(("execute", statement.replace("?", marker), tuple(params)))
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Wait until the server has taken every row sent."""
@@ -206,11 +208,14 @@ class CopyStream:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                if isinstance(item, str):
-                    with self._dbapi.cursor() as cursor:
-                        cursor.execute(item)
-                else:
-                    _copy_in(self._dbapi, *item)
+                if item[0] == "copy":
+                    _copy_in(self._dbapi, *item[1:])
+                    continue
+                cursor = self._dbapi.cursor()
+                try:
+                    cursor.execute(*item[1:])
+                finally:
+                    cursor.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._error = exc
             while self._queue.get() is not None:  # let the caller's puts through until it closes

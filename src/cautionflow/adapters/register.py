@@ -14,7 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import (
-    CopyStream,
+    BackgroundWriter,
     DatabaseError,
     bulk_insert,
     bulk_insert_columns,
@@ -234,10 +234,12 @@ class FirstLoad:
 
     Rows go in without index upkeep: building each index once at the end is much cheaper than
     keeping it up to date row by row (on PostgreSQL the primary key too; validation has already
-    made the ids unique, as duplicates are quarantined). On PostgreSQL a helper thread COPYs
-    each chunk's alerts and history while the caller validates the next chunk, so the server's
-    parsing and storing overlap the validation instead of following it. On SQLite the history is
-    written by the database from the rows loaded.
+    made the ids unique, as duplicates are quarantined). A helper thread (`BackgroundWriter`)
+    does the database's share: on PostgreSQL it COPYs each chunk's alerts and history while the
+    caller validates the next chunk, so the server's parsing and storing overlap the validation
+    instead of following it; on both it builds the indexes (and on SQLite writes the history from
+    the rows loaded) while the caller frees what it read. SQLite's rows are inserted by the
+    caller's thread: its driver needs the GIL for every row.
     """
 
     _HISTORY_COLUMNS = ("alert_id", "run_id", "as_of", "change")
@@ -251,15 +253,15 @@ class FirstLoad:
         for index in self._indexes:
             index.drop(conn)
         self._primary_key: str | None = None
-        self._stream: CopyStream | None = None
-        if conn.dialect.name == "postgresql":
+        self._postgres = conn.dialect.name == "postgresql"
+        if self._postgres:
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
             _, found = fetch_all(
                 conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = 'p'"
             )
             self._primary_key = found[0][0]
             conn.exec_driver_sql(f'ALTER TABLE alerts DROP CONSTRAINT "{self._primary_key}"')
-            self._stream = CopyStream(conn)
+        self._writer = BackgroundWriter(conn)
 
     def add(self, batch: ValidatedBatch) -> None:
         """Load one validated chunk."""
@@ -270,40 +272,35 @@ class FirstLoad:
         state = [np.where(ended, "ended", "active").astype(object), np.where(ended, "ended_in_source", None)]
         stamps = (self.run_id, self.day, self.run_id, self.day)
         names = (*SOURCE_COLUMNS, "dq_flags", "row_hash")
-        if self._stream is None:
+        if not self._postgres:
             values = [columns[c].tolist() for c in names] + [column.tolist() for column in state]
             bulk_insert_columns(self.conn, "alerts", ALERT_COLUMNS, values, constants=stamps)
             return
         fields = [_copy_fields_of(c, batch) for c in names] + [copy_fields(column.tolist()) for column in state]
-        self._stream.send("alerts", ALERT_COLUMNS, fields, stamps, formatted=True)
-        self._stream.send("alert_history", self._HISTORY_COLUMNS, fields[:1], (self.run_id, self.day, "inserted"), formatted=True)
+        self._writer.send("alerts", ALERT_COLUMNS, fields, stamps, formatted=True)
+        self._writer.send("alert_history", self._HISTORY_COLUMNS, fields[:1], (self.run_id, self.day, "inserted"), formatted=True)
 
     def build_indexes(self) -> None:
-        """Start building the indexes once every row is in; on PostgreSQL the caller may go on
-        (freeing what it read, say) while the server builds them. `finish` waits for them."""
+        """Start building the indexes once every row is in; the caller may go on (freeing what it
+        read, say) while the database builds them. `finish` waits for them."""
         from sqlalchemy.schema import CreateIndex
 
-        if self._stream is None:
-            execute_many(
-                self.conn,
+        if self._postgres:
+            self._writer.execute(f'ALTER TABLE alerts ADD CONSTRAINT "{self._primary_key}" PRIMARY KEY (alert_id)')
+        else:
+            self._writer.execute(
                 "INSERT INTO alert_history (alert_id, run_id, as_of, change) SELECT alert_id, ?, ?, 'inserted' FROM alerts",
-                [(self.run_id, self.day)],
+                (self.run_id, self.day),
             )
-            for index in self._indexes:
-                index.create(self.conn)
-            return
-        self._stream.execute(f'ALTER TABLE alerts ADD CONSTRAINT "{self._primary_key}" PRIMARY KEY (alert_id)')
         for index in self._indexes:
-            self._stream.execute(str(CreateIndex(index).compile(dialect=self.conn.dialect)))
+            self._writer.execute(str(CreateIndex(index).compile(dialect=self.conn.dialect)))
 
     def finish(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
+        self._writer.close()
 
     def abandon(self) -> None:
         """Stop the helper thread before the transaction is rolled back."""
-        if self._stream is not None:
-            self._stream.close(raise_errors=False)
+        self._writer.close(raise_errors=False)
 
 
 def _copy_fields_of(column: str, batch: ValidatedBatch) -> list[str]:

@@ -107,8 +107,8 @@ def _first_sync(
 
     from cautionflow.domain.validation import validate_in_chunks
 
-    # Only the chunks hold the rows read, so they are freed while the server builds the indexes.
-    chunks = validate_in_chunks(source.read(), rows_per_chunk=FIRST_LOAD_CHUNK)  # checks the shape first
+    raw = source.read()
+    chunks = validate_in_chunks(raw, rows_per_chunk=FIRST_LOAD_CHUNK)  # checks the shape first
     read = inserted = flagged = active = 0
     quarantined = []
     with tx.first_load(run_id=run_id, as_of=as_of) as load:
@@ -119,7 +119,7 @@ def _first_sync(
             active += int(np.count_nonzero(batch.columns["status"] != "ended"))
             quarantined.append(batch.quarantine)
         load.build_indexes()
-        del chunks, batch
+        del raw, chunks, batch  # the rows read are freed (about a second) while the database builds the indexes
     quarantine = pd.concat(quarantined, ignore_index=True)
     tx.record_quarantine(quarantine, run_id=run_id, as_of=as_of)
     summary = SyncSummary(
