@@ -115,26 +115,6 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iter
         cursor.close()
 
 
-def bulk_insert_columns(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    values: Sequence[Sequence[Any]],
-    *,
-    constants: Sequence[Any] = (),
-) -> None:
-    """Load many rows given column by column (the last `len(constants)` columns hold one value each).
-
-    On PostgreSQL the rows go to COPY as text built a column at a time, which costs far less
-    than handing each row to the driver; elsewhere through executemany.
-    """
-    if conn.dialect.name == "postgresql":
-        _copy_in(conn.connection.dbapi_connection, table, columns, copy_text(values, constants))
-        return
-    rows = len(values[0]) if values else 0
-    bulk_insert(conn, table, columns, zip(*values, *([c] * rows for c in constants), strict=True))
-
-
 def copy_text(values: Sequence[Sequence[Any]], constants: Sequence[Any] = (), *, formatted: bool = False) -> list[str]:
     """Rows given column by column as COPY text, in pieces of a few megabytes.
 
@@ -175,7 +155,7 @@ class BackgroundWriter:
         self._paramstyle = conn.dialect.paramstyle
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="cautionflow-copy", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="cautionflow-writer", daemon=True)
         self._thread.start()
 
     def send(
@@ -199,7 +179,7 @@ class BackgroundWriter:
         self._queue.put(("execute", statement.replace("?", marker), tuple(params)))
 
     def close(self, *, raise_errors: bool = True) -> None:
-        """Wait until the server has taken every row sent."""
+        """Wait until every write sent has run."""
         self._queue.put(None)
         self._thread.join()
         if self._error is not None and raise_errors:

@@ -17,7 +17,6 @@ from cautionflow.adapters.database import (
     BackgroundWriter,
     DatabaseError,
     bulk_insert,
-    bulk_insert_columns,
     copy_fields,
     create_database_engine,
     describe_error,
@@ -265,18 +264,21 @@ class FirstLoad:
 
     def add(self, batch: ValidatedBatch) -> None:
         """Load one validated chunk."""
-        import numpy as np
+        import pandas as pd
+
+        from cautionflow.domain.merge import target_state
+        from cautionflow.frames import plain_values
 
         columns = batch.columns
-        ended = np.asarray(columns["status"] == "ended", dtype=bool)
-        state = [np.where(ended, "ended", "active").astype(object), np.where(ended, "ended_in_source", None)]
+        state = [plain_values(s) for s in target_state(pd.Series(columns["status"], dtype=object))]
         stamps = (self.run_id, self.day, self.run_id, self.day)
         names = (*SOURCE_COLUMNS, "dq_flags", "row_hash")
         if not self._postgres:
-            values = [columns[c].tolist() for c in names] + [column.tolist() for column in state]
-            bulk_insert_columns(self.conn, "alerts", ALERT_COLUMNS, values, constants=stamps)
+            rows = len(state[0])
+            values = [columns[c].tolist() for c in names] + state + [[stamp] * rows for stamp in stamps]
+            bulk_insert(self.conn, "alerts", ALERT_COLUMNS, zip(*values, strict=True))
             return
-        fields = [_copy_fields_of(c, batch) for c in names] + [copy_fields(column.tolist()) for column in state]
+        fields = [_copy_fields_of(c, batch) for c in names] + [copy_fields(column) for column in state]
         self._writer.send("alerts", ALERT_COLUMNS, fields, stamps, formatted=True)
         self._writer.send("alert_history", self._HISTORY_COLUMNS, fields[:1], (self.run_id, self.day, "inserted"), formatted=True)
 

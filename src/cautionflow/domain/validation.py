@@ -246,9 +246,9 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
 
 def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
     """Clean one source column: normalised values, its own problems, and its fingerprint."""
+    problems: dict[str, dict[int, str]] = {}
     if name in FREE_TEXT_COLUMNS:
         stripped = _stripped_text(values)
-        problems = {}
         if name in MAX_LENGTHS and name != "alert_id":  # an alert_id too long is quarantined instead
             problems = _cut_to_width(name, stripped)
         fingerprint = _hash_values(_object_array(stripped)) if name in HASHED_COLUMNS else None
@@ -256,7 +256,6 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
     if name in TIMESTAMP_COLUMNS:
         return _clean_timestamps(name, values)
     codes, distinct, messages = _by_distinct(values, _CLEANERS[name])
-    problems: dict[str, dict[int, str]] = {}
     if name == "alert_code":
         missing = distinct == None  # noqa: E711 - element-wise
         unknown = ~missing & ~np.array([code in ALERT_CODES for code in distinct], dtype=bool)
