@@ -318,11 +318,10 @@ def test_the_sync_turns_the_garbage_collector_back_on_even_when_it_fails(databas
     assert gc.isenabled()
 
 
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)  # SQLite inserts in the sync's own thread
 def test_a_failure_while_the_first_load_streams_rolls_everything_back(databases, monkeypatch):
     """On PostgreSQL a helper thread streams the first load to the server; when it fails, the sync
     fails with its error and the register stays empty, as with any other failure."""
-    if databases.backend != "postgresql":
-        pytest.skip("SQLite writes the first load in the sync's own thread")
     import cautionflow.adapters.database as database
 
     real_copy_in, tables = database._copy_in, []
