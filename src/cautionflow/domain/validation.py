@@ -47,7 +47,7 @@ HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in SOURCE_COLUMNS if c != "updat
 _UPPER_COLUMNS = ("alert_code", "area", "postcode")
 _DISTINCT_COLUMNS = (*_UPPER_COLUMNS, *ENUMS, "language")
 # ...and the free text, stripped value by value.
-FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS)
+_FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS)
 
 # The order in which a row's problems are listed in its dq_flags: each column's own checks, and
 # the checks that look at more than one column, in the order a reader of the row meets them.
@@ -247,7 +247,7 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
 def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
     """Clean one source column: normalised values, its own problems, and its fingerprint."""
     problems: dict[str, dict[int, str]] = {}
-    if name in FREE_TEXT_COLUMNS:
+    if name in _FREE_TEXT_COLUMNS:
         stripped = _stripped_text(values)
         if name in MAX_LENGTHS and name != "alert_id":  # an alert_id too long is quarantined instead
             problems = _cut_to_width(name, stripped)

@@ -102,9 +102,9 @@ def _first_sync(
     tx: RegisterTransaction, source: AlertSource, *, as_of: dt.date, run_id: str, started_at: dt.datetime
 ) -> SyncSummary:
     """The first sync of an empty register: each chunk is loaded as soon as it is validated."""
-    import numpy as np
     import pandas as pd
 
+    from cautionflow.domain.merge import target_state
     from cautionflow.domain.validation import validate_in_chunks
 
     raw = source.read()
@@ -116,7 +116,8 @@ def _first_sync(
             if batch.kept:
                 load.add(batch)
             read, inserted, flagged = read + batch.read, inserted + batch.kept, flagged + batch.flagged
-            active += int(np.count_nonzero(batch.columns["status"] != "ended"))
+            state, _ = target_state(pd.Series(batch.columns["status"], dtype=object))
+            active += int((state == "active").sum())
             quarantined.append(batch.quarantine)
         load.build_indexes()
         del raw, chunks, batch  # the rows read are freed (about a second) while the database builds the indexes
