@@ -10,6 +10,10 @@ WORKDIR /opt/cautionflow
 # Dependencies first, for the layer cache. README* is optional here (pyproject names README.md).
 COPY --chown=airflow:0 pyproject.toml constraints.txt README* ./
 COPY --chown=airflow:0 src/ ./src/
+# src/cautionflow/resources/ links into include/: the package data (templates, fonts, SQL) the wheel ships.
+COPY --chown=airflow:0 include/templates/ ./include/templates/
+COPY --chown=airflow:0 include/fonts/ ./include/fonts/
+COPY --chown=airflow:0 include/sql/ ./include/sql/
 RUN pip install --no-cache-dir -c constraints.txt .
 
 COPY --chown=airflow:0 --chmod=0755 docker/airflow/init.sh /opt/cautionflow/docker/init.sh

@@ -1,5 +1,11 @@
 """Shared fixtures. PostgreSQL tests skip when the server is absent, unless
-CAUTIONFLOW_REQUIRE_POSTGRES=1 (set by .ci/run) makes its absence a failure."""
+CAUTIONFLOW_REQUIRE_POSTGRES=1 (set by .ci/run) makes its absence a failure.
+
+Every process a test starts must be stopped by the test or fixture that started it. The session
+marks its environment with a token that every child inherits (an orphan keeps it after its parent
+is gone and it is re-parented to init); at the end of the run any process still carrying the token
+fails the run, named, and is then killed so that it does not outlive CI either.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,32 @@ from tests.support import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+SESSION_MARK = "CAUTIONFLOW_TEST_SESSION"
+LEFTOVER_GRACE_SECONDS = 10.0  # a child told to stop may still be exiting when the last test ends
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import uuid
+
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import processes_marked, stop_processes
+
+    mark = os.environ.get(SESSION_MARK)
+    if not mark:
+        return
+    leftovers = processes_marked(SESSION_MARK, mark, grace=LEFTOVER_GRACE_SECONDS)
+    if not leftovers:
+        return
+    listing = "\n".join(f"  pid {pid}: {command}" for pid, command in leftovers)
+    session.config.get_terminal_writer().line(
+        f"\nFAILED: {len(leftovers)} process(es) started by the tests outlived them (now killed):\n{listing}",
+        red=True,
+    )
+    stop_processes([pid for pid, _ in leftovers])
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def require_postgres() -> None:

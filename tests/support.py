@@ -176,3 +176,63 @@ def demo_config(folder: Path, **overrides: Any) -> dict[str, Any]:
         config["equality"] = {**config["equality"], "query": str(REPO / config["equality"]["query"])}
     config.update(overrides)
     return config
+
+
+def processes_marked(name: str, value: str, *, grace: float = 0.0) -> list[tuple[int, str]]:
+    """(pid, command line) of every process but this one whose environment has `name=value`, waiting
+    up to `grace` seconds for them to go. Read from /proc, so orphans re-parented to init are found."""
+    import time
+
+    needle = f"{name}={value}".encode()
+    deadline = time.monotonic() + grace
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie has exited; only its parent's wait is missing
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            found.append((int(entry.name), command[:200]))
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)
+
+
+def stop_processes(pids: list[int]) -> None:
+    """SIGKILL each of `pids` that is still there."""
+    import signal
+
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_process_group(process: Any, *, timeout: float = 30.0) -> None:
+    """Stop a child started with `start_new_session=True` and everything it started: SIGTERM to its
+    whole process group, wait until the group is empty (not just the leader: a server's workers can
+    outlive it), then SIGKILL whatever is left."""
+    import signal
+    import subprocess
+    import time
+
+    group = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=timeout)

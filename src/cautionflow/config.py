@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_SOURCE_QUERY = "SELECT * FROM caution_alerts_export"
 REGISTER_URL_ENV = "CAUTIONFLOW_REGISTER_URL"  # when set, overrides the file's register_url
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
 
 
 class ConfigError(Exception):
@@ -80,7 +82,31 @@ class Recipient(_Model):
     role: Literal["contractor", "out_of_hours", "officer", "operations"]
     areas: tuple[str, ...] = ()
     schedule: Literal["daily", "weekly"] = "daily"
-    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = None
+    # One day or a list of days (`weekday: [monday, thursday]`), kept as a tuple so every reader
+    # asks the same question: is this date's weekday in it? An officer may want the review
+    # reminder on several days, and the demo, which runs on any day, names all seven.
+    weekday: tuple[str, ...] | None = None
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _weekdays(cls, value: object) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not names:
+            raise ValueError(f"must be a day of the week or a list of them, e.g. monday or [monday, thursday]; not {value!r}")
+        days = []
+        for name in names:
+            day = name.strip().lower() if isinstance(name, str) else name
+            if day not in WEEKDAYS:
+                raise ValueError(f"{name!r} is not a day of the week ({', '.join(WEEKDAYS)})")
+            if day not in days:
+                days.append(day)
+        return tuple(days)
+
+    def on(self, day: date) -> bool:
+        """Is `day` one of this recipient's weekdays (False when none is named)?"""
+        return self.weekday is not None and WEEKDAYS[day.weekday()] in self.weekday
 
     @field_validator("areas")
     @classmethod

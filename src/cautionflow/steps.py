@@ -10,12 +10,18 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from cautionflow.clock import Clock, system_clock
 from cautionflow.config import CautionflowConfig
+from cautionflow.progress import Progress, no_progress
 
 Step = Callable[..., dict[str, Any]]
 
 
-def run_sync(config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False) -> dict[str, Any]:
+def run_sync(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False,
+    clock: Clock = system_clock, progress: Progress = no_progress,
+) -> dict[str, Any]:
+    """`progress` sees the rows read, validated and written (the command line's bar on a terminal)."""
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.source import SqlAlertSource
     from cautionflow.services.sync import sync_register
@@ -24,7 +30,8 @@ def run_sync(config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_em
     register = Register(config.register_url)
     try:
         summary = sync_register(
-            source, register, as_of=as_of, run_id=run_id, allow_empty_source=allow_empty_source
+            source, register, as_of=as_of, run_id=run_id, allow_empty_source=allow_empty_source, clock=clock,
+            progress=progress,
         )
     finally:
         register.dispose()
@@ -85,6 +92,7 @@ async def run_digests_async(
     smtp_overrides: dict[str, Any] | None = None,
     retry: Any = None,
     tls_context: Any = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Compose, queue and deliver today's digests (the Airflow task awaits this in its event loop).
 
@@ -103,7 +111,7 @@ async def run_digests_async(
     try:
         summary = await send_digests(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
-            run_id=run_id, render=render, retry=retry,
+            run_id=run_id, render=render, retry=retry, clock=clock,
         )
     finally:
         register.dispose()
@@ -127,7 +135,7 @@ run_digests = blocking(run_digests_async)
 
 async def run_reminders_async(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None,
+    retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """The officers' weekly review reminder (deadlines issue), through the digests' outbox."""
     from cautionflow.adapters.register import Register
@@ -143,7 +151,7 @@ async def run_reminders_async(
     try:
         summary = await send_review_reminders(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
-            run_id=run_id, render=renderer(config), retry=retry,
+            run_id=run_id, render=renderer(config), retry=retry, clock=clock,
         )
     finally:
         register.dispose()
@@ -155,7 +163,7 @@ run_reminders = blocking(run_reminders_async)
 
 def run_letters(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None, dispatch: bool = True,
+    retry: Any = None, tls_context: Any = None, dispatch: bool = True, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too
     (unless `dispatch=False`: the DAG dispatches in its own async task, `run_letters_dispatch_async`)."""
@@ -172,12 +180,14 @@ def run_letters(
             register, policy_profile(config), as_of=as_of, run_id=run_id, render=renderer(config),
             output_dir=config.path(config.letters.output_dir), organisation=config.organisation,
             reply_email=settings.sender_address if settings else None, auto_approve=config.letters.auto_approve,
+            clock=clock,
         ).as_dict()
     finally:
         register.dispose()
     if config.letters.auto_approve and dispatch:
         dispatched = asyncio.run(run_letters_dispatch_async(
-            config, as_of=as_of, run_id=run_id, smtp_overrides=smtp_overrides, retry=retry, tls_context=tls_context
+            config, as_of=as_of, run_id=run_id, smtp_overrides=smtp_overrides, retry=retry, tls_context=tls_context,
+            clock=clock,
         ))
         summary.update(dispatched=dispatched["approved"], dispatch=dispatched, complete=dispatched["complete"])
     return summary
@@ -185,7 +195,7 @@ def run_letters(
 
 async def run_letters_dispatch_async(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None,
+    retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """With `letters.auto_approve`: dispatch the approved letters (print batch; email through the outbox,
     with the Airflow task's SMTP overrides). Without it officers dispatch by hand: nothing is done."""
@@ -200,14 +210,16 @@ async def run_letters_dispatch_async(
     try:
         summary = (await dispatch_letters(
             register, settings, organisation=config.organisation, output_dir=config.path(config.letters.output_dir),
-            retry=retry,
+            retry=retry, clock=clock,
         )).as_dict()
     finally:
         register.dispose()
     return {"step": "letters_dispatch", "as_of": as_of.isoformat(), "run_id": run_id, "auto_approve": True, **summary}
 
 
-def run_retention(config: CautionflowConfig, *, as_of: dt.date, run_id: str, dry_run: bool = False) -> dict[str, Any]:
+def run_retention(
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, dry_run: bool = False, clock: Clock = system_clock,
+) -> dict[str, Any]:
     """Anonymise ended alerts kept longer than the profile's `retention_months_after_end` (governance
     issue); nothing while the profile leaves it unset. Weekly, from `cautionflow_housekeeping`."""
     from cautionflow.adapters.register import Register
@@ -218,7 +230,7 @@ def run_retention(config: CautionflowConfig, *, as_of: dt.date, run_id: str, dry
     try:
         summary = anonymise_expired(
             register, profile, as_of=as_of, run_id=run_id, dry_run=dry_run,
-            letters_dir=config.path(config.letters.output_dir),
+            letters_dir=config.path(config.letters.output_dir), clock=clock,
         )
     finally:
         register.dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.smtp_server import MailServer, free_port
-from tests.support import AIRFLOW_BIN, demo_config, migrated_airflow
+from tests.support import AIRFLOW_BIN, demo_config, migrated_airflow, stop_process_group
 
 AS_OF = dt.date(2026, 11, 23)  # a Monday
 REFUSING = "rota@acme.example"  # this contractor's mailbox refuses mail, so a failure shows
@@ -162,10 +161,4 @@ def api_server(airflow_demo: AirflowDemo) -> Iterator[ApiServer]:
             time.sleep(1)
         yield ApiServer(url, username, password, log, airflow_demo)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait(timeout=30)
+        stop_process_group(process)

@@ -38,6 +38,7 @@ from tests.support import alert_row, migrated_airflow, write_sqlite_source
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 11, 23)  # a Monday
+MOMENT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)  # when the outbox is told things happened
 FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
 
 ACME, SOUTHSIDE, NIGHT_DESK = "rota@acme.example", "bookings@southside-gas.example", "ooh@callcentre.example"
@@ -328,7 +329,7 @@ def test_acceptances_recorded_together_keep_those_before_a_failure(databases, tm
     try:
         assert outbox.acquire_delivery_lock()  # the run below only queues
         run_digests(config, as_of=AS_OF, run_id="queue-only", retry=FAST)
-        claimed = outbox.claim("digest", now=dt.datetime.now(dt.UTC))
+        claimed = outbox.claim("digest", now=MOMENT)
         assert len(claimed) == 3
         real_mark_sent = Outbox.mark_sent
 
@@ -339,14 +340,14 @@ def test_acceptances_recorded_together_keep_those_before_a_failure(databases, tm
 
         monkeypatch.setattr(Outbox, "mark_sent", fail_on_second)
         with pytest.raises(RuntimeError, match="simulated failure"):
-            outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC))
+            outbox.mark_sent_many(claimed, at=MOMENT)
         state = {r["id"]: r["status"] for r in outbox_rows(databases)}
         assert [state[m.id] for m in claimed] == ["sent", "sending", "sending"]
         assert {x["outbox_id"] for x in disclosures(databases)} == {claimed[0].id}
 
         monkeypatch.setattr(Outbox, "mark_sent", real_mark_sent)
-        assert outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC)) == 2  # the first is not recorded twice
-        assert outbox.mark_sent_many(claimed, at=dt.datetime.now(dt.UTC)) == 0
+        assert outbox.mark_sent_many(claimed, at=MOMENT) == 2  # the first is not recorded twice
+        assert outbox.mark_sent_many(claimed, at=MOMENT) == 0
     finally:
         outbox.release_delivery_lock()
         outbox.close()
@@ -471,7 +472,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cautionflow test mail server")])
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # the TLS handshake checks validity against the machine's clock, so must this
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())

@@ -217,3 +217,27 @@ def test_helper_scripts_are_executable() -> None:
     for script in (ROOT / "docker").rglob("*.sh"):
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
         assert script.read_text().startswith("#!/usr/bin/env bash"), script
+
+
+def test_the_staging_smtp_connection_means_clear_text_to_mailpit_from_the_right_sender(services) -> None:
+    """The compose file's exact `cautionflow_smtp` URI, parsed by Airflow as a task would get it and read
+    with the Airflow SMTP provider's conventions (issue 12): no TLS (Mailpit speaks none) and the
+    provider's `from_email` as the sender, with the config file's display name kept."""
+    from airflow.sdk import Connection
+
+    from cautionflow.adapters.mail import SmtpSettings
+    from cautionflow.config import SmtpConfig
+    from cautionflow.integrations.airflow import smtp_overrides_from_connection
+
+    example = yaml.safe_load((ROOT / "include/config/cautionflow.example.yaml").read_text())["smtp"]
+    for name, service in _airflow_services(services).items():
+        uri = _env(service)["AIRFLOW_CONN_CAUTIONFLOW_SMTP"]
+        conn = Connection.from_uri(uri, conn_id="cautionflow_smtp")
+
+        settings = SmtpSettings.from_config(
+            SmtpConfig.model_validate(example), overrides=smtp_overrides_from_connection(conn, conn.extra_dejson),
+            environ={},
+        )
+
+        assert (settings.host, settings.port, settings.security) == ("mailpit", 1025, "none"), name
+        assert settings.sender == "Example Homes <cautions@example.org>", name

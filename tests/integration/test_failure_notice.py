@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from cautionflow.clock import FixedClock
 from tests.smtp_server import free_port
 
 RUN_ID = "manual__2026-11-23T05:30:00+00:00"
@@ -66,19 +67,24 @@ def deployment(tmp_path, monkeypatch):
     return write
 
 
-def notify(ctx: dict) -> None:
+def notify(ctx: dict, clock=None) -> None:
     from cautionflow.callbacks import notify_operations_of_failure
+    from cautionflow.integrations.airflow import notify_operations_of_failure as notify_at
 
-    notify_operations_of_failure(ctx)
+    if clock is None:
+        notify_operations_of_failure(ctx)  # as Airflow calls it: the system clock dates the notice
+    else:
+        notify_at(ctx, clock)
 
 
 def test_the_operations_recipients_get_the_notice_and_nobody_else(deployment, mail_server):
     deployment(smtp_port=mail_server.port)
 
-    notify(context())
+    notify(context(), clock=FixedClock(dt.datetime(2026, 11, 23, 5, 41, 7, tzinfo=dt.UTC)))
 
     assert sorted(r.recipient for r in mail_server.handler.received) == ["oncall@example.org", "ops@example.org"]
     [message] = mail_server.handler.messages_for("ops@example.org")
+    assert message["Date"] == "Mon, 23 Nov 2026 05:41:07 +0000"
     assert message["Subject"] == f"cautionflow: cautionflow_sync.sync_register failed (run {RUN_ID})"
     assert message["X-Cautionflow-Kind"] == "operations-failure"
     body = message.get_body(("plain",)).get_content()
@@ -204,7 +210,12 @@ def test_a_task_failing_under_airflow_emails_operations(tmp_path, mail_server):
     notices = mail_server.handler.messages_for("ops@example.org")
     assert len(notices) == 1, log_text[-4000:]
     [notice] = notices
-    assert notice["Subject"].startswith("cautionflow: cautionflow_failing.sync_register failed (run manual__2026-11-23")
+    # `airflow dags test` names its run after the moment it ran (manual__<now>), so the run id is read back
+    # from the notice and checked against its own Run line; the logical date is the one given.
+    assert notice["Subject"].startswith("cautionflow: cautionflow_failing.sync_register failed (run manual__")
+    run_id = notice["Subject"].removeprefix("cautionflow: cautionflow_failing.sync_register failed (run ")[:-1]
     body = notice.get_body(("plain",)).get_content()
+    assert f"Run:          {run_id}\r\n" in body
+    assert "Logical date: 2026-11-23T" in body
     assert "/dags/cautionflow_failing/runs/" in body and "tasks/sync_register" in body
     assert "Error:        " in body

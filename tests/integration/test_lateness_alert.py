@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from cautionflow.clock import FixedClock
 from cautionflow.config import load_config
 from cautionflow.steps import run_sync
 from tests.support import REPO, alert_row, write_sqlite_source
@@ -47,15 +48,22 @@ def deployment(tmp_path, monkeypatch):
     return write
 
 
+def at(hour: int, minute: int) -> FixedClock:
+    """A clock showing a time on AS_OF in London: when a sync finished is an input, never the machine's time."""
+    return FixedClock(dt.datetime(2026, 11, 23, hour, minute, tzinfo=LONDON))
+
+
 def watch(logical_date: dt.datetime) -> dict:
-    """The watch DAG's task, called with the context the Task SDK gives it (the parts it reads)."""
+    """The watch DAG's task, called with the context the Task SDK gives it (the parts it reads), on a
+    clock that shows the watch's own run time (a minute after its deadline)."""
     from types import SimpleNamespace
 
     from cautionflow.integrations.airflow import check_sync_finished_task
 
     context = {"logical_date": logical_date, "dag": SimpleNamespace(dag_id="cautionflow_sync_watch"),
                "run_id": f"scheduled__{logical_date.isoformat()}"}
-    return asyncio.run(check_sync_finished_task(context))
+    clock = FixedClock(logical_date + dt.timedelta(minutes=1))
+    return asyncio.run(check_sync_finished_task(context, clock=clock))
 
 
 def test_the_watch_dag_runs_at_seven_london_time():
@@ -69,7 +77,7 @@ def test_the_watch_dag_runs_at_seven_london_time():
 
 def test_no_sync_by_seven_emails_the_operations_recipients(deployment, mail_server):
     config = deployment(smtp_port=mail_server.port)
-    run_sync(config, as_of=AS_OF - dt.timedelta(days=1), run_id="yesterday")  # yesterday's, not today's
+    run_sync(config, as_of=AS_OF - dt.timedelta(days=1), run_id="yesterday", clock=at(6, 0).advance(days=-1))
 
     result = watch(SEVEN)
 
@@ -99,26 +107,34 @@ def test_a_rerun_of_the_watch_sends_nothing_twice(deployment, mail_server):
 
 def test_a_sync_finished_in_time_sends_nothing(deployment, mail_server):
     config = deployment(smtp_port=mail_server.port)
-    run_sync(config, as_of=AS_OF, run_id="today")
-    finished = dt.datetime.now(dt.UTC)
+    run_sync(config, as_of=AS_OF, run_id="today", clock=at(6, 42))
 
-    result = watch(finished + dt.timedelta(minutes=5))  # the deadline after the sync finished
+    result = watch(SEVEN)
 
-    assert result["late"] is False and result["finished_at"] is not None
-    assert abs(dt.datetime.fromisoformat(result["finished_at"]) - finished) < dt.timedelta(minutes=1)
+    assert result["late"] is False
+    assert dt.datetime.fromisoformat(result["finished_at"]) == dt.datetime(2026, 11, 23, 6, 42, tzinfo=dt.UTC)
+    assert mail_server.handler.received == []
+
+
+def test_a_sync_finished_at_the_deadline_is_in_time(deployment, mail_server):
+    config = deployment(smtp_port=mail_server.port)
+    run_sync(config, as_of=AS_OF, run_id="today", clock=at(7, 0))
+
+    assert watch(SEVEN)["late"] is False
     assert mail_server.handler.received == []
 
 
 def test_a_sync_that_finished_after_the_deadline_is_reported_late(deployment, mail_server):
     """A watch run the scheduler started late still judges by its 07:00 deadline."""
     config = deployment(smtp_port=mail_server.port)
-    run_sync(config, as_of=AS_OF, run_id="today")  # finishes now, long after 07:00 on the 23rd
+    run_sync(config, as_of=AS_OF, run_id="today", clock=at(9, 15))  # two hours and a quarter late
 
     result = watch(SEVEN)
 
     assert result["late"] is True
     [message] = mail_server.handler.messages_for("ops@example.org")
-    assert "It finished late, at" in message.get_body(("plain",)).get_content()
+    assert "It finished late, at 09:15" in message.get_body(("plain",)).get_content()
+    assert message["Date"] == "Mon, 23 Nov 2026 07:01:00 +0000"  # the watch's clock, not the machine's
 
 
 def test_a_notice_the_server_refuses_fails_the_task(deployment, mail_server):

@@ -138,8 +138,10 @@ def test_every_dag_runs_on_postgresql_metadata_and_register(production: Producti
     for report in ("equality-2026-Q4.html", f"stale-alerts-{AS_OF}.csv", f"survey-exclusions-{AS_OF}.csv"):
         assert (production.deployment / "reports" / report).is_file(), report
     assert scalar(url, "SELECT COUNT(*) FROM anonymisation_log") == 0
-    # The 07:00 watch of a run at midnight: the day's sync finished after it, so operations were told once.
-    assert len(production.smtp.handler.messages_for("ops@example.org")) == 1
+    # Operations got one of each: the daily summary (the demo config turns it on) and, from the 07:00
+    # watch of a run at midnight, the notice that the day's sync finished after it.
+    kinds = sorted(m["X-Cautionflow-Kind"] for m in production.smtp.handler.messages_for("ops@example.org"))
+    assert kinds == ["operations-late", "operations-summary"]
     assert list((production.deployment / "letters").rglob("*.pdf"))
     assert not (production.deployment / "register-from-file.db").exists()
     assert sorted(p.name for p in production.deployment.rglob("*.db*")) == ["housing.db"]

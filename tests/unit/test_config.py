@@ -50,6 +50,8 @@ def test_postgres_urls_pass_through(tmp_path):
         ({"recipients": [{"name": "X", "email": "not-an-address", "role": "officer"}]}, "recipients.0.email"),
         ({"recipients": [{"name": "X", "email": "x@example.org", "role": "officer", "schedule": "weekly"}]},
          "a weekly schedule needs a weekday"),
+        ({"recipients": [{"name": "X", "email": "x@example.org", "role": "officer", "weekday": ["monday", "fri"]}]},
+         "recipients.0.weekday: Value error, 'fri' is not a day of the week"),
     ],
 )
 def test_invalid_settings_name_the_field(change, message, tmp_path):

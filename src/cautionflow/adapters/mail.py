@@ -61,6 +61,7 @@ class SmtpSettings:
     max_concurrency: int = 4
     tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
     local_hostname: str | None = None
+    retry_attempts: int | None = None  # the connection's retry_limit: attempts per message when none is given
 
     @classmethod
     def from_config(
@@ -83,9 +84,15 @@ class SmtpSettings:
         updates = {
             key: overrides[source]
             for key, source in (("host", "host"), ("port", "port"), ("username", "login"),
-                                ("security", "security"), ("sender", "sender"))
+                                ("security", "security"), ("sender", "sender"),
+                                ("timeout_seconds", "timeout_seconds"), ("allow_insecure", "allow_insecure"))
             if overrides.get(source) not in (None, "")
         }
+        if overrides.get("from_email") and "sender" not in updates:
+            # The provider's from_email is an address; the file's display name (the landlord's name)
+            # is kept in front of it, so residents and contractors still see who writes.
+            name, address = parseaddr(str(overrides["from_email"]))
+            updates["sender"] = formataddr((name or parseaddr(smtp.sender)[0], address or str(overrides["from_email"])))
         if updates:
             try:
                 smtp = SmtpConfig.model_validate({**smtp.model_dump(), **updates})
@@ -103,6 +110,7 @@ class SmtpSettings:
             host=smtp.host, port=smtp.port, sender=smtp.sender, security=smtp.security,
             username=smtp.username, password=password or None, timeout=smtp.timeout_seconds,
             max_concurrency=smtp.max_concurrency, tls_context=tls_context,
+            retry_attempts=overrides.get("retry_attempts"),
         )
 
     @property
@@ -118,6 +126,81 @@ class SmtpSettings:
         """Where mail goes, for logs: never the password."""
         who = f" as {self.username}" if self.username else ""
         return f"{self.host}:{self.port} ({self.security}){who}"
+
+
+# The Airflow SMTP provider's Connection extras (apache-airflow-providers-smtp, "SMTP Connection"):
+# cautionflow reads them as well as its own, so a Connection written for Airflow's own email works.
+PROVIDER_EXTRAS = ("from_email", "disable_tls", "disable_ssl", "timeout", "retry_limit")
+OWN_EXTRAS = ("security", "sender", "allow_insecure")
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+
+def connection_extra_overrides(extra: Mapping[str, Any], conn_id: str = "cautionflow_smtp") -> dict[str, Any]:
+    """The Connection's extra as overrides of the config's smtp settings (keys `security`, `sender`,
+    `from_email`, `timeout_seconds`, `retry_attempts`, `allow_insecure`; absent when not set).
+
+    The provider's flags mean what they mean to Airflow: SSL from the first byte unless
+    `disable_ssl`, and then STARTTLS unless `disable_tls`; so `disable_ssl=true&disable_tls=true` is
+    cautionflow's `security: none`. Values from a URI's query string arrive as text ("true").
+    A contradiction (`security` and the flags disagree, `sender` and `from_email` name different
+    addresses) is an error naming both, never a silent choice."""
+    where = f"Airflow connection {conn_id}"
+
+    def flag(key: str) -> bool | None:
+        value = extra.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{where}: extra.{key}: expected true or false, got '{value}'")
+
+    def number(key: str, kind: type, least: float) -> Any:
+        value = extra.get(key)
+        if value in (None, ""):
+            return None
+        try:
+            parsed = kind(value)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is None or parsed < least:
+            raise ConfigError(f"{where}: extra.{key}: expected a number of at least {least:g}, got '{value}'")
+        return parsed
+
+    out: dict[str, Any] = {}
+    disable_ssl, disable_tls = flag("disable_ssl"), flag("disable_tls")
+    implied = None
+    if disable_ssl is not None or disable_tls is not None:
+        implied = "tls" if not disable_ssl else ("none" if disable_tls else "starttls")
+    security = extra.get("security") or None
+    if security and implied and security != implied:
+        raise ConfigError(
+            f"{where}: extra.security '{security}' contradicts disable_ssl={str(bool(disable_ssl)).lower()}, "
+            f"disable_tls={str(bool(disable_tls)).lower()} (which mean '{implied}'); keep one of them"
+        )
+    if security or implied:
+        out["security"] = security or implied
+    sender, from_email = extra.get("sender") or None, extra.get("from_email") or None
+    if sender and from_email and parseaddr(str(sender))[1].lower() != parseaddr(str(from_email))[1].lower():
+        raise ConfigError(f"{where}: extra.sender '{sender}' and extra.from_email '{from_email}' name different "
+                          "addresses; keep one of them")
+    if sender:
+        out["sender"] = sender
+    elif from_email:
+        out["from_email"] = from_email
+    timeout = number("timeout", float, 1)
+    if timeout is not None:
+        out["timeout_seconds"] = timeout
+    retry_limit = number("retry_limit", int, 1)
+    if retry_limit is not None:
+        out["retry_attempts"] = retry_limit
+    allow_insecure = flag("allow_insecure")
+    if allow_insecure is not None:
+        out["allow_insecure"] = allow_insecure
+    unknown = sorted(set(extra) - set(PROVIDER_EXTRAS) - set(OWN_EXTRAS))
+    if unknown:
+        log.warning("%s: extra field(s) %s are not used by cautionflow", where, ", ".join(unknown))
+    return out
 
 
 # --- building messages ----------------------------------------------------------------------------
@@ -421,7 +504,7 @@ async def deliver(
     """
     import aiosmtplib
 
-    retry = retry or RetryPolicy()
+    retry = retry or (RetryPolicy(attempts=settings.retry_attempts) if settings.retry_attempts else RetryPolicy())
     if isinstance(messages, MessageQueue):
         queue, workers = messages, settings.max_concurrency
     else:

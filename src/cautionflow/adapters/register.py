@@ -207,12 +207,13 @@ class RegisterTransaction:
         return len(new)
 
     def record_run(
-        self, *, run_id: str, as_of: dt.date, started_at: dt.datetime, summary: dict[str, Any]
+        self, *, run_id: str, as_of: dt.date, started_at: dt.datetime, finished_at: dt.datetime,
+        summary: dict[str, Any],
     ) -> None:
         execute_many(
             self.conn,
             "INSERT INTO sync_runs (run_id, as_of, started_at, finished_at, summary) VALUES (?, ?, ?, ?, ?)",
-            [(run_id, as_of.isoformat(), _utc(started_at), _utc(dt.datetime.now(dt.UTC)), json.dumps(summary, sort_keys=True))],
+            [(run_id, as_of.isoformat(), _utc(started_at), _utc(finished_at), json.dumps(summary, sort_keys=True))],
         )
 
 

@@ -2,14 +2,16 @@
 
 Sandboxed, so a landlord's template override cannot reach Python internals; HTML autoescaped,
 so an address containing `<script>` arrives as text, not markup. A landlord's `templates_dir`
-is searched before the project home's `include/templates`, then this repository's.
+is searched before the project home's `include/templates`, then the templates the package ships.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cautionflow.frames import is_missing
+from cautionflow.resources import shipped_folder
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -17,8 +19,9 @@ if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
 
 
-# The templates shipped in this repository, for deployments whose home has no include/ folder.
-SHIPPED_TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
+# The templates the package ships (package data, see cautionflow.resources), for deployments whose
+# home has no include/ folder, such as an installed wheel run from any directory.
+SHIPPED_TEMPLATES = shipped_folder("templates")
 
 
 def long_date(value: dt.date | None) -> str:
@@ -29,6 +32,13 @@ def long_date(value: dt.date | None) -> str:
 def short_date(value: dt.date | None) -> str:
     """'18/01/2027', as the landlord's SSRS reports show dates (Teign Appendix F)."""
     return "" if value is None else value.strftime("%d/%m/%Y")
+
+
+def blank_if_missing(value: object) -> object:
+    """Jinja's `finalize`, applied to every printed expression: a missing value (None, NaN, NaT, pd.NA)
+    prints as nothing, never as "None" or "nan" (issue 12); a template states a placeholder where a
+    blank would mislead."""
+    return "" if is_missing(value) else value
 
 
 def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
@@ -45,6 +55,7 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=blank_if_missing,
     )
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date

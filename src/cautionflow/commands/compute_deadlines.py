@@ -15,7 +15,7 @@ import sys
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, with_example
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,6 +43,7 @@ def register(subparsers: Any) -> None:
         "compute-deadlines",
         help="add review, expiry and appeal deadlines to an alerts CSV",
         description=__doc__,
+        **with_example("cautionflow compute-deadlines --policy teign --input alerts.csv --as-of 2026-11-23 > deadlines.csv"),
     )
     parser.add_argument("--policy", required=True, metavar="NAME_OR_PATH",
                         help="a shipped profile (hexagon, karbon, teign, wandle, dover) or a .yaml file")

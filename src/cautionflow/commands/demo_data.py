@@ -7,7 +7,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, with_example
 
 DEFAULT_OUT = Path("var/demo/housing.db")
 
@@ -17,21 +17,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo-data",
         help="build a synthetic CX-style housing database (SQLite) with a caution_alerts_export view",
         description=(
-            "Write a fresh SQLite database of made-up homes, residents and caution alerts, including a "
+            "Write a fresh SQLite database of made-up homes, residents and caution alerts, including a\n"
             "counted handful of deliberately bad rows, shaped like the landlord's housing system."
         ),
+        **with_example("cautionflow demo-data --out var/demo/housing.db --alerts 600 --as-of 2026-11-23"),
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"database file (default {DEFAULT_OUT})")
     parser.add_argument("--homes", type=int, default=20_000, help="number of homes (default 20000)")
     parser.add_argument("--alerts", type=int, default=600, help="number of alert rows (default 600)")
     parser.add_argument("--as-of", default=None, help="YYYY-MM-DD the dates are relative to (default today)")
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed builds the same data")
+    parser.add_argument(
+        "--second-day", action="store_true",
+        help="instead of building, apply the demo's scripted next day to the --out database as of --as-of: "
+             "alerts added, one escalated (VIP to WPN), some ended (once per database)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Build the database, print a short summary and, as the last line, the summary as JSON."""
     as_of = _as_of(args.as_of)
+    if getattr(args, "second_day", False):
+        return _second_day(args.out, as_of, args.seed)
     # Imported here so `cautionflow --help` and the other commands do not pay for numpy.
     from cautionflow.demo.housing import MIN_ALERTS, build_housing_database
 
@@ -55,9 +63,28 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _second_day(out: Path, day: date, seed: int) -> int:
+    """Apply the scripted second day; say what changed (ids and codes), the JSON last."""
+    from cautionflow.demo.second_day import apply_second_day
+
+    try:
+        plan = apply_second_day(out, day, seed=seed).as_dict()
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"could not apply the second day to {out}: {exc}".replace("\n", " ")) from exc
+    added = ", ".join(f"{a['alert_id']} {a['code']}" for a in plan["added"])
+    ended = ", ".join(f"{e['alert_id']} {e['code']} ({e['how']})" for e in plan["ended"])
+    [up] = plan["escalated"]
+    print(f"Second day {plan['day']} in {out}: added {len(plan['added'])} ({added}); "
+          f"escalated {up['alert_id']} from {up['from']} to {up['to']}; ended {len(plan['ended'])} ({ended}).")
+    print(json.dumps(plan, sort_keys=True))
+    return 0
+
+
 def _as_of(value: str | None) -> date:
-    if value is None:
-        return date.today()
+    if value is None:  # the deliberate default: the demo is of today, in the landlord's time zone
+        from cautionflow.commands.run import today_in
+
+        return today_in("Europe/London")
     try:
         return date.fromisoformat(value)
     except ValueError:

@@ -16,18 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 from cautionflow.commands.run import parse_date
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("digests", help="operations on the digests' outbox")
+    example = "cautionflow digests resend-failed --config cautionflow.yaml --since 2026-11-01 --dry-run"
+    parser = subparsers.add_parser(
+        "digests", help="operations on the digests' outbox", description=__doc__, **with_example(example)
+    )
     actions = parser.add_subparsers(dest="action", required=True)
 
     resend = actions.add_parser(
-        "resend-failed", help="queue again and send the digests the mail server refused, once the cause is fixed"
+        "resend-failed", help="queue again and send the digests the mail server refused, once the cause is fixed",
+        description=__doc__, **with_example(example),
     )
-    resend.add_argument("--config", required=True, help="the deployment's YAML file")
+    add_config_argument(resend)
     resend.add_argument("--since", type=parse_date, default=None,
                         help="only digests as of this date (YYYY-MM-DD) or later (default: all)")
     resend.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")

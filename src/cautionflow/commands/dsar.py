@@ -7,16 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from cautionflow.commands.run import parse_date
 
     parser = subparsers.add_parser(
-        "dsar", help="export everything the register holds about one person (subject access request)"
+        "dsar", help="export everything the register holds about one person (subject access request)",
+        description=__doc__, **with_example("cautionflow dsar --config cautionflow.yaml --person-ref P000123 --format pdf"),
     )
-    parser.add_argument("--config", required=True, help="the deployment's YAML file")
+    add_config_argument(parser)
     parser.add_argument("--person-ref", required=True, help="the housing system's reference of the person")
     parser.add_argument("--format", choices=("json", "html", "pdf"), default="json")
     parser.add_argument(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 
 CHOICES = ("equality", "survey-exclusions", "non-notification", "stale", "all")
 
@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from cautionflow.commands.run import parse_date
 
     parser = subparsers.add_parser(
-        "governance", help="equality monitoring, survey exclusions, non-notification and stale-alert lists"
+        "governance", help="equality monitoring, survey exclusions, non-notification and stale-alert lists",
+        description=__doc__, **with_example("cautionflow governance --config cautionflow.yaml --report stale"),
     )
-    parser.add_argument("--config", required=True, help="the deployment's YAML file")
+    add_config_argument(parser)
     parser.add_argument("--as-of", type=parse_date, default=None, help="the day to report as (default: today)")
     parser.add_argument("--report", choices=CHOICES, default="all", help="one report, or all (default)")
     parser.set_defaults(handler=handle)

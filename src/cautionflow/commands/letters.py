@@ -14,40 +14,56 @@ import argparse
 import json
 from pathlib import Path
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 from cautionflow.commands.run import parse_date
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("letters", help="list, approve and dispatch resident letters")
+    parser = subparsers.add_parser(
+        "letters", help="list, approve and dispatch resident letters", description=__doc__,
+        **with_example("cautionflow letters approve --config cautionflow.yaml --batch 2026-11-23"),
+    )
     actions = parser.add_subparsers(dest="action", required=True)
 
-    listing = actions.add_parser("list", help="the letters queue, oldest first")
-    listing.add_argument("--config", required=True, help="the deployment's YAML file")
+    listing = actions.add_parser(
+        "list", help="the letters queue, oldest first",
+        **with_example("cautionflow letters list --config cautionflow.yaml --status queued"),
+    )
+    add_config_argument(listing)
     listing.add_argument("--status", choices=("queued", "approved", "dispatched", "held"), default=None)
     listing.set_defaults(handler=handle_list)
 
-    approve = actions.add_parser("approve", help="approve a batch (an as-of date) or one letter")
-    approve.add_argument("--config", required=True, help="the deployment's YAML file")
+    approve = actions.add_parser(
+        "approve", help="approve a batch (an as-of date) or one letter",
+        **with_example("cautionflow letters approve --config cautionflow.yaml --batch 2026-11-23"),
+    )
+    add_config_argument(approve)
     which = approve.add_mutually_exclusive_group(required=True)
     which.add_argument("--batch", type=parse_date, help="approve every queued letter of this as-of date")
     which.add_argument("--id", type=int, help="approve one letter")
     approve.set_defaults(handler=handle_approve)
 
-    dispatch = actions.add_parser("dispatch", help="print batch and email for the approved letters")
-    dispatch.add_argument("--config", required=True, help="the deployment's YAML file")
+    dispatch = actions.add_parser(
+        "dispatch", help="print batch and email for the approved letters",
+        **with_example("cautionflow letters dispatch --config cautionflow.yaml"),
+    )
+    add_config_argument(dispatch)
     dispatch.set_defaults(handler=handle_dispatch)
 
     translated = actions.add_parser(
-        "translated", help="attach the translated PDF of a letter held for translation; it is queued again"
+        "translated", help="attach the translated PDF of a letter held for translation; it is queued again",
+        **with_example("cautionflow letters translated --config cautionflow.yaml --id 42 --file letter-42-cy.pdf"),
     )
-    translated.add_argument("--config", required=True, help="the deployment's YAML file")
+    add_config_argument(translated)
     translated.add_argument("--id", type=int, required=True, help="the held letter")
     translated.add_argument("--file", type=Path, required=True, help="the translation, a PDF (never machine-made)")
     translated.set_defaults(handler=handle_translated)
 
-    flags = actions.add_parser("flags", help="the officers' list: alerts no letter can settle")
-    flags.add_argument("--config", required=True, help="the deployment's YAML file")
+    flags = actions.add_parser(
+        "flags", help="the officers' list: alerts no letter can settle",
+        **with_example("cautionflow letters flags --config cautionflow.yaml --all"),
+    )
+    add_config_argument(flags)
     flags.add_argument("--all", action="store_true", help="include flags already resolved")
     flags.set_defaults(handler=handle_flags)
 
@@ -87,13 +103,13 @@ def handle_list(args: argparse.Namespace) -> int:
 
 def handle_approve(args: argparse.Namespace) -> int:
     from cautionflow.adapters.letters import LetterQueue
-    from cautionflow.services.letters import utc_now
+    from cautionflow.clock import system_clock
     from cautionflow.steps import step_errors
 
     try:
         _config, register = _open(args)
         try:
-            approved = LetterQueue(register.engine).approve(now=utc_now(), batch=args.batch, letter_id=args.id)
+            approved = LetterQueue(register.engine).approve(now=system_clock(), batch=args.batch, letter_id=args.id)
         finally:
             register.dispose()
     except step_errors() as exc:

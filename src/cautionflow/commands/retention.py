@@ -6,7 +6,7 @@ import argparse
 import json
 import uuid
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "retention",
         help="anonymise the personal details of alerts ended longer ago than the profile keeps them (JSON last)",
+        description=__doc__, **with_example("cautionflow retention --config cautionflow.yaml --dry-run"),
     )
-    parser.add_argument("--config", required=True, help="the deployment's YAML file")
+    add_config_argument(parser)
     parser.add_argument("--as-of", type=parse_date, default=None, help="the day to run as (default: today)")
     parser.add_argument("--run-id", default=None, help="recorded in the anonymisation log")
     parser.add_argument("--dry-run", action="store_true", help="list what would be anonymised; change nothing")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from cautionflow.cli import CommandError
+from cautionflow.cli import CommandError, add_config_argument, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("status", help="summarise the register; JSON on the last line")
-    parser.add_argument("--config", required=True)
+    parser = subparsers.add_parser(
+        "status", help="summarise the register; JSON on the last line", description=__doc__,
+        **with_example("cautionflow status --config cautionflow.yaml"),
+    )
+    add_config_argument(parser)
     parser.set_defaults(handler=handle)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.domain.codes import required_action
+from cautionflow.frames import is_missing
 
 if TYPE_CHECKING:
     from cautionflow.config import Recipient
@@ -96,7 +97,7 @@ def is_due(recipient: Recipient, as_of: dt.date) -> bool:
     if recipient.role not in DIGEST_ROLES:
         return False
     if recipient.schedule == "weekly":
-        return recipient.weekday == WEEKDAYS[as_of.weekday()]
+        return recipient.on(as_of)
     return True
 
 
@@ -118,7 +119,7 @@ def entitled(recipient: Recipient, alert: Mapping[str, Any]) -> bool:
 
 
 def display(value: Any) -> str:
-    if value is None:
+    if is_missing(value):
         return ""
     if isinstance(value, dt.date):
         return f"{value.day} {value:%B %Y}"

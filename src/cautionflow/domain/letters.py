@@ -27,6 +27,7 @@ from cautionflow.domain.calendar import WorkingCalendar
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.domain.deadlines import read_date
 from cautionflow.domain.policy import DayCount, PolicyProfile
+from cautionflow.frames import text
 
 KINDS: tuple[str, ...] = ("alert_added", "review_kept", "review_removed", "appeal_upheld", "appeal_dismissed")
 AGENCY_SOURCES = frozenset({"police", "local_authority", "social_services"})  # Teign 4
@@ -142,13 +143,13 @@ def describe_period(period: DayCount | None) -> str:
 
 
 def is_english(language: Any) -> bool:
-    return str(language or "").strip().lower() in ENGLISH
+    return text(language).strip().lower() in ENGLISH
 
 
 def address_lines(person_name: str, address: Any, postcode: Any) -> tuple[str, ...]:
     """The envelope window's lines: name, the address split at commas, the postcode."""
-    parts = [p.strip() for p in str(address or "").replace("\n", ",").split(",") if p.strip()]
-    code = str(postcode or "").strip()
+    parts = [p.strip() for p in text(address).replace("\n", ",").split(",") if p.strip()]
+    code = text(postcode).strip()
     if code and code.upper() not in (p.upper() for p in parts):
         parts.append(code)
     return (person_name, *parts) if parts else ()
@@ -156,10 +157,10 @@ def address_lines(person_name: str, address: Any, postcode: Any) -> tuple[str, .
 
 def channels_for(profile: PolicyProfile, preferred: Any, email: Any) -> tuple[str, ...]:
     """Dover 6.12/6.15/6.19: post and, where possible, email; otherwise the resident's choice."""
-    has_email = bool(str(email or "").strip())
+    has_email = bool(text(email).strip())
     if profile.letters.channels == "post_and_email":
         return ("post", "email") if has_email else ("post",)
-    if str(preferred or "").strip().lower() == "email" and has_email:
+    if text(preferred).strip().lower() == "email" and has_email:
         return ("email",)
     return ("post",)
 
@@ -170,7 +171,7 @@ def _day(value: Any) -> dt.date | None:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    return text(value).strip()
 
 
 def _flag(value: Any, default: int) -> int:

@@ -39,8 +39,12 @@ class ReminderRow:
 
 
 def reminder_is_due(recipient: Recipient, as_of: dt.date) -> bool:
-    """Officers get it weekly, on their `weekday` (Monday unless the config names another)."""
-    return recipient.role == "officer" and WEEKDAYS[as_of.weekday()] == (recipient.weekday or DEFAULT_WEEKDAY)
+    """Officers get it on their `weekday`, or on each day of a list of them (Monday unless the
+    config names another). Several days are several reminders a week; the outbox key holds the
+    as-of date, so each day's goes once however often that day is rerun."""
+    if recipient.role != "officer":
+        return False
+    return WEEKDAYS[as_of.weekday()] in (recipient.weekday or (DEFAULT_WEEKDAY,))
 
 
 def reminder_rows(alerts: Iterable[Mapping[str, Any]], as_of: dt.date) -> tuple[ReminderRow, ...]:

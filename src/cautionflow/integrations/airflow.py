@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from cautionflow.clock import Clock, system_clock
 from cautionflow.config import CautionflowConfig
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,10 @@ SMTP_CONNECTION = "cautionflow_smtp"
 
 async def smtp_connection_overrides() -> dict[str, Any]:
     """The Airflow Connection `cautionflow_smtp`, when defined, as overrides of the config's smtp
-    settings: host, port, login, password, and `security` / `sender` from its extra. Fetched with
-    `Connection.async_get` inside the async digests task; the password is never logged."""
+    settings: host, port, login, password, and from its extra both the Airflow SMTP provider's
+    conventions (`from_email`, `disable_tls`, `disable_ssl`, `timeout`, `retry_limit`) and
+    cautionflow's own (`security`, `sender`, `allow_insecure`); see `connection_extra_overrides`.
+    Fetched with `Connection.async_get` inside the async task; the password is never logged."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -112,15 +115,20 @@ async def smtp_connection_overrides() -> dict[str, Any]:
         conn = await Connection.async_get(SMTP_CONNECTION)
     except AirflowNotFoundException:
         return {}
-    extra = await conn.aextra_dejson()
     log.info("smtp settings from Airflow connection %s", SMTP_CONNECTION)
+    return smtp_overrides_from_connection(conn, await conn.aextra_dejson())
+
+
+def smtp_overrides_from_connection(conn: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """An SMTP Connection (its fields and its extra as a dict) as overrides of the config's smtp."""
+    from cautionflow.adapters.mail import connection_extra_overrides
+
     return {
         "host": conn.host or None,
         "port": conn.port or None,
         "login": conn.login or None,
         "password": conn.password or None,
-        "security": extra.get("security"),
-        "sender": extra.get("sender"),
+        **connection_extra_overrides(extra or {}, SMTP_CONNECTION),
     }
 
 
@@ -200,19 +208,19 @@ def _failure_notice_from_context(context: Any) -> Any:
     )
 
 
-def notify_operations_of_failure(context: Any) -> None:
+def notify_operations_of_failure(context: Any, clock: Clock = system_clock) -> None:
     """`on_failure_callback` for every cautionflow task: email the config's `operations` recipients
     that a task failed after its retries (DAG, task, run, the error's type and first lines, scrubbed
     of personal data, and the log link). Sent directly, not through the outbox: a failure notice is
     not a disclosure, and must go even when the register is what is broken. Never raises: a failing
     callback must not hide the task's own error, so every problem here is logged as a warning."""
     try:
-        _notify_operations_of_failure(context)
+        _notify_operations_of_failure(context, clock)
     except Exception as exc:  # noqa: BLE001 - see above
         log.warning("could not send the operations failure notice: %s: %s", type(exc).__name__, exc)
 
 
-def _notify_operations_of_failure(context: Any) -> None:
+def _notify_operations_of_failure(context: Any, clock: Clock = system_clock) -> None:
     notice = _failure_notice_from_context(context)
     config = config_from_airflow()
     if not _operations_recipients(config, "failure notice", notice.subject):
@@ -225,7 +233,7 @@ def _notify_operations_of_failure(context: Any) -> None:
         overrides = {}
     _run_coroutine(send_operations_notice(
         config, subject=notice.subject, text=notice.text, kind="operations-failure", what="failure notice",
-        overrides=overrides,
+        overrides=overrides, clock=clock,
     ))
 
 
@@ -243,13 +251,12 @@ def _operations_recipients(config: CautionflowConfig, what: str, subject: str) -
 
 async def send_operations_notice(
     config: CautionflowConfig, *, subject: str, text: str, kind: str, what: str, overrides: dict[str, Any],
-    tls_context: Any = None,
+    tls_context: Any = None, clock: Clock = system_clock,
 ) -> Any:
     """A plain-text notice to every operations recipient, sent directly (not through the outbox: a
     notice is not a disclosure, and must go even when the register is what is broken), with a short
     retry and timeout. Returns the delivery report (None when there is no one to send it to)."""
     import dataclasses
-    import datetime as dt
     import uuid
 
     from cautionflow.adapters.mail import OutgoingMessage, RetryPolicy, SmtpSettings, build_message, deliver
@@ -259,7 +266,7 @@ async def send_operations_notice(
         return None
     settings = SmtpSettings.from_config(config.smtp, overrides=overrides, tls_context=tls_context)
     settings = dataclasses.replace(settings, timeout=min(settings.timeout, FAILURE_NOTICE_TIMEOUT))
-    now = dt.datetime.now(dt.UTC)
+    now = clock()
     messages = []
     label = kind.removeprefix("operations-")
     for recipient in recipients:
@@ -326,7 +333,9 @@ def airflow_base_url() -> str | None:
     return url or None
 
 
-async def check_sync_finished_task(context: Any, *, tls_context: Any = None) -> dict[str, Any]:
+async def check_sync_finished_task(
+    context: Any, *, tls_context: Any = None, clock: Clock = system_clock
+) -> dict[str, Any]:
     """The `cautionflow_sync_watch` task: if the sync for this run's day had not finished by this
     run's logical date (07:00 Europe/London), email the operations recipients (dates and times only).
     It reads the register's `sync_runs`, so it also notices a day on which no sync ran at all."""
@@ -380,6 +389,7 @@ async def check_sync_finished_task(context: Any, *, tls_context: Any = None) -> 
             return await send_to_operations_once_a_day(
                 register, settings, operations, as_of=as_of, run_id=context.get("run_id") or "sync-watch",
                 content="sync-late", subject=notice.subject, text=notice.text, header_kind="operations-late",
+                clock=clock,
             )
         finally:
             register.dispose()
@@ -393,7 +403,7 @@ async def check_sync_finished_task(context: Any, *, tls_context: Any = None) -> 
 # --- the daily run summary to operations -----------------------------------------------------------
 
 
-async def run_summary_task(context: Any) -> dict[str, Any]:
+async def run_summary_task(context: Any, clock: Clock = system_clock) -> dict[str, Any]:
     """The digests DAG's last task: the counts-only daily summary to the operations recipients, when
     `operations.daily_summary` is on; once per recipient and day (the outbox). Pending mail fails the
     try so Airflow retries it; mail the server refused fails the task without retries."""
@@ -407,7 +417,7 @@ async def run_summary_task(context: Any) -> dict[str, Any]:
     overrides = await smtp_connection_overrides() if config.operations.daily_summary else {}
     as_of = as_of_date(context, config.timezone)
     run_id = f"{context['dag'].dag_id}/{context['run_id']}"
-    summary = await run_summary_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    summary = await run_summary_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides, clock=clock)
     log.info("cautionflow daily run summary: %s", {k: v for k, v in summary.items() if k != "counts"})
     if summary["pending"]:
         raise RuntimeError(f"{summary['pending']} daily summary(ies) still pending; a retry sends them")

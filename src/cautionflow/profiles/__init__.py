@@ -12,10 +12,12 @@ from pathlib import Path
 import yaml
 
 from cautionflow.domain.policy import PolicyProfile, ProfileError, parse_profile
+from cautionflow.resources import package_folder
 
 __all__ = ["PROFILE_DIR", "PolicyProfile", "ProfileError", "load_profile", "shipped_profiles"]
 
-PROFILE_DIR = Path(__file__).resolve().parent
+# The shipped profiles are package data (pyproject's package-data), found through importlib.resources.
+PROFILE_DIR = package_folder(__name__)
 
 
 class _Loader(yaml.SafeLoader):

@@ -9,11 +9,13 @@ deadlines in one transaction (so a rerun of the same day changes nothing) and wr
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import bulk_insert, fetch_all
+from cautionflow.progress import StepProgress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +32,8 @@ STORED = (
     "appeal_response_due", "overdue", "error", "evaluated_on",
 )
 DUE_SOON_DAYS = 30
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,15 +126,25 @@ def compute_register_deadlines(
 ) -> DeadlinesSummary:
     from cautionflow.services.reports import write_all_alerts_report, write_overdue_list
 
+    timing = StepProgress("deadlines", logger=log)  # each stage's time at INFO, for the task log
     register.migrate()
-    frame = alert_deadlines(active_alerts(register), profile, as_of)
+    reading = timing.stage("read")
+    alerts = active_alerts(register)
+    reading.finish(rows=len(alerts))
+    computing = timing.stage("computed", total=len(alerts))
+    frame = alert_deadlines(alerts, profile, as_of)
+    computing.finish(rows=len(frame))
+    storing = timing.stage("stored", total=len(frame))
     store_deadlines(register, frame, policy=profile.name, as_of=as_of)
+    storing.finish(rows=len(frame))
     reports: dict[str, str] = {}
     if reports_dir is not None:
-        reports.update(
-            write_all_alerts_report(frame, profile, reports_dir, as_of=as_of, organisation=organisation, render=render)
-        )
-        reports.update(write_overdue_list(frame, reports_dir, as_of=as_of))
+        with timing.timed("reports written"):
+            reports.update(write_all_alerts_report(
+                frame, profile, reports_dir, as_of=as_of, organisation=organisation, render=render
+            ))
+            reports.update(write_overdue_list(frame, reports_dir, as_of=as_of))
+    timing.done()
     return DeadlinesSummary(
         step="deadlines", as_of=as_of.isoformat(), run_id=run_id, policy=profile.name,
         reports=reports, **count_deadlines(frame, as_of),

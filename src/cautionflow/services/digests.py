@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from cautionflow.adapters.database import fetch_all, stored_date
 from cautionflow.adapters.mail import Attachment, MessageQueue, OutgoingMessage, build_message, deliver
 from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
+from cautionflow.clock import system_clock
 from cautionflow.domain import digests as d
-from cautionflow.services.outbox_delivery import utc_now
+from cautionflow.progress import StepProgress
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
@@ -355,8 +356,9 @@ async def send_digests(
     run_id: str,
     render: Render,
     retry: RetryPolicy | None = None,
-    clock: Callable[[], dt.datetime] = utc_now,
+    clock: Callable[[], dt.datetime] = system_clock,
 ) -> DigestsSummary:
+    timing = StepProgress("digests", logger=log)  # each stage's time at INFO, for the task log
     due = d.due_recipients(recipients, as_of)
     outbox = Outbox(register.engine)
     db, renderer = _Worker("cautionflow-db"), _Worker("cautionflow-render")
@@ -366,7 +368,9 @@ async def send_digests(
     queued = 0
     try:
         await db.run(register.migrate)
+        planning = timing.timed("planned")
         plan = await db.run(plan_digests, register, outbox, due, as_of=as_of)
+        planning.finish()
         if plan.revive:
             await db.run(outbox.revive, plan.revive, now=clock())
         sending = settings is not None and await db.run(outbox.acquire_delivery_lock)
@@ -396,6 +400,7 @@ async def send_digests(
             finally:
                 queue.close()
 
+        composing = timing.timed("composed, queued and sent" if sending else "composed and queued")
         if sending:
             assert settings is not None
             report = await _together(
@@ -405,6 +410,7 @@ async def send_digests(
         else:
             await produce()
             delivery = "no smtp settings" if settings is None else "skipped: another run is delivering"
+        composing.finish()
         states = await db.run(outbox.states, plan.keys.values())
         outstanding = await db.run(outbox.outstanding, d.KIND)
     finally:
@@ -414,6 +420,7 @@ async def send_digests(
         await db.run(outbox.close)
         db.close()
         renderer.close()
+    timing.done()
     return _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstanding, delivery)
 
 
@@ -502,7 +509,7 @@ async def resend_failed(
     since: dt.date | None = None,
     dry_run: bool = False,
     retry: RetryPolicy | None = None,
-    clock: Callable[[], dt.datetime] = utc_now,
+    clock: Callable[[], dt.datetime] = system_clock,
 ) -> ResendSummary:
     """Digests the server refused for good (5xx), queued again once the operator fixed the cause
     (the mailbox exists now, the server accepts the address), then sent.
@@ -538,7 +545,7 @@ async def resend_failed(
             if settings is None:
                 delivery = "no smtp settings"
             else:
-                report = await deliver_outstanding(outbox, settings, d.KIND, retry=retry)
+                report = await deliver_outstanding(outbox, settings, d.KIND, retry=retry, clock=clock)
                 delivery = "skipped: another run is delivering" if report is None else "done"
         outstanding = outbox.outstanding(d.KIND)
     finally:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from cautionflow.adapters.database import fetch_all, stored_date
 from cautionflow.config import ConfigError
 from cautionflow.domain.codes import ALERT_CODES
+from cautionflow.frames import is_missing
 from cautionflow.services.reports import write_atomically
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def stale_alerts(register: Register, profile: PolicyProfile, as_of: dt.date) -> 
 
 
 def _shown(value: Any) -> str:
-    return "(none)" if value in (None, "") else str(value)[:10]
+    return "(none)" if is_missing(value) or value == "" else str(value)[:10]
 
 
 def _stale_row(check: str, r: dict[str, Any], since: dt.date | None, days: Any, detail: str) -> dict[str, Any]:

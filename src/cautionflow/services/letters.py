@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.letters import LetterFlags, LetterQueue, NewLetter, StoredLetter
+from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import letters as d
-from cautionflow.services.outbox_delivery import send_outstanding, utc_now
+from cautionflow.progress import StepProgress
+from cautionflow.resources import shipped_folder
+from cautionflow.services.outbox_delivery import send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
@@ -125,8 +128,9 @@ _PUNCTUATION = str.maketrans({
 })
 
 # DejaVu Sans (Bitstream Vera licence, include/fonts/LICENSE): embedded only in the letters that need it.
-# Looked for in the project home's include/fonts, then in this repository's.
-FONTS_DIR = Path(__file__).resolve().parents[3] / "include" / "fonts"
+# Looked for in the project home's include/fonts, then in the package's own copy (package data, see
+# cautionflow.resources), which an installed wheel carries.
+FONTS_DIR = shipped_folder("fonts")
 UNICODE_FONT = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 CORE_FAMILY, UNICODE_FAMILY = "helvetica", "dejavusans"
 
@@ -475,20 +479,27 @@ def render_letter(
 def queue_letters(
     register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, render: Callable[..., str],
     output_dir: Path, organisation: str, reply_email: str | None = None, auto_approve: bool = False,
+    clock: Clock = system_clock,
 ) -> LettersSummary:
+    timing = StepProgress("letters", logger=log)  # each stage's time at INFO, for the task log
     register.migrate()
-    plan = d.owed_letters(letter_alerts(register), profile, as_of)
-    queue = LetterQueue(register.engine)
-    known = queue.known_keys(letter.key for letter in plan.letters)
-    new = [letter for letter in plan.letters if letter.key not in known]
+    with timing.timed("owed letters planned"):
+        plan = d.owed_letters(letter_alerts(register), profile, as_of)
+        queue = LetterQueue(register.engine)
+        known = queue.known_keys(letter.key for letter in plan.letters)
+        new = [letter for letter in plan.letters if letter.key not in known]
     status = "approved" if auto_approve else "queued"
+    rendering = timing.stage("rendered", total=len(new), unit="letters")
     rows = [
         render_letter(letter, render=render, output_dir=output_dir, organisation=organisation,
                       reply_email=reply_email, status=status)
         for letter in new
     ]
-    queued = queue.enqueue(rows, now=utc_now())
-    flags = LetterFlags(register.engine).record(plan.officers, as_of=as_of, run_id=run_id)
+    rendering.finish(rows=len(rows))
+    with timing.timed("queued"):
+        queued = queue.enqueue(rows, now=clock())
+        flags = LetterFlags(register.engine).record(plan.officers, as_of=as_of, run_id=run_id)
+    timing.done()
     return LettersSummary(
         step="letters", as_of=as_of.isoformat(), run_id=run_id, owed=len(plan.letters), queued=queued,
         held=sum(1 for r in rows if r.status == "held"), already_queued=len(known),
@@ -508,7 +519,7 @@ class TranslationError(ValueError):
 
 def attach_translation(
     register: Register, letter_id: int, translation: Path, *, output_dir: Path, auto_approve: bool = False,
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> StoredLetter:
     """Attach the translated PDF an officer supplies (Karbon 12, Hexagon Appendix 1: letters in the
     resident's language on request; cautionflow never machine-translates) to a letter held for
@@ -544,7 +555,7 @@ def attach_translation(
     status = "approved" if auto_approve else "queued"
     changed = queue.attach_translation(
         letter_id, pdf_path=combined.relative_to(output_dir).as_posix(), english_pdf_path=letter.pdf_path,
-        file_name=translation.name, status=status, now=now or utc_now(),
+        file_name=translation.name, status=status, now=clock(),
     )
     if changed != 1:  # another officer attached one meanwhile
         raise TranslationError(f"letter {letter_id} was changed meanwhile; list it and try again")
@@ -629,13 +640,13 @@ def letter_email(
     subject = f"A letter from {organisation}"  # says nothing about the alert: mailboxes are shared
     message = EmailMessage(policy=SMTP)
     message["From"] = settings.sender
-    message["To"] = f'"{letter.person_name}" <{letter.email}>'
+    message["To"] = f'"{recipient}" <{letter.email}>'
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = mid
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
-        f"Dear {letter.person_name},\n\nPlease find attached a letter from {organisation}, dated "
+        f"Dear {recipient},\n\nPlease find attached a letter from {organisation}, dated "
         f"{_long_date(letter.as_of)}. It is a PDF file; if you cannot open it, or need it in another format "
         f"or language, please contact us.\n\n{organisation}\n"
     )
@@ -652,14 +663,14 @@ def letter_email(
 
 async def dispatch_letters(
     register: Register, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
-    retry: RetryPolicy | None = None, now: dt.datetime | None = None,
+    retry: RetryPolicy | None = None, clock: Clock = system_clock,
 ) -> DispatchSummary:
     """Print batch for approved post letters; approved email letters through the outbox; mark them."""
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.config import ConfigError
 
     register.migrate()
-    now = now or utc_now()
+    now = clock()
     queue = LetterQueue(register.engine)
     approved = queue.list(status="approved")
     post = [letter for letter in approved if "post" in letter.channels]
@@ -685,10 +696,10 @@ async def dispatch_letters(
                     for letter in by_email] if settings else []
         for letter, message in zip(by_email, messages, strict=True):
             refs[letter.id].append(message.message_id)
-        emailed = len(outbox.enqueue(messages, run_id=f"letters-dispatch-{now.isoformat()}", now=utc_now()))
+        emailed = len(outbox.enqueue(messages, run_id=f"letters-dispatch-{now.isoformat()}", now=now))
         queue.mark_dispatched({i: "; ".join(r) for i, r in refs.items() if r}, now=now)
         if settings is not None:
-            sent = await send_outstanding(outbox, settings, KIND, retry=retry)
+            sent = await send_outstanding(outbox, settings, KIND, retry=retry, clock=clock)
         states = outbox.states(m.idempotency_key for m in messages)
         outstanding = outbox.outstanding(KIND) if settings is not None else []
     finally:

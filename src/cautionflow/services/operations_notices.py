@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from cautionflow.adapters.mail import build_message
 from cautionflow.adapters.outbox import Outbox, QueuedMessage
+from cautionflow.clock import Clock, system_clock
 from cautionflow.domain.digests import idempotency_key, message_id
-from cautionflow.services.outbox_delivery import send_outstanding, utc_now
+from cautionflow.services.outbox_delivery import send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
@@ -40,11 +41,12 @@ class OnceADay:
 async def send_to_operations_once_a_day(
     register: Register, settings: SmtpSettings, operations: Sequence[Recipient], *, as_of: dt.date, run_id: str,
     content: str, subject: str, text: str, header_kind: str, retry: RetryPolicy | None = None,
+    clock: Clock = system_clock,
 ) -> OnceADay:
     """One notice per operations recipient, day and `content` (e.g. the summary, the late sync),
     through the outbox: a rerun sends nothing twice, and one the server did not take waits, pending,
     for the task's retry. No disclosure log entries: such a notice names no alert."""
-    now = utc_now()
+    now = clock()
     messages = []
     for recipient in operations:
         key = idempotency_key(KIND, recipient.name, recipient.email, as_of, content)
@@ -64,7 +66,7 @@ async def send_to_operations_once_a_day(
         keys = [m.idempotency_key for m in messages]
         already = sum(1 for s in outbox.states(keys).values() if s.status == "sent")
         queued = len(outbox.enqueue(messages, run_id=run_id, now=now))
-        sent = await send_outstanding(outbox, settings, KIND, retry=retry)
+        sent = await send_outstanding(outbox, settings, KIND, retry=retry, clock=clock)
         states = outbox.states(keys)
     finally:
         outbox.close()

@@ -6,44 +6,42 @@ compose and send a thousand messages at once; these kinds are few, so the plain 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from cautionflow.adapters.mail import OutgoingMessage, deliver
+from cautionflow.clock import Clock, system_clock
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
     from cautionflow.adapters.outbox import Outbox
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-async def send_outstanding(outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None) -> int:
+async def send_outstanding(
+    outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None, clock: Clock = system_clock
+) -> int:
     """Send every pending message of `kind` (one run at a time); returns how many were accepted.
 
     Acceptance is recorded (with the disclosures) before the next message goes; temporary failures
     stay pending for the next run, permanent ones are marked failed with the server's reply."""
-    report = await deliver_outstanding(outbox, settings, kind, retry=retry)
+    report = await deliver_outstanding(outbox, settings, kind, retry=retry, clock=clock)
     return len(report.accepted) if report is not None else 0
 
 
 async def deliver_outstanding(
-    outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None
+    outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None, clock: Clock = system_clock
 ) -> DeliveryReport | None:
     """As `send_outstanding`, with the whole report; None when another run is delivering."""
     if not outbox.acquire_delivery_lock():
         return None
     try:
-        claimed = {m.message_id: m for m in outbox.claim(kind, now=utc_now())}
+        claimed = {m.message_id: m for m in outbox.claim(kind, now=clock())}
 
         def on_accepted(accepted_id: str) -> None:
-            outbox.mark_sent(claimed[accepted_id], at=utc_now())
+            outbox.mark_sent(claimed[accepted_id], at=clock())
 
         def on_failed(failure: DeliveryFailure) -> None:
             mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
-            mark(failure.message_id, failure.reply, now=utc_now())
+            mark(failure.message_id, failure.reply, now=clock())
 
         return await deliver(
             settings,

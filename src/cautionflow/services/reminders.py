@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.mail import build_message
 from cautionflow.adapters.outbox import Outbox, QueuedMessage
+from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import reminders as r
 from cautionflow.domain.digests import idempotency_key, message_id
-from cautionflow.services.outbox_delivery import send_outstanding, utc_now
+from cautionflow.services.outbox_delivery import send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
@@ -75,6 +76,7 @@ def compose_reminders(
 async def send_review_reminders(
     register: Register, settings: SmtpSettings | None, recipients: Sequence[Recipient], *, organisation: str,
     as_of: dt.date, run_id: str, render: Callable[..., str], retry: RetryPolicy | None = None,
+    clock: Clock = system_clock,
 ) -> RemindersSummary:
     from cautionflow.services.digests import current_alerts
 
@@ -87,13 +89,13 @@ async def send_review_reminders(
         messages = compose_reminders(
             officers, rows, organisation=organisation, as_of=as_of,
             sender=settings.sender if settings else "", sender_domain=settings.sender_domain if settings else "localhost",
-            render=render, now=utc_now(),
+            render=render, now=clock(),
         )
         before = outbox.states(m.idempotency_key for m in messages)
         already = sum(1 for s in before.values() if s.status == "sent")
-        queued = len(outbox.enqueue(messages, run_id=run_id, now=utc_now()))
+        queued = len(outbox.enqueue(messages, run_id=run_id, now=clock()))
         if settings is not None:
-            sent = await send_outstanding(outbox, settings, r.KIND, retry=retry)
+            sent = await send_outstanding(outbox, settings, r.KIND, retry=retry, clock=clock)
         states = outbox.states(m.idempotency_key for m in messages)
         outstanding = outbox.outstanding(r.KIND)
     finally:

@@ -2,6 +2,12 @@
 
 Files are written to a temporary name and renamed, so a reader never sees half a report and a
 rerun of the same day replaces the file with identical content.
+
+A value the register does not hold is a blank cell, in the CSV and the HTML alike (as in the SSRS
+report they copy: a blank review completion date means never reviewed), except where a blank would
+mislead: the contact name says whose alert it is ("(household)", "(address alert)", "(name not
+recorded)") and a missing code reads "Unknown code (not recorded)". Rows come out of the frame
+through `frames.plain_records`, never as pandas' NaN, so no cell ever reads "nan" (issue 12).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import TYPE_CHECKING
 from cautionflow.adapters.database import stored_date
 from cautionflow.adapters.templates import short_date
 from cautionflow.domain.codes import ALERT_CODES
+from cautionflow.frames import plain_records, text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +34,8 @@ ALL_ALERTS_COLUMNS = (
     "Latest Review Completion Date", "Review Due Date", "Review Last Evaluated", "Overdue",
     "Alert ID", "Area", "Problem",
 )
+# Whose alert it is, when the register holds no name.
+_NO_NAME = {"household": "(household)", "address": "(address alert)"}
 OVERDUE_COLUMNS = ("alert_id", "alert_code", "area", "asset_ref", "address", "review_due", "days_overdue")
 
 
@@ -45,14 +54,14 @@ def _period(months: int | None) -> str:
 
 def all_alerts_rows(frame: pd.DataFrame, profile: PolicyProfile, as_of: dt.date) -> list[dict[str, str]]:
     rows = []
-    for r in frame.itertuples(index=False):
+    for r in plain_records(frame):
         code = ALERT_CODES.get(r.alert_code or "")
         address = ", ".join(p for p in (r.address, r.postcode) if p)
         rows.append(
             {
-                "Contact Name": r.person_name or ("(household)" if r.subject_type == "household" else "(address alert)"),
-                "Group Name": f"{code.title} ({code.code})" if code else f"Unknown code ({r.alert_code or 'none'})",
-                "Asset Reference": r.asset_ref or "",
+                "Contact Name": r.person_name or _NO_NAME.get(r.subject_type, "(name not recorded)"),
+                "Group Name": f"{code.title} ({code.code})" if code else f"Unknown code ({r.alert_code or 'not recorded'})",
+                "Asset Reference": text(r.asset_ref),
                 "Asset Address": address,
                 "Effective From Date": short_date(stored_date(r.effective_from)),
                 "Review Period": _period(profile.review.interval_for(code.code)) if code else "",
@@ -60,9 +69,9 @@ def all_alerts_rows(frame: pd.DataFrame, profile: PolicyProfile, as_of: dt.date)
                 "Review Due Date": short_date(r.review_due),
                 "Review Last Evaluated": short_date(as_of),
                 "Overdue": "Yes" if r.overdue else "No",
-                "Alert ID": r.alert_id,
-                "Area": r.area or "",
-                "Problem": r.error or "",
+                "Alert ID": text(r.alert_id),
+                "Area": text(r.area),
+                "Problem": text(r.error),
             }
         )
     return rows
@@ -113,10 +122,10 @@ def write_overdue_list(frame: pd.DataFrame, folder: Path, *, as_of: dt.date) -> 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(OVERDUE_COLUMNS)
-    for r in overdue.itertuples(index=False):
+    for r in plain_records(overdue):
         writer.writerow(
-            [r.alert_id, r.alert_code, r.area or "", r.asset_ref or "", r.address or "", r.review_due.isoformat(),
-             (as_of - r.review_due).days]
+            [text(r.alert_id), text(r.alert_code), text(r.area), text(r.asset_ref), text(r.address),
+             r.review_due.isoformat(), (as_of - r.review_due).days]
         )
     path = folder / f"overdue-reviews-{as_of.isoformat()}.csv"
     write_atomically(path, buffer.getvalue())

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import stored_date
+from cautionflow.clock import Clock, system_clock
 from cautionflow.domain.deadlines import add_months
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def _disclosed(raw: str, alert_id: str) -> bool:
 
 def anonymise_expired(
     register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, dry_run: bool = False,
-    letters_dir: Path | None = None, now: dt.datetime | None = None,
+    letters_dir: Path | None = None, clock: Clock = system_clock,
 ) -> RetentionSummary:
     """Anonymise (or, `dry_run`, list) the ended alerts kept longer than the profile's retention period."""
     from cautionflow.adapters.database import fetch_all
@@ -187,7 +188,7 @@ def anonymise_expired(
             end = ended_on(alert, register_ends.get(alert["alert_id"]))
             if is_due(end, months, as_of):
                 due.append((alert, end))
-        moment = now or dt.datetime.now(dt.UTC)
+        moment = clock()
         for alert, end in due:
             done.append(_anonymise_one(conn, alert, end, dry_run=dry_run, letters_dir=letters_dir, run_id=run_id,
                                        as_of=as_of))

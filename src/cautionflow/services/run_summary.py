@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import fetch_all
+from cautionflow.clock import Clock, system_clock
 from cautionflow.services.operations_notices import KIND, send_to_operations_once_a_day
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def summary_message(organisation: str, as_of: dt.date, counts: dict[str, Any]) -
 
 async def send_run_summary(
     register: Register, settings: SmtpSettings, recipients: Sequence[Recipient], *, organisation: str,
-    as_of: dt.date, run_id: str, retry: RetryPolicy | None = None,
+    as_of: dt.date, run_id: str, retry: RetryPolicy | None = None, clock: Clock = system_clock,
 ) -> RunSummaryResult:
     operations = [r for r in recipients if r.role == "operations"]
     register.migrate()
@@ -121,7 +122,7 @@ async def send_run_summary(
     subject, text = summary_message(organisation, as_of, counts)
     result = await send_to_operations_once_a_day(
         register, settings, operations, as_of=as_of, run_id=run_id, content=CONTENT, subject=subject, text=text,
-        header_kind="operations-summary", retry=retry,
+        header_kind="operations-summary", retry=retry, clock=clock,
     )
     pending = len(result.waiting) - result.failed
     return RunSummaryResult(
@@ -133,7 +134,7 @@ async def send_run_summary(
 
 async def run_summary_async(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None,
+    retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """The summary step: nothing unless `operations.daily_summary` is on and there are operations
     recipients; then one summary per recipient and day."""
@@ -150,7 +151,7 @@ async def run_summary_async(
     try:
         result = await send_run_summary(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of, run_id=run_id,
-            retry=retry,
+            retry=retry, clock=clock,
         )
     finally:
         register.dispose()

@@ -100,8 +100,9 @@ def gather_export(
 def display(value: Any) -> str:
     """A value as the HTML and PDF show it: dates spelt out, empty values 'not recorded'."""
     from cautionflow.adapters.templates import long_date
+    from cautionflow.frames import is_missing
 
-    if value is None or value == "":
+    if is_missing(value) or value == "":  # a quarantined raw row's JSON may hold NaN
         return NOT_RECORDED
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from cautionflow.clock import Clock, system_clock
+from cautionflow.progress import Progress, StepProgress, no_progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,25 +52,41 @@ class SyncSummary:
         return asdict(self)
 
 
+log = logging.getLogger(__name__)
+
 # Rows validated and loaded at a time by the first sync (enough to keep per-chunk costs small).
 FIRST_LOAD_CHUNK = 100_000
 
 
 def sync_register(
-    source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False
+    source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False,
+    clock: Clock = system_clock, progress: Progress = no_progress,
 ) -> SyncSummary:
+    """`clock` stamps the run's `started_at` and `finished_at` in `sync_runs` (the lateness check reads
+    them), so a test can say when a sync finished. Rows read, validated and written are logged at INFO
+    per stage or chunk, with rates and elapsed time, and reported to `progress` (a bar on a terminal)."""
     from cautionflow.domain.merge import plan_merge
     from cautionflow.domain.validation import validate_source_rows
 
-    started_at = dt.datetime.now(dt.UTC)
+    started_at = clock()
+    report = StepProgress("sync", progress, logger=log)
     with _garbage_collection_paused():
         register.migrate()
         if register.is_empty():
             with register.transaction() as tx:
-                if tx.is_empty():  # still: no other sync got there first
-                    return _first_sync(tx, source, as_of=as_of, run_id=run_id, started_at=started_at)
-        batch = validate_source_rows(source.read())
+                # still empty: no other sync got there first
+                first = _first_sync(tx, source, as_of=as_of, run_id=run_id, started_at=started_at, clock=clock,
+                                    report=report) if tx.is_empty() else None
+            if first is not None:
+                report.done()  # after the commit
+                return first
+        raw = _read(source, report)
+        validating = report.stage("validated", total=_row_count(raw))
+        batch = validate_source_rows(raw)
+        validating.finish(rows=batch.read)
+        del raw
         with register.transaction() as tx:
+            comparing = report.timed("compared with the register")
             current = tx.current_state()
             active_before = int((current["register_state"] == "active").sum())
             if batch.read == 0 and active_before and not allow_empty_source:
@@ -76,8 +96,11 @@ def sync_register(
                 )
             quarantined_ids = set(batch.quarantine["alert_id"].dropna())
             plan = plan_merge(batch.alerts, current, quarantined_ids=quarantined_ids)
+            comparing.finish()
+            writing = report.stage("written")  # a later sync writes only what changed
             tx.apply(plan, run_id=run_id, as_of=as_of)
             tx.record_quarantine(batch.quarantine, run_id=run_id, as_of=as_of)
+            writing.finish(rows=len(plan.inserts) + len(plan.updates))
             became_active = int((plan.inserts["register_state"] == "active").sum()) + int(
                 (plan.updates["change"] == "reopened").sum() if len(plan.updates) else 0
             )
@@ -94,12 +117,28 @@ def sync_register(
                 flagged=batch.flagged,
                 active=active_before + became_active - plan.ended,
             )
-            tx.record_run(run_id=run_id, as_of=as_of, started_at=started_at, summary=summary.as_dict())
+            tx.record_run(run_id=run_id, as_of=as_of, started_at=started_at, finished_at=clock(), summary=summary.as_dict())
+    report.done()
     return summary
 
 
+def _read(source: AlertSource, report: StepProgress) -> SourceColumns | pd.DataFrame:
+    reading = report.stage("read")
+    raw = source.read()
+    reading.finish(rows=_row_count(raw))
+    return raw
+
+
+def _row_count(raw: SourceColumns | pd.DataFrame) -> int:
+    """Rows in what the source returned (a frame, or columns by name); validation checks its shape."""
+    if hasattr(raw, "columns"):  # a DataFrame
+        return len(raw)
+    return len(next(iter(raw.values()), ()))
+
+
 def _first_sync(
-    tx: RegisterTransaction, source: AlertSource, *, as_of: dt.date, run_id: str, started_at: dt.datetime
+    tx: RegisterTransaction, source: AlertSource, *, as_of: dt.date, run_id: str, started_at: dt.datetime,
+    clock: Clock, report: StepProgress,
 ) -> SyncSummary:
     """The first sync of an empty register: each chunk is loaded as soon as it is validated."""
     import pandas as pd
@@ -107,20 +146,29 @@ def _first_sync(
     from cautionflow.domain.merge import target_state
     from cautionflow.domain.validation import validate_in_chunks
 
-    raw = source.read()
+    raw = _read(source, report)
     chunks = validate_in_chunks(raw, rows_per_chunk=FIRST_LOAD_CHUNK)  # checks the shape first
     read = inserted = flagged = active = 0
     quarantined = []
+    # Validating and writing alternate chunk by chunk: each stage reports after every chunk. On
+    # PostgreSQL "written" is handed to the helper thread's COPY; it finishes under "indexes built".
+    validating = report.stage("validated", total=_row_count(raw))
+    writing = report.stage("written")
     with tx.first_load(run_id=run_id, as_of=as_of) as load:
         for batch in chunks:
+            validating.advance(batch.read)
             if batch.kept:
                 load.add(batch)
+            writing.advance(batch.kept, last=validating.finished)  # its total is known only at the end
             read, inserted, flagged = read + batch.read, inserted + batch.kept, flagged + batch.flagged
             state, _ = target_state(pd.Series(batch.columns["status"], dtype=object))
             active += int((state == "active").sum())
             quarantined.append(batch.quarantine)
+        writing.finish()
+        indexing = report.timed("indexes built")
         load.build_indexes()
         del raw, chunks, batch  # the rows read are freed (about a second) while the database builds the indexes
+    indexing.finish()  # leaving first_load waited for the indexes
     quarantine = pd.concat(quarantined, ignore_index=True)
     tx.record_quarantine(quarantine, run_id=run_id, as_of=as_of)
     summary = SyncSummary(
@@ -136,7 +184,7 @@ def _first_sync(
         flagged=flagged,
         active=active,
     )
-    tx.record_run(run_id=run_id, as_of=as_of, started_at=started_at, summary=summary.as_dict())
+    tx.record_run(run_id=run_id, as_of=as_of, started_at=started_at, finished_at=clock(), summary=summary.as_dict())
     return summary
 
 
