@@ -29,6 +29,7 @@ import pandas as pd
 from cautionflow.commands import compute_deadlines as command
 from cautionflow.domain.calendar import WorkingCalendar
 from cautionflow.domain.codes import ALERT_CODES
+from cautionflow.domain.csv_format import SpreadsheetCsv, safe_text
 from cautionflow.domain.deadlines import (
     DATE_OUTPUTS,
     INPUT_COLUMNS,
@@ -130,17 +131,17 @@ def csv_per_row(source: Path, target: Path, profile: PolicyProfile) -> None:
         reader = csv.reader(inp)
         header = next(reader)
         where = {name: header.index(name) for name in INPUT_COLUMNS}
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*header, *OUTPUT_COLUMNS])
+        writer = csv.writer(out, dialect=SpreadsheetCsv)  # the command's CSV rules, cell by cell
+        writer.writerow([safe_text(c) for c in (*header, *OUTPUT_COLUMNS)])
         for row in reader:
             values = {name: row[i] for name, i in where.items()}
             result = deadlines_for_alert(profile, calendar, as_of=AS_OF, **values)
-            writer.writerow([
+            writer.writerow([safe_text(c) for c in (
                 *row,
                 *(getattr(result, n).isoformat() if getattr(result, n) else "" for n in DATE_OUTPUTS),
                 "true" if result.overdue else "false",
                 result.error or "",
-            ])
+            )])
 
 
 def csv_command(source: Path, target: Path) -> None:

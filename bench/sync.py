@@ -94,7 +94,7 @@ def timed_sync(source: Path, register_url: str) -> tuple[float, dict]:
     from cautionflow.services.sync import sync_register
 
     register = Register(register_url)
-    register.migrate()  # schema creation is not part of the load
+    register.migrate(create=True)  # schema creation is not part of the load
     start = time.perf_counter()
     summary = sync_register(
         SqlAlertSource(f"sqlite:///{source}", "SELECT * FROM alerts_flat"), register, as_of=AS_OF, run_id="bench"

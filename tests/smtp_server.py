@@ -1,8 +1,9 @@
 """A real SMTP server for tests: aiosmtpd in the test process on a free loopback port, recording
-every accepted message and able to misbehave on demand (refuse, drop, 4xx, 5xx)."""
+every accepted message and able to misbehave on demand (refuse, drop, 4xx, 5xx, answer late)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 from collections import deque
@@ -31,6 +32,11 @@ class Recorder:
         self.data_replies: deque[str] = deque()  # replies to DATA before accepting again
         self.drop_after: int | None = None  # accept this many messages, then drop the connection once
         self.drops = 0
+        # Store each message, then answer the end of DATA only after this many seconds (a server busy
+        # writing it to disk): the message is already kept whether or not the client still waits.
+        self.delay_data_reply: float = 0.0
+        # Store each message, then drop the connection instead of answering the end of DATA.
+        self.drop_data_reply = False
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's hook
         if self.drop_after is not None and len(self.received) >= self.drop_after:
@@ -57,6 +63,12 @@ class Recorder:
         message = email.message_from_bytes(envelope.content, policy=policy.default)
         for recipient in envelope.rcpt_tos:
             self.received.append(Received(recipient, message, session.ssl is not None, bool(session.authenticated)))
+        if self.drop_data_reply:
+            self.drops += 1
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"
+        if self.delay_data_reply:
+            await asyncio.sleep(self.delay_data_reply)
         return "250 2.0.0 Ok: queued"
 
     def messages_for(self, recipient: str) -> list[EmailMessage]:

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from cautionflow.progress import Progress, ProgressEvent
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # Each module in cautionflow.commands registers its own sub-commands.
 COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests")
 
+DEBUG_ENV = "CAUTIONFLOW_DEBUG"  # set: an unexpected error shows its traceback instead of one line
 CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # as the register page reads it (cautionflow.integrations.airflow)
 
 
@@ -36,8 +37,15 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one line (argparse's own puts the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cautionflow", description=__doc__, **with_example("cautionflow run sync --config cautionflow.yaml")
     )
     parser.add_argument("--version", action="version", version=f"cautionflow {_version()}")
@@ -71,6 +79,20 @@ def main(argv: list[str] | None = None) -> int:
                 code = int(args.handler(args) or 0)
         except CommandError as exc:
             print(f"cautionflow: error: {exc}", file=sys.stderr)
+            code = 2
+        except BrokenPipeError:
+            raise  # the reader went away: handled quietly below
+        except OSError as exc:  # a folder that cannot be written, a disk that is full: the file and why
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"cautionflow: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            code = 2
+        except Exception as exc:
+            # Every command error is one line (issue 18): an unforeseen one says so and how to see more.
+            if os.environ.get(DEBUG_ENV):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(f"cautionflow: error: unexpected {type(exc).__name__}: {first} "
+                  f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
             code = 2
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
         return code

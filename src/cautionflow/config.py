@@ -55,6 +55,9 @@ class SmtpConfig(_Model):
     sender: str = Field(min_length=3)
     allow_insecure: bool = Field(default=False, description="permit security: none to a non-loopback host")
     timeout_seconds: float = Field(default=30, gt=0)
+    # RFC 5321 4.5.3.2.6: a server may take 10 minutes to answer the end of a message (it is
+    # storing it). Giving up sooner, then sending again, is how one digest became five copies.
+    data_timeout_seconds: float = Field(default=600, gt=0, le=3600)
     max_concurrency: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -78,7 +81,10 @@ def _is_loopback(host: str) -> bool:
 
 class Recipient(_Model):
     name: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # One plain ASCII addr-spec: no display name, comma, quote or bracket that could make the header
+    # built from it name a second mailbox (mail.safe_address refuses those at send time; refused here,
+    # a mistyped address fails the config's load, not a digest run).
+    email: str = Field(pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
     role: Literal["contractor", "out_of_hours", "officer", "operations"]
     areas: tuple[str, ...] = ()
     schedule: Literal["daily", "weekly"] = "daily"
@@ -133,6 +139,26 @@ class OperationsConfig(_Model):
     )
 
 
+class MailConfig(_Model):
+    # A digest from a register that is missing, never synced or days old tells contractors that
+    # warnings were lifted or that there are none: safety first (policies README, Principles), so
+    # mail waits for a recent sync instead. 36 hours lets a daily sync run late once.
+    max_sync_age_hours: float = Field(
+        default=36, gt=0, le=168,
+        description="digests, review reminders and the daily summary are refused when the register's "
+        "last completed sync finished longer ago than this",
+    )
+
+
+class SyncConfig(_Model):
+    """The sync's mass-end guard (README, "The register and the sync"): a sync that would end, or take
+    out of every contractor's view, more than `mass_end_share` of the active alerts and more than
+    `mass_end_minimum` of them is refused unless an officer confirms it (--allow-mass-end)."""
+
+    mass_end_share: float = Field(default=0.10, ge=0, le=1, description="a share of the active alerts, 0 to 1")
+    mass_end_minimum: int = Field(default=5, ge=0, description="alerts that may always end in one sync")
+
+
 class CautionflowConfig(_Model):
     organisation: str = Field(min_length=1)
     policy: str = Field(min_length=1, description="a shipped profile name or a path to a profile file")
@@ -142,11 +168,24 @@ class CautionflowConfig(_Model):
     recipients: tuple[Recipient, ...] = ()
     letters: LettersConfig = LettersConfig()
     operations: OperationsConfig = OperationsConfig()
+    sync: SyncConfig = SyncConfig()
+    mail: MailConfig = MailConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")
     timezone: str = "Europe/London"
     templates_dir: str | None = Field(default=None, description="a folder of template overrides")
     equality: EqualityConfig | None = Field(default=None, description="optional equality monitoring")
     home: Annotated[str | None, Field(description="resolved project home; set by the loader")] = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _real_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a time zone (an IANA name such as Europe/London)") from None
+        return value
 
     def path(self, relative: str) -> Path:
         """A configured path resolved against the project home."""
@@ -200,6 +239,7 @@ def parse_config(data: object, *, origin: str = "config", home: Path | None = No
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {field}: {first['msg']}{more}") from None
+    _check_named_things(config, origin)
     return config.model_copy(
         update={
             "register_url": resolve_url(config.register_url, home),
@@ -209,6 +249,23 @@ def parse_config(data: object, *, origin: str = "config", home: Path | None = No
             ),
         }
     )
+
+
+def _check_named_things(config: CautionflowConfig, origin: str) -> None:
+    """What the file names must exist when it is loaded, not when a later step first needs it: a
+    mistyped policy would otherwise pass `run sync` and `run digests` and fail only in `run all`,
+    and a mistyped `templates_dir` would silently fall back to the shipped templates."""
+    from cautionflow.domain.policy import ProfileError
+    from cautionflow.profiles import load_profile
+
+    policy = config.policy
+    looks_like_path = "/" in policy or policy.endswith((".yaml", ".yml"))
+    try:
+        load_profile(config.path(policy) if looks_like_path else policy)
+    except ProfileError as exc:
+        raise ConfigError(f"{origin}: policy: {exc}") from None
+    if config.templates_dir is not None and not config.path(config.templates_dir).is_dir():
+        raise ConfigError(f"{origin}: templates_dir: '{config.path(config.templates_dir)}' is not a folder")
 
 
 def load_config(path: str | os.PathLike[str], *, home: Path | None = None) -> CautionflowConfig:
@@ -226,6 +283,8 @@ def load_config(path: str | os.PathLike[str], *, home: Path | None = None) -> Ca
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config '{file}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise ConfigError(f"config '{file}' is nested too deeply to be a cautionflow config") from None
     # An optional override of the file's register_url (e.g. the PostgreSQL demo, or a container
     # whose register URL comes from its environment); relative SQLite URLs resolve as in the file.
     register_url = os.environ.get(REGISTER_URL_ENV)

@@ -8,30 +8,37 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cautionflow.clock import Clock, system_clock
 from cautionflow.config import CautionflowConfig
 from cautionflow.progress import Progress, no_progress
 
+if TYPE_CHECKING:
+    from cautionflow.adapters.register import Register
+
 Step = Callable[..., dict[str, Any]]
 
 
 def run_sync(
-    config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False,
-    clock: Clock = system_clock, progress: Progress = no_progress,
+    config: CautionflowConfig, *, as_of: dt.date, run_id: str, allow_mass_end: bool = False,
+    allow_empty_source: bool = False, clock: Clock = system_clock, progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    """`progress` sees the rows read, validated and written (the command line's bar on a terminal)."""
+    """`progress` sees the rows read, validated and written (the command line's bar on a terminal).
+    `allow_mass_end` (or its older name `allow_empty_source`) lets an officer's real clean-up past
+    the mass-end guard (`sync.mass_end_share`, `sync.mass_end_minimum`)."""
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.source import SqlAlertSource
+    from cautionflow.domain.guards import MassEndLimit, contractor_areas
     from cautionflow.services.sync import sync_register
 
     source = SqlAlertSource(config.source.url, config.source_query())
     register = Register(config.register_url)
     try:
         summary = sync_register(
-            source, register, as_of=as_of, run_id=run_id, allow_empty_source=allow_empty_source, clock=clock,
-            progress=progress,
+            source, register, as_of=as_of, run_id=run_id, allow_mass_end=allow_mass_end or allow_empty_source,
+            mass_end=MassEndLimit(share=config.sync.mass_end_share, minimum=config.sync.mass_end_minimum),
+            contractor_areas=contractor_areas(config.recipients), clock=clock, progress=progress,
         )
     finally:
         register.dispose()
@@ -84,6 +91,23 @@ def smtp_settings(
     return SmtpSettings.from_config(config.smtp, overrides=overrides, tls_context=tls_context)
 
 
+def register_to_mail_from(config: CautionflowConfig, what: str, clock: Clock) -> Register:
+    """The register, once it is known to exist and to have completed a sync within
+    `mail.max_sync_age_hours` by `clock`; else a RegisterNotReadyError naming `what` (exit 2 on the
+    command line; an Airflow task fails without retries and operations are told). Mail that lists
+    or lifts flags is never composed from a missing, never-synced or stale register."""
+    from cautionflow.adapters.register import Register
+    from cautionflow.services.register_freshness import require_recent_sync
+
+    register = Register(config.register_url)
+    try:
+        require_recent_sync(register, what=what, max_age_hours=config.mail.max_sync_age_hours, clock=clock)
+    except BaseException:
+        register.dispose()
+        raise
+    return register
+
+
 async def run_digests_async(
     config: CautionflowConfig,
     *,
@@ -97,8 +121,8 @@ async def run_digests_async(
     """Compose, queue and deliver today's digests (the Airflow task awaits this in its event loop).
 
     `smtp_overrides` are the Airflow connection's host, port, login, password, security and sender;
-    `retry` a mail.RetryPolicy; `tls_context` an ssl.SSLContext trusting a private CA."""
-    from cautionflow.adapters.register import Register
+    `retry` a mail.RetryPolicy; `tls_context` an ssl.SSLContext trusting a private CA. Refused (see
+    `register_to_mail_from`) unless the register completed a sync recently by `clock`."""
     from cautionflow.adapters.templates import renderer
     from cautionflow.domain.digests import due_recipients
     from cautionflow.services.digests import send_digests
@@ -107,7 +131,7 @@ async def run_digests_async(
         config, "digests", bool(due_recipients(config.recipients, as_of)), smtp_overrides, tls_context
     )
     render = renderer(config)
-    register = Register(config.register_url)
+    register = register_to_mail_from(config, "digests", clock)
     try:
         summary = await send_digests(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
@@ -137,8 +161,8 @@ async def run_reminders_async(
     config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
     retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
 ) -> dict[str, Any]:
-    """The officers' weekly review reminder (deadlines issue), through the digests' outbox."""
-    from cautionflow.adapters.register import Register
+    """The officers' weekly review reminder (deadlines issue), through the digests' outbox; refused,
+    as the digests are, unless the register completed a sync recently by `clock`."""
     from cautionflow.adapters.templates import renderer
     from cautionflow.domain.reminders import reminder_is_due
     from cautionflow.services.reminders import send_review_reminders
@@ -147,7 +171,7 @@ async def run_reminders_async(
         config, "review reminders", any(reminder_is_due(o, as_of) for o in config.recipients), smtp_overrides,
         tls_context,
     )
-    register = Register(config.register_url)
+    register = register_to_mail_from(config, "review reminders", clock)
     try:
         summary = await send_review_reminders(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
@@ -166,7 +190,12 @@ def run_letters(
     retry: Any = None, tls_context: Any = None, dispatch: bool = True, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Queue the day's resident letters (letters issue); with `letters.auto_approve`, dispatch them too
-    (unless `dispatch=False`: the DAG dispatches in its own async task, `run_letters_dispatch_async`)."""
+    (unless `dispatch=False`: the DAG dispatches in its own async task, `run_letters_dispatch_async`).
+
+    Letters need an existing register (never created here) but not a recent sync, unlike digests:
+    each tells one resident of a decision on their own alert, already recorded, and none is owed
+    by an alert leaving the register (a removal letter follows a recorded review outcome), so a
+    stale or empty register cannot lift anything through them."""
     import asyncio
 
     from cautionflow.adapters.register import Register
@@ -266,6 +295,6 @@ def step_errors() -> tuple[type[BaseException], ...]:
     from cautionflow.config import ConfigError
     from cautionflow.domain.policy import ProfileError
     from cautionflow.domain.validation import SourceShapeError
-    from cautionflow.services.sync import EmptySourceError
+    from cautionflow.services.sync import MassEndError  # EmptySourceError is one
 
-    return (ConfigError, SourceError, RegisterError, SourceShapeError, EmptySourceError, ProfileError)
+    return (ConfigError, SourceError, RegisterError, SourceShapeError, MassEndError, ProfileError)

@@ -23,6 +23,7 @@ ROWS = [
 ]
 ADDED = ["review_due", "review_window_opens", "expires_on", "appeal_deadline", "appeal_response_due",
          "overdue", "error"]
+QUOTED_HEADER = ",".join(f'"{name}"' for name in (*HEADER.split(","), *ADDED))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_appends_the_deadlines_to_every_row_in_order(cautionflow: list[str], ale
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert done.stdout.splitlines()[0] == HEADER + "," + ",".join(ADDED)
+    assert done.stdout.splitlines()[0] == QUOTED_HEADER  # the one CSV writer: every text cell quoted
     assert [r["alert_id"] for r in rows] == ["A-3", "A-1", "A-2", "A-9", "A-4"]
 
     first = rows[0]
@@ -95,7 +96,7 @@ def test_an_empty_register_gives_just_the_header(cautionflow: list[str], tmp_pat
     path.write_text(HEADER + "\n", encoding="utf-8")
     done = run(cautionflow, "--policy", "teign", "--input", str(path), "--as-of", "2026-01-01")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == HEADER + "," + ",".join(ADDED) + "\n"
+    assert done.stdout == QUOTED_HEADER + "\n"
 
 
 @pytest.mark.parametrize(

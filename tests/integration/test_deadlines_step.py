@@ -79,7 +79,7 @@ def test_deadlines_are_stored_counted_and_reported(databases, tmp_path):
     assert all(r["evaluated_on"] == AS_OF and r["policy"] == "dover" for r in rows.values())
 
     # The All Alerts report: Teign Appendix F's columns, one row per active alert.
-    with open(summary["reports"]["all_alerts_csv"], newline="") as handle:
+    with open(summary["reports"]["all_alerts_csv"], newline="", encoding="utf-8-sig") as handle:
         report = list(csv.DictReader(handle))
     assert [r["Alert ID"] for r in report] == ["D1", "D2", "D3", "D4", "D5"]
     d2 = report[1]
@@ -92,7 +92,7 @@ def test_deadlines_are_stored_counted_and_reported(databases, tmp_path):
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html  # text, never markup
     assert "Confidential" in html
 
-    with open(summary["reports"]["overdue_csv"], newline="") as handle:
+    with open(summary["reports"]["overdue_csv"], newline="", encoding="utf-8-sig") as handle:
         overdue = list(csv.DictReader(handle))
     assert [(r["alert_id"], r["review_due"], r["days_overdue"]) for r in overdue] == [("D2", "2026-11-02", "21")]
 

@@ -96,7 +96,10 @@ def test_no_sync_by_seven_emails_the_operations_recipients(deployment, mail_serv
 
 
 def test_a_rerun_of_the_watch_sends_nothing_twice(deployment, mail_server):
-    deployment(smtp_port=mail_server.port)
+    # Once a day through the register's outbox; with no register at all (never created but by the
+    # sync), the notice goes directly: tests/integration/test_unsynced_register.py.
+    config = deployment(smtp_port=mail_server.port)
+    run_sync(config, as_of=AS_OF - dt.timedelta(days=1), run_id="yesterday", clock=at(6, 0).advance(days=-1))
     watch(SEVEN)
 
     again = watch(SEVEN)  # an operator clears the task, or it retries

@@ -97,7 +97,7 @@ def test_auto_approve_dispatches_from_the_async_task_with_the_smtp_connection(ai
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     [manifest] = (tmp_path / "letters" / "dispatch").glob("print-batch-*-manifest.csv")
-    with manifest.open(newline="", encoding="utf-8") as f:
+    with manifest.open(newline="", encoding="utf-8-sig") as f:
         assert [row["alert_id"] for row in csv.DictReader(f)] == ["POST"]
     with sqlite3.connect(tmp_path / "register.db") as conn:
         flags = conn.execute("SELECT alert_id, flag, first_flagged_on FROM letter_flags").fetchall()

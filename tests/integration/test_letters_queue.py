@@ -151,7 +151,7 @@ def test_letters_are_queued_once_approved_and_dispatched_by_post_and_email(datab
     for name in ("Alex Added", "Kim Kept", "Rory Removed", "Uma Upheld", "Dee Dismissed"):
         assert name in everything
     assert "Erin Email" not in everything  # she chose email
-    with open(result["manifest"], newline="", encoding="utf-8") as f:
+    with open(result["manifest"], newline="", encoding="utf-8-sig") as f:
         manifest = list(csv.DictReader(f))
     assert {r["alert_id"]: r["held"] for r in manifest} == {
         "ADD": "no", "KEPT": "no", "GONE": "no", "UPHELD": "no", "KEEP": "no", "POLSKI": "yes"}

@@ -140,7 +140,7 @@ def test_a_letter_held_for_translation_goes_with_the_officers_translation(databa
     result = json.loads(out.splitlines()[-1])
     assert code == 0 and result["printed"] == 1
     assert "TLUMACZENIE" in pdf_text(result["print_batch"])
-    with open(result["manifest"], newline="", encoding="utf-8") as f:
+    with open(result["manifest"], newline="", encoding="utf-8-sig") as f:
         [row] = list(csv.DictReader(f))
     english_pages = len(PdfReader(tmp_path / "letters" / held.pdf_path).pages)
     assert (row["alert_id"], row["held"], row["language"], row["translated"], row["pages"]) == (
@@ -178,7 +178,7 @@ def test_dover_sends_a_letter_by_post_and_by_email(databases, tmp_path, mail_ser
     printed = pdf_text(result["print_batch"])
     assert "Dana Dover" in printed and "1 Cliff Road" in printed and "Pat Post" in printed
     assert "20 working days" in printed  # Dover 6.34
-    with open(result["manifest"], newline="", encoding="utf-8") as f:
+    with open(result["manifest"], newline="", encoding="utf-8-sig") as f:
         manifest = {row["alert_id"]: row for row in csv.DictReader(f)}
     assert set(manifest) == {"DOVER1", "DOVER2"}
     assert (manifest["DOVER1"]["name"], manifest["DOVER1"]["address_line_1"]) == ("Dana Dover", "1 Cliff Road")

@@ -202,7 +202,7 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDay]:
 
         run_sync(config, as_of=AS_OF, run_id="test/sync", clock=clock)
         run_deadlines(config, as_of=AS_OF, run_id="test/deadlines")
-        run_reminders(config, as_of=AS_OF, run_id="test/reminders", retry=fast)
+        run_reminders(config, as_of=AS_OF, run_id="test/reminders", retry=fast, clock=clock)
         run_letters(config, as_of=AS_OF, run_id="test/letters")
         register = Register(config.register_url)
         try:  # an officer approves the day's batch and dispatches it: print batch, and letters by email
@@ -213,7 +213,7 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDay]:
             ))
         finally:
             register.dispose()
-        run_digests(config, as_of=AS_OF, run_id="test/digests", retry=fast)
+        run_digests(config, as_of=AS_OF, run_id="test/digests", retry=fast, clock=clock)
         asyncio.run(run_summary_async(config, as_of=AS_OF, run_id="test/summary", retry=fast, clock=clock))
         run_governance(config, as_of=AS_OF, run_id="test/governance")
         # The next morning's watch at 07:00 finds no sync for that day: the late-sync notice.
@@ -254,7 +254,7 @@ def test_no_report_shows_a_missing_value_token(demo_day):
     manifests = sorted((demo_day.folder / "letters" / "dispatch").glob("*-manifest.csv"))
     assert len(manifests) == 1
     for path in [*(reports / n for n in names), *manifests]:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a CSV's BOM is for Excel
         if path.suffix == ".csv":
             seen.check(path.name, csv_cells(text))
         else:
@@ -262,7 +262,7 @@ def test_no_report_shows_a_missing_value_token(demo_day):
     assert not seen.found, "\n".join(seen.found)
 
     # The rows the issue named are there, with what a reader should see instead.
-    with (reports / f"all-alerts-{day}.csv").open(newline="", encoding="utf-8") as handle:
+    with (reports / f"all-alerts-{day}.csv").open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     no_name = [r for r in rows if r["Contact Name"].startswith("(")]
     assert no_name and {r["Contact Name"] for r in no_name} <= {"(household)", "(address alert)", "(name not recorded)"}

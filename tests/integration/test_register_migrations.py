@@ -26,7 +26,7 @@ def register_url(request, tmp_path):
 
 def test_migrations_build_exactly_the_declared_schema(register_url):
     register = Register(register_url)
-    register.migrate()
+    register.migrate(create=True)  # as the sync does: only it creates a register
     register.migrate()  # idempotent
     with register.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": "cautionflow_schema_version"})

@@ -235,6 +235,62 @@ def test_an_unreadable_config_is_one_line_not_a_traceback(client, auth_manager, 
     assert "cannot read config" in response.text and "Traceback" not in response.text
 
 
+def config_with_register(demo, folder: Path, register_url: str) -> Path:
+    """The demo's config pointing at another register."""
+    config_path, _ = demo
+    data = yaml.safe_load(config_path.read_text())
+    data["register_url"] = register_url
+    path = folder / "cautionflow.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+PAGES = ("/cautionflow/", "/cautionflow/reviews/overdue")
+
+
+def test_a_missing_register_is_503_and_is_not_created(client, auth_manager, demo, monkeypatch, tmp_path):
+    """Issue 18: the page once created an empty SQLite file for a mistyped register_url (and showed
+    an empty register); only the sync creates a register."""
+    missing = tmp_path / "var" / "regsiter.db"
+    monkeypatch.setenv("CAUTIONFLOW_CONFIG", str(config_with_register(demo, tmp_path, f"sqlite:///{missing}")))
+    for page in PAGES:
+        response = client.get(page, cookies={"_token": token(auth_manager)})
+        assert response.status_code == 503, page
+        assert f"register not found: {missing} (run the sync first, or check register_url)" in response.text
+        assert "Traceback" not in response.text and "active-count" not in response.text
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_a_postgresql_register_that_is_down_or_missing_is_503(client, auth_manager, demo, monkeypatch, tmp_path):
+    """Issue 18: PostgreSQL down answered 500; now a plain 503, as does a database the sync never made
+    a register (no tables), which is left without tables."""
+    from sqlalchemy import create_engine, inspect
+
+    from tests.conftest import require_postgres
+    from tests.smtp_server import free_port
+    from tests.support import temporary_postgres_database
+
+    down = f"postgresql://cautionflow@127.0.0.1:{free_port()}/register"  # nothing listens there
+    monkeypatch.setenv("CAUTIONFLOW_CONFIG", str(config_with_register(demo, tmp_path, down)))
+    for page in PAGES:
+        response = client.get(page, cookies={"_token": token(auth_manager)})
+        assert response.status_code == 503, page
+        assert "The register cannot be read: register postgresql://cautionflow@127.0.0.1:" in response.text
+        assert "Connection refused" in response.text
+        assert "Traceback" not in response.text
+
+    require_postgres()
+    with temporary_postgres_database("cf_page") as url:
+        monkeypatch.setenv("CAUTIONFLOW_CONFIG", str(config_with_register(demo, tmp_path, url)))
+        response = client.get("/cautionflow/", cookies={"_token": token(auth_manager)})
+        assert response.status_code == 503
+        assert "register not found: " in response.text and "run the sync first" in response.text
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == []
+        engine.dispose()
+
+
 # --- reports ----------------------------------------------------------------------------------------
 
 

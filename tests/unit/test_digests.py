@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import email
+import io
 from email import policy
 
 import pytest
@@ -209,8 +211,12 @@ def test_subject_says_who_from_for_whom_when_and_how_many():
 def test_csv_keeps_spreadsheet_formulas_as_text():
     rows = d.digest_rows(ACME, [alert(address='=HYPERLINK("http://evil.example")', asset_ref="@SUM(A1)")])
     text = d.digest_csv(d.CONTRACTOR_COLUMNS, rows)
-    assert text.splitlines()[0] == "Address,Postcode,Area,Asset reference,Alert code,Required action,Review due"
-    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and text.endswith("\r\n")
+    # The one CSV writer (cautionflow.domain.csv_format): a BOM for Excel, every text cell quoted, CRLF.
+    assert text.splitlines()[0] == (
+        '\ufeff"Address","Postcode","Area","Asset reference","Alert code","Required action","Review due"')
+    [row] = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    assert (row["Address"], row["Asset reference"]) == ("'=HYPERLINK(\"http://evil.example\")", "'@SUM(A1)")
+    assert text.endswith("\r\n") and text.count("\n") == text.count("\r\n")
 
 
 def test_csv_lines_shared_between_digests_give_the_same_csv():

@@ -224,3 +224,99 @@ def test_the_widths_validation_keeps_to_are_the_registers():
     assert {c: w for c, w in widths.items() if c not in ENUMS} == MAX_LENGTHS
     # enumerated columns hold only their canonical values, which fit
     assert all(len(value) <= widths[c] for c, allowed in ENUMS.items() for value in allowed)
+
+
+# --- hostile values (issue 18): control characters and caps ----------------------------------------------
+
+_CONTROLS = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
+
+
+@pytest.mark.parametrize(
+    ("column", "raw", "kept"),
+    [
+        ("person_name", "Carla\r\nBcc: x@evil.example", "Carla Bcc: x@evil.example"),  # never a header of its own
+        ("person_name", "Nina\x00 Nul", "Nina Nul"),  # PostgreSQL cannot store NUL
+        ("alert_id", "CX-0001\x00", "CX-0001"),
+        ("email", "erin@example.com\x1b", "erin@example.com"),
+        ("area", "north\x00", "NORTH"),  # a distinct-value column, cleaned before its own check
+        ("alert_code", "W\x7fPN", "WPN"),
+        ("effective_from", "2026-03-02\x00", "2026-03-02"),
+        ("note", "Line one\x00\x1b[31m\r\nLine\ttwo", "Line one[31m\nLine two"),  # a note keeps its lines
+        ("no_notify_reason", "Risk\u2028to staff\x07", "Risk\nto staff"),
+    ],
+)
+def test_control_characters_are_removed_and_the_row_flagged_naming_the_column(column, raw, kept):
+    batch = validate({column: raw})
+    (row,) = batch.alerts.to_dict("records")
+    assert row[column] == kept
+    assert row["dq_flags"] == f"{column}: control characters removed"
+    assert batch.quarantine.empty  # still a warning that reaches the people who visit
+
+
+def test_line_breaks_alone_are_no_fault_in_a_note_or_an_address():
+    # A note's CR LF becomes LF; an address's lines become ", ", as its letter reads them anyway.
+    batch = validate({"note": "First.\r\nSecond.\rThird.", "address": "Flat 2,\r\n9 Mill Lane\nEastwick"})
+    (row,) = batch.alerts.to_dict("records")
+    assert row["note"] == "First.\nSecond.\nThird." and row["address"] == "Flat 2, 9 Mill Lane, Eastwick"
+    assert row["dq_flags"] is None
+
+
+def test_spaces_of_other_kinds_are_no_fault():
+    batch = validate({"person_name": "Zo\u00eb\u00a0M\u00fcller", "note": "\u00a0indented"})
+    assert batch.alerts.iloc[0]["person_name"] == "Zo\u00eb\u00a0M\u00fcller" and batch.flagged == 0
+
+
+def test_ids_that_are_the_same_once_cleaned_are_a_duplicate():
+    batch = validate({"alert_id": "D1"}, {"alert_id": "D1\x00"})
+    assert batch.alerts.empty and batch.quarantine["reason"].tolist() == ["duplicate alert_id in one read (2 rows)"] * 2
+
+
+def test_a_flag_quoting_a_raw_value_shows_its_control_characters_escaped():
+    batch = validate({"updated_at": "2026-03-0\x002 09:15:00"})
+    assert flags_of(batch, "CX-0001") == "updated_at: unparseable timestamp '2026-03-0\\x002 09:15:00'"
+
+
+def test_every_text_column_has_a_width_or_a_documented_cap():
+    from cautionflow.domain.contract import ENUMS, FREE_TEXT_CAPS, MAX_LENGTHS, TEXT_COLUMNS
+
+    assert set(TEXT_COLUMNS) == set(MAX_LENGTHS) | set(FREE_TEXT_CAPS) | set(ENUMS)
+    assert FREE_TEXT_CAPS["email"] == 254  # RFC 5321 4.5.3.1.3's path, less its angle brackets
+
+
+def test_free_text_longer_than_its_cap_is_cut_and_flagged_and_an_email_too_long_is_emptied():
+    # Issue 18: a 12 MB value made two of three digests too big for the mail server.
+    huge = "x" * (12 * 1024 * 1024)
+    batch = validate({"alert_id": "N", "note": "Long. " + huge}, {"alert_id": "A", "address": "2 Road " + huge},
+                     {"alert_id": "E", "email": "a" * 250 + "@example.com"})
+    rows = batch.alerts.set_index("alert_id")
+    assert len(rows.loc["N", "note"]) == 8_000 and len(rows.loc["A", "address"]) == 500
+    assert rows.loc["N", "dq_flags"] == "note: longer than 8000 characters, only the first 8000 kept"
+    assert rows.loc["A", "dq_flags"] == "address: longer than 500 characters, only the first 500 kept"
+    assert rows.loc["E", "email"] is None  # cut, it could be someone else's address
+    assert rows.loc["E", "dq_flags"] == "email: longer than 254 characters, not an address: emptied"
+
+
+def test_a_quarantined_raw_row_keeps_a_value_whole_only_up_to_its_bound():
+    from cautionflow.domain.contract import RAW_VALUE_LIMIT
+
+    batch = validate({"alert_id": None, "note": "n" * 12_000, "person_name": "p" * RAW_VALUE_LIMIT})
+    raw = json.loads(batch.quarantine["raw_row"].iloc[0])
+    assert raw["person_name"] == "p" * RAW_VALUE_LIMIT  # fits: whole
+    assert raw["note"] == "n" * RAW_VALUE_LIMIT + "[... cut here: 12,000 characters in all]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["alert_id", "person_name", "address", "email", "note", "no_notify_reason", "area", "postcode",
+                     "status", "alert_code", "effective_from", "updated_at", "language", "person_ref"]),
+    st.text(alphabet=st.sampled_from([*_CONTROLS, "a", "B", " ", "1", "-", ":", "\u00e9", "\udcff"]), max_size=12),
+)
+def test_no_control_character_reaches_the_register_or_its_flags(column, value):
+    batch = validate({"alert_id": "KEEP"}, {"alert_id": "OTHER", column: value})
+    multi_line = column in ("note", "no_notify_reason")
+    for name, values in batch.columns.items():
+        for v in values:
+            if isinstance(v, str):
+                allowed = "\n" if multi_line and name == column else ""
+                assert not any(ch in _CONTROLS and ch not in allowed or "\ud800" <= ch <= "\udfff" for ch in v), (name, v)
+    assert batch.kept + len(batch.quarantine) == 2

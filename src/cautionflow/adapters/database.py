@@ -41,7 +41,9 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def create_database_engine(url: str, *, read_only: bool = False) -> Engine:
+def create_database_engine(url: str, *, read_only: bool = False, create: bool = True) -> Engine:
+    """`create=False` opens only an existing SQLite file (SQLite's `mode=rw`: neither the file nor
+    its folder is made), so a mistyped path fails instead of becoming a new, empty database."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import ArgumentError
     from sqlalchemy.pool import NullPool
@@ -53,6 +55,8 @@ def create_database_engine(url: str, *, read_only: bool = False) -> Engine:
             if not path.is_file():
                 raise DatabaseError(f"database file not found: {path}")
             engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool)
+        elif path is not None and not create:
+            engine = create_engine(_sqlite_uri(path, "rw"), poolclass=NullPool)
         else:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +79,16 @@ def create_database_engine(url: str, *, read_only: bool = False) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _sqlite_uri(path: Path, mode: str) -> Any:
+    """An SQLite URI URL for `path` (a URL object, so SQLAlchemy does not unquote the path's `%`,
+    `?` or `#`)."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database="file:" + quote(str(path)), query={"mode": mode, "uri": "true"})
 
 
 def describe_error(exc: BaseException) -> str:

@@ -4,6 +4,12 @@ The unique letter key makes queueing idempotent across runs and processes: a key
 the queue is never queued again, whatever its status (one letter per alert, kind and decision
 date, ever). Status changes are guarded by the current status, so approving or dispatching twice
 changes nothing the second time.
+
+Dispatch by post is recorded in two steps around writing the print batch: each approved post
+letter is first given its batch's name (`claim_for_print`, marked as being written), and only once
+the files are complete is the mark taken off (`printed`), post-only letters becoming dispatched in
+the same transaction. A dispatch that dies in between leaves the letters naming their batch, so the
+next one rewrites that same batch instead of printing the letters again in a new one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ if TYPE_CHECKING:
 
 STATUSES = ("queued", "approved", "dispatched", "held")
 _CHUNK = 500
+# After a print batch's file name in `dispatch_ref` while its files are being written.
+BEING_WRITTEN = " (being written)"
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,8 @@ class LetterQueue:
             return conn.execute(query).rowcount
 
     def mark_dispatched(self, refs: dict[int, str], *, now: dt.datetime) -> int:
-        """Mark approved letters dispatched, each with its print batch file or Message-ID(s)."""
+        """Mark approved letters dispatched, each with its print batch file or Message-ID(s); a problem
+        recorded by an earlier dispatch (`record_problem`) is cleared."""
         from sqlalchemy import bindparam, update
 
         if not refs:
@@ -211,10 +220,58 @@ class LetterQueue:
             result = conn.execute(
                 update(t)
                 .where(t.c.id == bindparam("b_id"), t.c.status == "approved")
-                .values(status="dispatched", dispatched_at=now, dispatch_ref=bindparam("b_ref")),
+                .values(status="dispatched", dispatched_at=now, dispatch_ref=bindparam("b_ref"), hold_reason=None),
                 [{"b_id": letter_id, "b_ref": ref} for letter_id, ref in refs.items()],
             )
             return result.rowcount
+
+    def claim_for_print(self, letter_ids: Sequence[int], batch_file: str) -> int:
+        """Give approved letters not yet in a print batch this batch's file name, marked as being
+        written; a letter another dispatch claimed meanwhile is left to it. Returns how many."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        claimed = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(letter_ids)):
+                claimed += conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(chunk), t.c.status == "approved", t.c.dispatch_ref.is_(None))
+                    .values(dispatch_ref=batch_file + BEING_WRITTEN)
+                ).rowcount
+        return claimed
+
+    def printed(self, batch_file: str, *, now: dt.datetime) -> int:
+        """The batch's files are complete: in one transaction its post-only letters are dispatched and
+        the others (post and email) keep the batch's name, waiting only for their email. Returns how
+        many were dispatched."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        writing = t.c.dispatch_ref == batch_file + BEING_WRITTEN
+        with self.engine.begin() as conn:
+            dispatched = conn.execute(
+                update(t)
+                .where(writing, t.c.status == "approved", t.c.channels == "post")
+                .values(status="dispatched", dispatched_at=now, dispatch_ref=batch_file, hold_reason=None)
+            ).rowcount
+            conn.execute(update(t).where(writing, t.c.status == "approved").values(dispatch_ref=batch_file))
+        return dispatched
+
+    def record_problem(self, problems: dict[int, str]) -> int:
+        """Why approved letters could not be dispatched, in `hold_reason` for the officer's list;
+        they stay approved, and the next dispatch tries them again."""
+        from sqlalchemy import bindparam, update
+
+        if not problems:
+            return 0
+        t = schema.letters
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(t).where(t.c.id == bindparam("b_id"), t.c.status == "approved")
+                .values(hold_reason=bindparam("b_reason")),
+                [{"b_id": letter_id, "b_reason": reason} for letter_id, reason in problems.items()],
+            ).rowcount
 
 
 _LISTED = (

@@ -13,6 +13,10 @@ Used for digests now, and later for officer reminders, letters by email and oper
   anything else, so the caller can record the acceptance first. Temporary failures (4xx replies,
   refused or dropped connections, timeouts) are retried with exponential backoff and then given
   back as not permanent; 5xx replies are permanent. One bad recipient never stops the others.
+* The reply to the end of a message is awaited for `data_timeout` (RFC 5321 4.5.3.2.6: 10
+  minutes), not the command timeout. If it still does not come, or the connection drops after
+  the final "." went, the server may have the message: that failure is `uncertain` and never
+  retried, since a retry is how a slow server got five copies of one digest.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
 from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.headerregistry import Address
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.config import ConfigError
@@ -58,6 +64,7 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+    data_timeout: float = 600.0  # the wait for the reply to the end of a message (RFC 5321 4.5.3.2.6)
     max_concurrency: int = 4
     tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
     local_hostname: str | None = None
@@ -109,7 +116,7 @@ class SmtpSettings:
         return cls(
             host=smtp.host, port=smtp.port, sender=smtp.sender, security=smtp.security,
             username=smtp.username, password=password or None, timeout=smtp.timeout_seconds,
-            max_concurrency=smtp.max_concurrency, tls_context=tls_context,
+            data_timeout=smtp.data_timeout_seconds, max_concurrency=smtp.max_concurrency, tls_context=tls_context,
             retry_attempts=overrides.get("retry_attempts"),
         )
 
@@ -227,8 +234,57 @@ def _header(name: str, value: str) -> str:
     return f"{name}: {encoded}"
 
 
+def _display_name(name: str | None) -> str:
+    """A display name on one line: line breaks and tabs as spaces, other control characters (NUL,
+    ESC...) and lone surrogates gone, spaces single."""
+    import unicodedata
+
+    text = str(name or "")
+    if not text.isprintable():
+        text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cs"))
+    return " ".join(text.split())
+
+
+def safe_address(name: str | None, email: str) -> Address:
+    """One mailbox from cleaned parts: never a second address or a header of its own.
+
+    `email` must be exactly one ASCII addr-spec (ValueError otherwise: the caller decides what a
+    bad address means). The name is put on one line; a name that cannot be encoded safely (a lone
+    surrogate, or one that would not read back as this one mailbox) is dropped to the bare
+    address, and logged without the name.
+    """
+    spec = str(email or "").strip()
+    try:
+        if not spec or not spec.isascii() or not spec.isprintable() or " " in spec:
+            raise ValueError(spec)
+        bare = Address(addr_spec=spec)
+        if not bare.username or not bare.domain:
+            raise ValueError(spec)
+    except (ValueError, HeaderParseError, IndexError):
+        raise ValueError(f"{spec!r} is not one email address") from None
+    display = _display_name(name)
+    if not display:
+        return bare
+    try:
+        address = Address(display_name=display, addr_spec=bare.addr_spec)
+        header = formataddr((address.display_name, address.addr_spec), charset="utf-8")
+        if [spec for _, spec in getaddresses([header])] != [bare.addr_spec]:
+            raise ValueError("does not read back as one mailbox")
+    except (ValueError, UnicodeError, HeaderParseError):
+        log.warning("a display name for an address at %s cannot be encoded safely: sent to the bare address",
+                    bare.domain)
+        return bare
+    return address
+
+
+def address_header(name: str | None, email: str) -> str:
+    """An address header's value (ASCII; a non-ASCII name as an RFC 2047 encoded word), from cleaned parts."""
+    address = safe_address(name, email)
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
 def _address(name: str, email: str) -> str:
-    return formataddr((_one_line(name), _one_line(email)), charset="utf-8")
+    return address_header(name, email)
 
 
 def _crlf(text: str) -> str:
@@ -333,6 +389,9 @@ class DeliveryFailure:
     permanent: bool
     reply: str
     attempts: int
+    # The whole message went and no reply came: the server may have it. Not retried; the caller
+    # marks it so that only a person resends it.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,11 +405,23 @@ class DeliveryReport:
 
     @property
     def temporary(self) -> tuple[DeliveryFailure, ...]:
-        return tuple(f for f in self.failures if not f.permanent)
+        return tuple(f for f in self.failures if not f.permanent and not f.uncertain)
+
+    @property
+    def uncertain(self) -> tuple[DeliveryFailure, ...]:
+        return tuple(f for f in self.failures if f.uncertain)
 
 
 OnAccepted = Callable[[str], Awaitable[None] | None]
 OnFailed = Callable[[DeliveryFailure], Awaitable[None] | None]
+
+
+class _NoReply(Exception):
+    """The message was sent to its final "." and no reply came: the server may have it."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 class _SetupFailed(Exception):
@@ -437,7 +508,34 @@ async def _abandon(client: aiosmtplib.SMTP) -> None:
         pass
 
 
-async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMessage) -> None:
+async def _data(client: aiosmtplib.SMTP, data: bytes, *, data_timeout: float) -> None:
+    """DATA with RFC 5321's two waits (4.5.3.2): the reply to the command itself within the command
+    timeout, like any command, and the reply to the end of the message within `data_timeout`.
+    aiosmtplib's `SMTP.data` uses one timeout for both and cannot say which one expired; only the
+    second means the server may have the message, so this sends DATA with `execute_command` and the
+    message with the client's protocol (dot-stuffed and CRLF by aiosmtplib's own helpers).
+    Raises `_NoReply` once the message has gone and its reply did not come."""
+    import aiosmtplib
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+    start = await client.execute_command(b"DATA")
+    if start.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
+    try:
+        reply = await protocol.read_response(timeout=data_timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        client.close()  # a reply may still arrive: this connection can never be trusted again
+        raise _NoReply(f"no reply to the end of the message ({describe_smtp_error(exc)}); "
+                       "the server may have accepted it") from None
+    if reply.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+
+
+async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMessage, *, data_timeout: float) -> None:
     """MAIL, RCPT and DATA, as `SMTP.sendmail` does, minus its re-normalising of the whole message
     to compute SIZE: built messages are already CRLF, so their size is their length."""
     import aiosmtplib
@@ -453,7 +551,7 @@ async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMe
                 refused.append(exc)
         if len(refused) == len(message.recipients):
             raise aiosmtplib.SMTPRecipientsRefused(refused)
-        await client.data(message.data)
+        await _data(client, message.data, data_timeout=data_timeout)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:  # leave the connection ready for the next message
             await client.rset()
@@ -518,12 +616,14 @@ async def deliver(
     failures: list[DeliveryFailure] = []
     unavailable: list[str] = []  # set once the server cannot be reached at all: stop trying
 
-    async def fail(message: OutgoingMessage, *, permanent: bool, reply: str, attempts: int) -> None:
-        failure = DeliveryFailure(message.message_id, permanent, reply, attempts)
+    async def fail(
+        message: OutgoingMessage, *, permanent: bool, reply: str, attempts: int, uncertain: bool = False
+    ) -> None:
+        failure = DeliveryFailure(message.message_id, permanent, reply, attempts, uncertain)
         failures.append(failure)
         log.warning(
             "mail %s to %s %s after %d attempt(s): %s", message.message_id, ", ".join(message.recipients),
-            "failed" if permanent else "deferred", attempts, reply,
+            "uncertain" if uncertain else "failed" if permanent else "deferred", attempts, reply,
         )
         await _call(on_failed, failure)
 
@@ -542,7 +642,11 @@ async def deliver(
                 await asyncio.sleep(retry.delay(attempt))
                 continue
             try:
-                await _transaction(client, settings.sender_address, message)
+                await _transaction(client, settings.sender_address, message, data_timeout=settings.data_timeout)
+            except _NoReply as exc:
+                await connection.close(polite=False)
+                await fail(message, permanent=False, reply=exc.reply, attempts=attempt, uncertain=True)
+                return  # never again by itself: the recipient may have it already
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError, UnicodeError) as exc:
                 replied = isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
                 if not replied or not client.is_connected:  # a refusal leaves the connection usable

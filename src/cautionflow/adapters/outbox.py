@@ -3,8 +3,16 @@
 A message's life: `pending` (queued, nothing sent) -> `sending` (claimed by a delivery run; the
 server may or may not have it) -> `sent` (the server accepted it; the disclosure log written in
 the same transaction) or `failed` (permanently refused, with the server's reply) or back to
-`pending` (a temporary failure, for the next run). A newer message of the same kind for the same
-recipient makes an older `pending` one `superseded`: it was never sent and is out of date.
+`pending` (a temporary failure, for the next run) or `uncertain` (the whole message went and the
+server never answered its end, within RFC 5321's 10 minutes, or dropped the connection before it
+did: the server may have it). A newer message of the same kind for the same recipient makes an
+older `pending` one `superseded`: it was never sent and is out of date.
+
+`uncertain` is never claimed again by a run: sending it blindly is how a slow server got five
+copies of one digest. Operations see it (`cautionflow status`, the run summary, the register page)
+and only `cautionflow digests resend-failed --include-uncertain` queues it again (`pending`), or
+marks it `superseded` when a later message replaces it. Nothing is written to the disclosure log
+for it: that records what the server is known to have accepted.
 
 Every state change is its own short transaction on one held connection, so the server's
 acceptance is recorded before anything else can fail; `mark_sent_many` records the acceptances
@@ -22,6 +30,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters import register_schema as schema
@@ -30,7 +39,7 @@ from cautionflow.adapters.database import bulk_insert, describe_error, placehold
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-STATUSES = ("pending", "sending", "sent", "failed", "superseded")
+STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "superseded")
 OUTSTANDING = ("pending", "sending")
 # A newer digest or reminder replaces an unsent older one to the same recipient; letters never do:
 # each letter is owed on its own.
@@ -101,6 +110,8 @@ class Disclosure:
 
 @dataclass(frozen=True)
 class FailedMessage:
+    """A message refused for good (`failed`) or whose acceptance is unknown (`uncertain`)."""
+
     id: int
     message_id: str
     recipient_name: str
@@ -109,6 +120,7 @@ class FailedMessage:
     as_of: dt.date
     last_error: str | None
     replaced: bool  # a later message of the same kind to the same recipient was sent or is queued
+    status: str = "failed"
 
 
 @dataclass(frozen=True)
@@ -198,7 +210,7 @@ class Outbox:
             with self._transaction() as tx:
                 self._locked = bool(tx.exec_driver_sql(f"SELECT pg_try_advisory_lock({_DELIVERY_LOCK})").scalar())
             return self._locked
-        path = sqlite_path(str(self.engine.url)) if conn.dialect.name == "sqlite" else None
+        path = _sqlite_file(self.engine.url) if conn.dialect.name == "sqlite" else None
         if path is None:
             self._locked = True
             return True
@@ -468,6 +480,10 @@ class Outbox:
     def mark_failed(self, message_id: str, error: str, *, now: dt.datetime) -> None:
         self._set_status(message_id, "failed", error, now)
 
+    def mark_uncertain(self, message_id: str, error: str, *, now: dt.datetime) -> None:
+        """No reply to the end of the message: the server may have it. Never claimed again."""
+        self._set_status(message_id, "uncertain", error, now)
+
     def _set_status(self, message_id: str, status: str, error: str, now: dt.datetime) -> None:
         with self._transaction() as conn:
             _execute(
@@ -478,9 +494,12 @@ class Outbox:
 
     # -- operations ------------------------------------------------------------------------------
 
-    def failed(self, kind: str, *, since: dt.date | None = None) -> list[FailedMessage]:
+    def failed(
+        self, kind: str, *, since: dt.date | None = None, statuses: Collection[str] = ("failed",)
+    ) -> list[FailedMessage]:
         """Messages of this kind the server refused for good, oldest first (as-of `since` or later),
-        each with whether a later message of the kind to the same recipient was sent or is queued."""
+        each with whether a later message of the kind to the same recipient was sent or is queued.
+        `statuses=("failed", "uncertain")` adds those whose acceptance is unknown."""
         from sqlalchemy import and_, exists, select
 
         t = schema.outbox
@@ -494,22 +513,22 @@ class Outbox:
         )
         query = select(
             t.c.id, t.c.message_id, t.c.recipient_name, t.c.recipient_email, t.c.recipient_role, t.c.as_of,
-            t.c.last_error, replaced.label("replaced"),
-        ).where(t.c.kind == kind, t.c.status == "failed")
+            t.c.last_error, replaced.label("replaced"), t.c.status,
+        ).where(t.c.kind == kind, t.c.status.in_(tuple(statuses)))
         if since is not None:
             query = query.where(t.c.as_of >= since)
         with self._transaction() as conn:
             rows = conn.execute(query.order_by(t.c.id)).all()
-        return [FailedMessage(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], bool(r[7])) for r in rows]
+        return [FailedMessage(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], bool(r[7]), r[8]) for r in rows]
 
     def requeue_failed(self, ids: Collection[int], *, now: dt.datetime) -> int:
-        """Failed messages queued again (`pending`: the next delivery sends them, with the same
-        Message-ID); only messages still `failed` change. Returns how many did."""
+        """Failed or uncertain messages queued again (`pending`: the next delivery sends them, with
+        the same Message-ID); only messages still `failed` or `uncertain` change. Returns how many did."""
         return self._change_failed(ids, "pending", now)
 
     def retire_failed(self, ids: Collection[int], *, now: dt.datetime) -> int:
-        """Failed messages that will not be sent (a later message replaces them, or the address was
-        replaced): `superseded`, keeping the server's reply. Returns how many changed."""
+        """Failed or uncertain messages that will not be sent (a later message replaces them, or the
+        address was replaced): `superseded`, keeping the last error. Returns how many changed."""
         return self._change_failed(ids, "superseded", now)
 
     def _change_failed(self, ids: Collection[int], status: str, now: dt.datetime) -> int:
@@ -520,7 +539,9 @@ class Outbox:
         with self._transaction() as conn:
             for chunk in _chunks(sorted(ids)):
                 changed += conn.execute(
-                    update(t).where(t.c.id.in_(chunk), t.c.status == "failed").values(status=status, updated_at=now)
+                    update(t)
+                    .where(t.c.id.in_(chunk), t.c.status.in_(("failed", "uncertain")))
+                    .values(status=status, updated_at=now)
                 ).rowcount
         return changed
 
@@ -532,6 +553,17 @@ class Outbox:
         with self._transaction() as conn:
             rows = conn.execute(
                 select(*_state_columns(t)).where(t.c.kind == kind, t.c.status.in_(OUTSTANDING)).order_by(t.c.id)
+            ).all()
+        return [_state(r) for r in rows]
+
+    def uncertain(self, kind: str) -> list[MessageState]:
+        """Messages whose acceptance is unknown, oldest first: waiting for a person, never resent."""
+        from sqlalchemy import select
+
+        t = schema.outbox
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(*_state_columns(t)).where(t.c.kind == kind, t.c.status == "uncertain").order_by(t.c.id)
             ).all()
         return [_state(r) for r in rows]
 
@@ -556,6 +588,16 @@ _DISCLOSURE_COLUMNS = (
     "outbox_id", "message_id", "kind", "alert_id", "listed_as", "recipient_name", "recipient_email",
     "recipient_role", "disclosed_on", "disclosed_at",
 )
+
+
+def _sqlite_file(url: Any) -> Path | None:
+    """An SQLite engine's database file, whether its URL names the file or is an SQLite URI
+    (`file:/path?mode=rw&uri=true`: how the register opens a file that must already exist)."""
+    from urllib.parse import unquote
+
+    if url.query.get("uri") == "true" and (url.database or "").startswith("file:"):
+        return Path(unquote(url.database.removeprefix("file:")))
+    return sqlite_path(url.render_as_string(hide_password=False))
 
 
 def _timestamp(conn: Connection, moment: dt.datetime) -> Any:

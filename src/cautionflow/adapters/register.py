@@ -2,6 +2,11 @@
 
 Every write of one sync happens in one transaction (`Register.transaction`), so a failed run
 leaves the register as it was.
+
+Only the sync creates a register (`migrate(create=True)`). Everything else opens an existing one
+(`migrate()`, `require()`, `connect()`) and otherwise fails with `RegisterNotFoundError`: a
+mistyped `register_url` once made a new, empty register, from which every contractor was emailed
+that there were no flags for them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from cautionflow.adapters.database import (
     describe_error,
     execute_many,
     fetch_all,
+    normalise_url,
     safe_url,
+    sqlite_path,
 )
 from cautionflow.domain.contract import SOURCE_COLUMNS
 
@@ -39,10 +46,20 @@ ALERT_COLUMNS = (*SOURCE_COLUMNS, "dq_flags", "row_hash", *RUN_COLUMNS)
 _UPDATED_COLUMNS = (*SOURCE_COLUMNS[1:], "dq_flags", "row_hash", "register_state", "ended_reason")
 _CHUNK = 500
 _ADVISORY_LOCK = 7_2026_1123  # serialises syncs on PostgreSQL
+VERSION_TABLE = "cautionflow_schema_version"  # migrations/env.py's version_table: a register has it
 
 
 class RegisterError(Exception):
     """The register could not be opened, migrated or written; one line, no password."""
+
+
+class RegisterNotReadyError(RegisterError):
+    """There is no register to read, or none recent enough to mail from. Retrying does not help
+    until someone runs the sync or corrects `register_url` (an Airflow task fails without retries)."""
+
+
+class RegisterNotFoundError(RegisterNotReadyError):
+    """No register at the configured URL: only the sync creates one."""
 
 
 def upgrade(engine: Engine) -> None:
@@ -58,23 +75,84 @@ def upgrade(engine: Engine) -> None:
 
 
 class Register:
+    """A register at `url`. Opening one never creates it: an SQLite register's engine opens only an
+    existing file; `migrate(create=True)`, which only the sync calls, makes a new one."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine = create_database_engine(url)
+            self.engine = create_database_engine(url, create=False)
         except DatabaseError as exc:
             raise RegisterError(f"register: {exc}") from None
+        self._sqlite = sqlite_path(normalise_url(url))  # None for PostgreSQL; parses, as the engine did
 
     def describe(self) -> str:
         return safe_url(self.url)
 
-    def migrate(self) -> None:
+    def exists(self) -> bool:
+        """Has the sync ever created this register (its schema-version table is there)? Never creates
+        one; a database that cannot be reached is a RegisterError, not False."""
+        from sqlalchemy import inspect
         from sqlalchemy.exc import SQLAlchemyError
 
+        if self._sqlite is not None and not self._sqlite.is_file():
+            return False
+        try:
+            with self.engine.connect() as conn:
+                return inspect(conn).has_table(VERSION_TABLE)
+        except SQLAlchemyError as exc:
+            raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+
+    def require(self) -> None:
+        """RegisterNotFoundError unless the register exists."""
+        if not self.exists():
+            where = self._sqlite if self._sqlite is not None else self.describe()
+            raise RegisterNotFoundError(f"register not found: {where} (run the sync first, or check register_url)")
+
+    def migrate(self, *, create: bool = False) -> None:
+        """Bring an existing register's schema up to date; with `create` (the sync only), make the
+        register first when there is none."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if create:
+            self._create_sqlite_file()
+        else:
+            self.require()
         try:
             upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+
+    def _create_sqlite_file(self) -> None:
+        """The engine opens only an existing SQLite file, so the sync makes it (and its folder)."""
+        import sqlite3
+
+        if self._sqlite is None or self._sqlite.is_file():
+            return
+        try:
+            self._sqlite.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(self._sqlite).close()
+        except (OSError, sqlite3.Error) as exc:
+            raise RegisterError(f"register {self.describe()}: cannot create {self._sqlite}: {exc}") from None
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection to an existing register for reading (RegisterNotFoundError when there is
+        none); a database error, such as a server that is down, is a one-line RegisterError."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        self.require()
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+
+    def last_sync_finished_at(self) -> dt.datetime | None:
+        """When the latest completed sync finished (aware, UTC), or None when none has."""
+        with self.connect() as conn:
+            _, rows = fetch_all(conn, "SELECT MAX(finished_at) FROM sync_runs")
+        return stored_moment(rows[0][0])
 
     @contextmanager
     def transaction(self) -> Iterator[RegisterTransaction]:
@@ -226,6 +304,15 @@ def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> Iterator[tuple[An
 
 def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
+def stored_moment(value: object) -> dt.datetime | None:
+    """A timestamp read back through the raw driver (aware on PostgreSQL, `_utc` text on SQLite),
+    as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 class FirstLoad:

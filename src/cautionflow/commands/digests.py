@@ -9,6 +9,11 @@ replaces, or whose name and address are no longer a digest recipient in the conf
 was corrected there: the next `run digests` composes for the new address), is marked
 `superseded` instead. Prints a JSON summary last; exit code 3 when something failed again or is
 still pending, as `run digests`.
+
+A digest whose delivery is `uncertain` (the server received all of it and never confirmed it, even
+after RFC 5321's 10 minutes) may already be in the recipient's mailbox, so it is never resent by
+itself: it is listed under `uncertain_messages`. Ask the recipient; if it did not arrive, add
+`--include-uncertain` to resend it as a refused one (the recipient may get it twice).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resend.add_argument("--since", type=parse_date, default=None,
                         help="only digests as of this date (YYYY-MM-DD) or later (default: all)")
     resend.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")
+    resend.add_argument(
+        "--include-uncertain", action="store_true",
+        help="also resend digests whose delivery is uncertain (the server took the whole message and never "
+             "confirmed it): the recipient may get it twice, so check with them first",
+    )
     resend.set_defaults(handler=handle_resend_failed)
 
 
@@ -52,7 +62,8 @@ def handle_resend_failed(args: argparse.Namespace) -> int:
         register = Register(config.register_url)
         try:
             summary = asyncio.run(
-                resend_failed(register, settings, config.recipients, since=args.since, dry_run=args.dry_run)
+                resend_failed(register, settings, config.recipients, since=args.since, dry_run=args.dry_run,
+                              include_uncertain=args.include_uncertain)
             )
         finally:
             register.dispose()

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the officer's copy: include alerts withheld under a decision not to notify (Hexagon 5.5)",
     )
     parser.add_argument("--output", default=None, help="the file to write (default: OUTPUT_DIR/dsar/...)")
+    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
     parser.add_argument("--as-of", type=parse_date, default=None, help="the date the export is produced on")
     parser.set_defaults(handler=handle)
 
@@ -57,6 +58,9 @@ def handle(args: argparse.Namespace) -> int:
         finally:
             register.dispose()
         path = Path(args.output) if args.output else default_path(config.path(config.output_dir), export, args.format)
+        if path.exists() and not args.force:
+            # An export is personal data sent to a person: never silently replace one already made.
+            raise CommandError(f"{path} exists; choose another --output or add --force to replace it. No file written.")
         write_export(export, args.format, renderer(config), path)
     except (ConfigError, RegisterError) as exc:
         raise CommandError(str(exc)) from None

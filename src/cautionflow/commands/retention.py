@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import uuid
 
@@ -21,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--as-of", type=parse_date, default=None, help="the day to run as (default: today)")
     parser.add_argument("--run-id", default=None, help="recorded in the anonymisation log")
     parser.add_argument("--dry-run", action="store_true", help="list what would be anonymised; change nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="accept an --as-of more than a day after today (anonymises what is not yet due)")
     parser.set_defaults(handler=handle)
 
 
@@ -31,7 +34,14 @@ def handle(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
-        as_of = args.as_of or today_in(config.timezone)
+        today = today_in(config.timezone)
+        as_of = args.as_of or today
+        if as_of > today + dt.timedelta(days=1) and not args.force and not args.dry_run:
+            # Anonymising cannot be undone: a mistyped year would clear alerts the policy still keeps.
+            raise CommandError(
+                f"--as-of {as_of.isoformat()} is after tomorrow ({today.isoformat()} today): retention would "
+                "anonymise alerts not yet due. Use --dry-run to see what it would do, or --force if you mean it."
+            )
         run_id = args.run_id or f"cli__{as_of.isoformat()}__{uuid.uuid4().hex[:8]}"
         summary = run_retention(config, as_of=as_of, run_id=run_id, dry_run=args.dry_run)
     except step_errors() as exc:

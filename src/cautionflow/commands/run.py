@@ -29,16 +29,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the day to run as (default: today in the config's timezone)")
     parser.add_argument("--run-id", default=None, help="recorded in the register's history")
     parser.add_argument(
-        "--allow-empty-source", action="store_true", help="let an empty source end every active alert"
+        "--allow-mass-end", action="store_true",
+        help="confirm a real clean-up: let the sync end (or take out of every contractor's view) more "
+        "active alerts than sync.mass_end_share and sync.mass_end_minimum allow",
     )
+    # The older name, from when only an empty source was refused; kept for scripts that use it.
+    parser.add_argument("--allow-empty-source", dest="allow_mass_end", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle)
+
+
+# The dates a register can be run as: deadlines years after the as-of date must still be dates
+# (`--as-of 9999-12-31` once ended in an OverflowError traceback).
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 
 def parse_date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got '{text}'") from None
+    if not EARLIEST <= day <= LATEST:
+        raise argparse.ArgumentTypeError(f"{text} is out of range ({EARLIEST.year} to {LATEST.year})")
+    return day
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -52,7 +64,7 @@ def handle(args: argparse.Namespace) -> int:
         names = PIPELINE if args.step == "all" else (args.step,)
         summaries = {}
         for name in names:
-            kwargs = {"allow_empty_source": args.allow_empty_source, "progress": args.progress} if name == "sync" else {}
+            kwargs = {"allow_mass_end": args.allow_mass_end, "progress": args.progress} if name == "sync" else {}
             summaries[name] = STEPS[name](config, as_of=as_of, run_id=run_id, **kwargs)
     except step_errors() as exc:
         raise CommandError(str(exc)) from None

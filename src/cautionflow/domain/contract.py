@@ -43,3 +43,23 @@ MAX_LENGTHS: dict[str, int] = {
     "alert_id": 64, "alert_code": 16, "person_ref": 64, "tenancy_ref": 64, "asset_ref": 64,
     "postcode": 16, "area": 64, "language": 32,
 }
+
+# The documented caps of the free-text columns the register stores as unbounded text. A value
+# longer than its cap is cut to it and flagged, like a value wider than its column: one hostile or
+# broken value (12 MB of notes, a whole file pasted into a name) must not reach a digest, a letter
+# or a page whole. Generous for any real value. An email address longer than RFC 5321's 254
+# characters is not an address: it is emptied and flagged, never cut into another address.
+FREE_TEXT_CAPS: dict[str, int] = {
+    "person_name": 200, "address": 500, "email": 254, "no_notify_reason": 2_000, "note": 8_000,
+}
+
+# One-line columns hold no line breaks or other control characters: validation replaces line breaks
+# and tabs with a space (an address's line breaks with ", ", as its letter splits lines at commas),
+# removes the other control characters (NUL, which PostgreSQL cannot store, ESC, DEL, C1...) and
+# flags the row `<column>_control_characters`. The multi-line free text below keeps its line breaks
+# (CR LF and CR become LF, silently) and loses only the other control characters, flagged the same.
+MULTI_LINE_COLUMNS: tuple[str, ...] = ("no_notify_reason", "note")
+
+# A quarantined row keeps its raw values whole up to this many characters each; a longer value is
+# cut there with a marker saying how long it was (the quarantine is for a person to read).
+RAW_VALUE_LIMIT = 10_000

@@ -9,17 +9,16 @@ built from an allow-list of columns, so a field added to the register later cann
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import heapq
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.domain.codes import required_action
+from cautionflow.domain.csv_format import BOM, csv_line
 from cautionflow.frames import is_missing
 
 if TYPE_CHECKING:
@@ -234,35 +233,20 @@ def digest_subject(organisation: str, recipient_name: str, as_of: dt.date, count
     return f"Confidential: {organisation} caution alerts for {recipient_name}, {display(as_of)} ({flags})"
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(text: str) -> str:
-    """A cell a spreadsheet would run as a formula (`=HYPERLINK(...)` in an address) is kept as text."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def digest_csv(
     columns: Sequence[Column], rows: Sequence[DigestRow], lines: dict[DigestRow, str] | None = None
 ) -> str:
-    """The current list as CSV (CRLF lines): the attachment, the same rows as the table.
+    """The current list as CSV: the attachment, the same rows as the table, by the one CSV writer
+    (`cautionflow.domain.csv_format`: a cell a spreadsheet would run as a formula, `=HYPERLINK(...)`
+    in an address, is kept as text; a BOM so Excel reads the UTF-8; CRLF lines).
 
     `lines`, shared between digests composed together, keeps each row's CSV line, so a flag that
     is in many recipients' digests is formatted once."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([c.label for c in columns])
-    if lines is None:
-        for row in rows:
-            writer.writerow([_csv_safe(cell) for cell in row.cells])
-        return out.getvalue()
-    parts = [out.getvalue()]
+    known = {} if lines is None else lines
+    parts = [BOM, csv_line([c.label for c in columns])]
     for row in rows:
-        line = lines.get(row)
+        line = known.get(row)
         if line is None:
-            out.seek(0)
-            out.truncate()
-            writer.writerow([_csv_safe(cell) for cell in row.cells])
-            line = lines[row] = out.getvalue()
+            line = known[row] = csv_line(row.cells)
         parts.append(line)
     return "".join(parts)

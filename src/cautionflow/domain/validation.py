@@ -14,6 +14,13 @@ Built for a million rows:
 - free text is stripped value by value; timestamps in the common UTC shapes are recognised by one
   regular-expression pass over the whole column and rewritten by a few text replacements;
 - problems, which are rare, are collected per row only where a check fails.
+
+Hostile values (the contract's notes on control characters and caps): NUL, which PostgreSQL cannot
+store, and the other control characters are removed from every text value and the row flagged
+`<column>_control_characters`; a one-line value's line breaks become spaces (an address's become
+", "), so a name can never carry a header or a CSV row of its own; free text longer than its
+documented cap is cut and flagged. A column is checked as one joined text first (nearly always
+clean), and only a column with a hit is cleaned value by value.
 """
 
 from __future__ import annotations
@@ -34,7 +41,10 @@ from cautionflow.domain.contract import (
     DATE_COLUMNS,
     ENUMS,
     FLAG_COLUMNS,
+    FREE_TEXT_CAPS,
     MAX_LENGTHS,
+    MULTI_LINE_COLUMNS,
+    RAW_VALUE_LIMIT,
     SOURCE_COLUMNS,
     TEXT_COLUMNS,
     TIMESTAMP_COLUMNS,
@@ -48,10 +58,13 @@ _UPPER_COLUMNS = ("alert_code", "area", "postcode")
 _DISTINCT_COLUMNS = (*_UPPER_COLUMNS, *ENUMS, "language")
 # ...and the free text, stripped value by value.
 _FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS)
+# What a value may hold at most: the register's widths, then the free text's documented caps.
+_TEXT_LIMITS: dict[str, int] = {**MAX_LENGTHS, **FREE_TEXT_CAPS}
 
 # The order in which a row's problems are listed in its dq_flags: each column's own checks, and
 # the checks that look at more than one column, in the order a reader of the row meets them.
 _CHECK_ORDER: tuple[str, ...] = (
+    *(f"{column}_control_characters" for column in SOURCE_COLUMNS if column not in TIMESTAMP_COLUMNS),
     "alert_code",
     *ENUMS,
     "status_missing",
@@ -61,7 +74,7 @@ _CHECK_ORDER: tuple[str, ...] = (
     "effective_from_missing",
     "ends_before_start",
     *TIMESTAMP_COLUMNS,
-    *(f"{column}_too_long" for column in MAX_LENGTHS),
+    *(f"{column}_too_long" for column in _TEXT_LIMITS),
 )
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
@@ -81,6 +94,17 @@ _UTC_SUFFIXES = ("Z\n", "+00:00\n", "-00:00\n", "+0000\n", "-0000\n")
 _TRUE = frozenset({"1", "1.0", "true", "t", "y", "yes"})
 _FALSE = frozenset({"0", "0.0", "false", "f", "n", "no"})
 _EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+
+# Control characters: C0, DEL and C1, the Unicode line and paragraph separators, and lone surrogates
+# (a broken character no database stores as UTF-8). `str.isprintable` is False for all of them, so
+# a column whose joined text is printable (nearly every column) needs no other look.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Line breaks (and the tab, for a one-line value): a space in a one-line value, a line in a note.
+_BREAKS = re.compile("[\t\n\x0b\x0c\r\x1c-\x1e\x85\u2028\u2029]+")
+_LINE_BREAK = re.compile("\r\n|[\n\x0b\x0c\r\x1c-\x1e\x85\u2028\u2029]")
+# What a multi-line value may keep, and what silently becomes its line break.
+_MULTI_LINE_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_NEWLINES = re.compile("\r\n|[\r\u2028\u2029]")
 
 # A cleaner maps one distinct raw value to (normalised value, problem message or None).
 Cleaner = Callable[[Any], tuple[Any, str | None]]
@@ -163,7 +187,7 @@ def validate_in_chunks(raw: SourceColumns | pd.DataFrame, *, rows_per_chunk: int
     source = _source_columns(raw)
     n = len(source["alert_id"])
     size = max(rows_per_chunk or n, 1)
-    duplicate_counts = _duplicate_counts(_stripped_text(source["alert_id"]))
+    duplicate_counts = _duplicate_counts(_clean_text("alert_id", _stripped_text(source["alert_id"]))[0])
 
     def chunks() -> Iterator[ValidatedBatch]:
         for start in range(0, max(n, 1), size):
@@ -230,7 +254,7 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
         kept = {**cleaned, "dq_flags": dq_flags, "row_hash": hashes}
 
     rows_out = np.flatnonzero(quarantined)
-    raw_rows = [json.dumps({c: _jsonable(source[c][i]) for c in SOURCE_COLUMNS}, sort_keys=True) for i in rows_out]
+    raw_rows = [json.dumps({c: _raw_value(source[c][i]) for c in SOURCE_COLUMNS}, sort_keys=True) for i in rows_out]
     quarantine = pd.DataFrame(
         {
             # The whole id is in the raw row; the column holds what fits.
@@ -248,14 +272,18 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
     """Clean one source column: normalised values, its own problems, and its fingerprint."""
     problems: dict[str, dict[int, str]] = {}
     if name in _FREE_TEXT_COLUMNS:
-        stripped = _stripped_text(values)
-        if name in MAX_LENGTHS and name != "alert_id":  # an alert_id too long is quarantined instead
-            problems = _cut_to_width(name, stripped)
+        stripped, problems = _clean_text(name, _stripped_text(values))
+        if name in _TEXT_LIMITS and name != "alert_id":  # an alert_id too long is quarantined instead
+            problems.update(_cut_to_width(name, stripped))
         fingerprint = _hash_values(_object_array(stripped)) if name in HASHED_COLUMNS else None
         return CleanColumn(name, values=stripped, problems=problems, fingerprint=fingerprint)
     if name in TIMESTAMP_COLUMNS:
         return _clean_timestamps(name, values)
-    codes, distinct, messages = _by_distinct(values, _CLEANERS[name])
+    codes, distinct, messages, controls = _by_distinct(values, _CLEANERS[name])
+    if controls is not None:
+        problems[f"{name}_control_characters"] = _rows_with(
+            codes, np.where(controls, f"{name}: control characters removed", None)
+        )
     if name == "alert_code":
         missing = distinct == None  # noqa: E711 - element-wise
         unknown = ~missing & ~np.array([code in ALERT_CODES for code in distinct], dtype=bool)
@@ -274,7 +302,7 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
         )
         distinct = np.where(distinct == None, "active", distinct).astype(object)  # noqa: E711 - safety first
     problems[name] = _rows_with(codes, messages)
-    if name in MAX_LENGTHS:
+    if name in _TEXT_LIMITS:
         distinct = distinct.copy()
         problems.update({check: _rows_with(codes, _object_array([found.get(i) for i in range(len(distinct))]))
                          for check, found in _cut_to_width(name, distinct).items()})
@@ -283,17 +311,70 @@ def clean_column(name: str, values: Sequence[Any]) -> CleanColumn:
 
 
 def _cut_to_width(name: str, values: list[Any] | np.ndarray) -> dict[str, dict[int, str]]:
-    """Cut the values longer than the register's width for `name`, in place; {check: {position: message}}."""
-    width = MAX_LENGTHS[name]
+    """Cut the values longer than `name`'s width or cap, in place; {check: {position: message}}.
+
+    An email address too long to be one is emptied instead: cut, it could be someone else's.
+    """
+    width = _TEXT_LIMITS[name]
     if max(map(len, filter(None, values)), default=0) <= width:
         return {}
-    message = f"{name}: longer than {width} characters, only the first {width} kept"
+    if name == "email":
+        message = f"{name}: longer than {width} characters, not an address: emptied"
+    else:
+        message = f"{name}: longer than {width} characters, only the first {width} kept"
     cut: dict[int, str] = {}
     for position, value in enumerate(values):
         if value is not None and len(value) > width:
-            values[position] = value[:width].rstrip() or value[:width]
+            values[position] = None if name == "email" else (value[:width].rstrip() or value[:width])
             cut[position] = message
     return {f"{name}_too_long": cut}
+
+
+def _clean_text(name: str, values: list[str | None]) -> tuple[list[str | None], dict[str, dict[int, str]]]:
+    """Remove control characters from a column's stripped text, in place; (values, {check: {row: message}}).
+
+    Looked at as one joined text first: nearly every column is clean and costs one pass in C.
+    """
+    joined = "".join(filter(None, values))
+    if joined.isprintable():
+        return values, {}
+    multi_line = name in MULTI_LINE_COLUMNS
+    if not (_MULTI_LINE_CONTROL if multi_line else _CONTROL).search(joined) and "\r" not in joined:
+        return values, {}  # printable after all but for spaces of other kinds, or a note's line breaks
+    message = f"{name}: control characters removed"
+    found: dict[int, str] = {}
+    for row, value in enumerate(values):
+        if value is None or value.isprintable():
+            continue
+        cleaned, flagged = _without_controls(value, multi_line=multi_line, address=name == "address")
+        if cleaned != value:
+            values[row] = cleaned
+        if flagged:
+            found[row] = message
+    return values, {f"{name}_control_characters": found} if found else {}
+
+
+def _without_controls(value: str, *, multi_line: bool = False, address: bool = False) -> tuple[str | None, bool]:
+    """(The value without control characters, stripped, None when nothing is left; whether to flag it).
+
+    A multi-line value keeps its line breaks as LF (CR LF and CR become LF unflagged) and loses the
+    rest. A one-line value's line breaks and tabs become one space; an address's line breaks become
+    ", " (what its letter reads them as), unflagged when they were all it held.
+    """
+    if multi_line:
+        text = _NEWLINES.sub("\n", value)
+        cleaned = _MULTI_LINE_CONTROL.sub(lambda m: " " if m[0] == "\t" else "", text)
+        flagged = cleaned != text
+    else:
+        text = value
+        if address and _LINE_BREAK.search(value):
+            parts = (part.strip().rstrip(",").strip() for part in _LINE_BREAK.split(value))
+            text = ", ".join(part for part in parts if part)
+        cleaned = _CONTROL.sub("", _BREAKS.sub(" ", text))
+        flagged = cleaned != text
+        if flagged:
+            cleaned = re.sub(" {2,}", " ", cleaned)
+    return cleaned.strip() or None, flagged
 
 
 def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray]) -> _Problems:
@@ -311,8 +392,13 @@ def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, n
     problems = _Problems()
     for check in _CHECK_ORDER:
         for row, message in checks.get(check, {}).items():
-            problems.by_row.setdefault(row, []).append(message)
+            problems.by_row.setdefault(row, []).append(message if message.isprintable() else _shown(message))
     return problems
+
+
+def _shown(message: str) -> str:
+    """A message quoting a raw value (an unparseable timestamp), its control characters escaped."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape", "backslashreplace").decode("ascii"), message)
 
 
 def _day_numbers(column: CleanColumn) -> np.ndarray:
@@ -407,16 +493,29 @@ def _is_none(values: np.ndarray) -> np.ndarray:
     return np.equal(values, None)
 
 
-def _by_distinct(values: Sequence[Any], cleaner: Cleaner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply `cleaner` once per distinct value: (codes, cleaned distinct values, their messages).
+def _by_distinct(
+    values: Sequence[Any], cleaner: Cleaner
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Apply `cleaner` once per distinct value: (codes, cleaned distinct values, their messages,
+    which distinct values held control characters (None when none did)).
 
     Missing values get code -1, which picks the last entry: (None, no message).
     """
     codes, uniques = pd.factorize(_object_array(values), use_na_sentinel=True)
+    controls = None
+    if any(u.__class__ is str and not u.isprintable() for u in uniques):
+        uniques = uniques.copy()
+        controls = np.zeros(len(uniques) + 1, dtype=bool)
+        for position, value in enumerate(uniques):
+            if value.__class__ is str and not value.isprintable():
+                cleaned_value, controls[position] = _without_controls(value)
+                uniques[position] = cleaned_value or ""  # blank: missing, like any blank value
+        if not controls.any():
+            controls = None
     cleaned = [_clean_one(u, cleaner) for u in uniques] + [(None, None)]
     distinct = _object_array([c[0] for c in cleaned])
     messages = _object_array([c[1] for c in cleaned])
-    return codes, distinct, messages
+    return codes, distinct, messages, controls
 
 
 def _clean_one(value: Any, cleaner: Cleaner) -> tuple[Any, str | None]:
@@ -579,3 +678,11 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, int | float | str | bool):
         return value
     return str(value)
+
+
+def _raw_value(value: Any) -> Any:
+    """A quarantined row's raw value, whole up to RAW_VALUE_LIMIT characters, then cut with a marker."""
+    value = _jsonable(value)
+    if isinstance(value, str) and len(value) > RAW_VALUE_LIMIT:
+        return f"{value[:RAW_VALUE_LIMIT]}[... cut here: {len(value):,} characters in all]"
+    return value

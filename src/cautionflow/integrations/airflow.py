@@ -99,6 +99,21 @@ def run_step(step: str, context: Any, **kwargs: Any) -> dict[str, Any]:
     return summary
 
 
+def run_sync_task(context: Any) -> dict[str, Any]:
+    """The sync DAG's task. The run's `allow_mass_end` param passes an officer's real clean-up past
+    the mass-end guard; a refused sync fails the task without retries (a retry reads the same
+    export), so the failure notice reaches operations at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.services.sync import MassEndError
+
+    allow = bool((context.get("params") or {}).get("allow_mass_end", False))
+    try:
+        return run_step("sync", context, allow_mass_end=allow)
+    except MassEndError as exc:
+        raise AirflowFailException(f"{exc} (Airflow: trigger cautionflow_sync with allow_mass_end)") from exc
+
+
 SMTP_CONNECTION = "cautionflow_smtp"
 
 
@@ -134,7 +149,9 @@ def smtp_overrides_from_connection(conn: Any, extra: dict[str, Any]) -> dict[str
 
 async def _run_mail_task(step: str, noun: str, context: Any) -> dict[str, Any]:
     """A mail step in the task's event loop: pending mail fails the try so Airflow retries it;
-    mail the server refused fails the task without retries."""
+    mail the server refused, or whose delivery is uncertain (the server may have it), fails the task
+    without retries. A retry never resends uncertain mail anyway (it is never claimed again), so
+    pending mail is still retried first."""
     import asyncio
 
     from airflow.sdk.exceptions import AirflowFailException
@@ -146,13 +163,35 @@ async def _run_mail_task(step: str, noun: str, context: Any) -> dict[str, Any]:
     as_of = as_of_date(context, config.timezone)
     run_id = f"{context['dag'].dag_id}/{context['run_id']}"
     run = getattr(steps, f"run_{step}_async")
-    summary = await run(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides)
+    summary = await _refusing_unready_register(run(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides))
     log.info("cautionflow %s summary: %s", step, summary)
     if summary["pending"]:
         raise RuntimeError(f"{summary['pending']} {noun} still pending; a retry sends them: {summary['waiting']}")
     if summary["failed"]:
         raise AirflowFailException(f"{summary['failed']} {noun} refused by the server: {summary.get('failures', '')}")
+    if summary.get("uncertain"):
+        raise AirflowFailException(
+            f"{summary['uncertain']} {noun} sent but never confirmed by the server (uncertain, not resent): "
+            f"{summary.get('uncertain_messages', '')}"
+        )
+    if summary.get("not_dispatched"):  # a letter's own data (not one address): a retry finds it the same
+        raise AirflowFailException(
+            f"{summary['not_dispatched']} letter(s) could not be dispatched and stay approved: {summary['problems']}"
+        )
     return summary
+
+
+async def _refusing_unready_register(step: Any) -> dict[str, Any]:
+    """Await a mail step; a register that is missing, never synced or too old fails the task without
+    retries (a retry in minutes would find it the same), so the failure callback tells operations."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.adapters.register import RegisterNotReadyError
+
+    try:
+        return await step
+    except RegisterNotReadyError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 async def run_reminders_task(context: Any) -> dict[str, Any]:
@@ -265,7 +304,8 @@ async def send_operations_notice(
     if not recipients:
         return None
     settings = SmtpSettings.from_config(config.smtp, overrides=overrides, tls_context=tls_context)
-    settings = dataclasses.replace(settings, timeout=min(settings.timeout, FAILURE_NOTICE_TIMEOUT))
+    settings = dataclasses.replace(settings, timeout=min(settings.timeout, FAILURE_NOTICE_TIMEOUT),
+                                   data_timeout=min(settings.data_timeout, FAILURE_NOTICE_TIMEOUT))
     now = clock()
     messages = []
     label = kind.removeprefix("operations-")
@@ -341,6 +381,7 @@ async def check_sync_finished_task(
     It reads the register's `sync_runs`, so it also notices a day on which no sync ran at all."""
     import asyncio
 
+    from cautionflow.adapters.database import safe_url
     from cautionflow.adapters.register import Register
     from cautionflow.domain.operations import LatenessNotice, sync_is_late
     from cautionflow.services.sync_watch import sync_progress
@@ -353,6 +394,13 @@ async def check_sync_finished_task(
         register = Register(config.register_url)
         try:
             return sync_progress(register, as_of)
+        finally:
+            register.dispose()
+
+    def register_exists() -> bool:
+        register = Register(config.register_url)
+        try:
+            return register.exists()
         finally:
             register.dispose()
 
@@ -380,6 +428,17 @@ async def check_sync_finished_task(
     from cautionflow.services.operations_notices import send_to_operations_once_a_day
     from cautionflow.steps import smtp_settings
 
+    if not await asyncio.to_thread(register_exists):
+        # No register, so no outbox to send it once through (only the sync creates a register): the
+        # notice goes directly, as a failure notice does; a rerun may repeat it, which beats silence.
+        log.warning("no register at %s: the lateness notice goes directly", safe_url(config.register_url))
+        report = await send_operations_notice(
+            config, subject=notice.subject, text=notice.text, kind="operations-late", what="lateness notice",
+            overrides=overrides, tls_context=tls_context, clock=clock,
+        )
+        if report is not None and report.failures:
+            raise RuntimeError(f"the lateness notice was not accepted: {[f.reply for f in report.failures]}")
+        return {**summary, "late": True, "notified": len(report.accepted) if report else 0, "register": "missing"}
     settings = smtp_settings(config, "lateness notices", True, overrides, tls_context)
 
     async def send() -> Any:
@@ -417,10 +476,14 @@ async def run_summary_task(context: Any, clock: Clock = system_clock) -> dict[st
     overrides = await smtp_connection_overrides() if config.operations.daily_summary else {}
     as_of = as_of_date(context, config.timezone)
     run_id = f"{context['dag'].dag_id}/{context['run_id']}"
-    summary = await run_summary_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides, clock=clock)
+    summary = await _refusing_unready_register(
+        run_summary_async(config, as_of=as_of, run_id=run_id, smtp_overrides=overrides, clock=clock)
+    )
     log.info("cautionflow daily run summary: %s", {k: v for k, v in summary.items() if k != "counts"})
     if summary["pending"]:
         raise RuntimeError(f"{summary['pending']} daily summary(ies) still pending; a retry sends them")
     if summary["failed"]:
         raise AirflowFailException(f"{summary['failed']} daily summary(ies) refused by the server")
+    if summary.get("uncertain"):
+        raise AirflowFailException(f"{summary['uncertain']} daily summary(ies) sent but never confirmed (uncertain)")
     return summary

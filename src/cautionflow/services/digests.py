@@ -37,6 +37,7 @@ from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
 from cautionflow.clock import system_clock
 from cautionflow.domain import digests as d
 from cautionflow.progress import StepProgress
+from cautionflow.services.outbox_delivery import failure_mark
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
@@ -67,10 +68,15 @@ class DigestsSummary:
     already_sent: int  # due today, and this content had been accepted before this run
     failed: int  # refused permanently (5xx): listed in `failures`, not retried
     pending: int  # still to go: temporary failures, or a run that died mid-send; listed in `waiting`
+    # The server took the whole message and never answered (RFC 5321's 10 minutes): it may have it.
+    # Listed in `uncertain_messages`; never resent by a run, only by `digests resend-failed
+    # --include-uncertain`.
+    uncertain: int
     delivery: str  # "done", "nothing to send", or why this run did not deliver
-    complete: bool  # nothing failed and nothing is pending
+    complete: bool  # nothing failed, nothing is pending and nothing is uncertain
     failures: list[dict[str, str]] = field(default_factory=list)
     waiting: list[dict[str, str]] = field(default_factory=list)
+    uncertain_messages: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -242,9 +248,7 @@ def render_digest(
             "lifted": _template_rows(columns, changes.lifted, cache),
         },
     }
-    csv_text = d.digest_csv(columns, rows, cache.csv_lines if cache is not None else None)
-    if not csv_text.isascii():
-        csv_text = "\ufeff" + csv_text  # so spreadsheet programs read the UTF-8 right
+    csv_text = d.digest_csv(columns, rows, cache.csv_lines if cache is not None else None)  # BOM included
     message = build_message(
         sender=sender, to_name=recipient.name, to_email=recipient.email, subject=subject, message_id=message_id,
         date=now, text=render(TEXT_TEMPLATE, **values), html=render(HTML_TEMPLATE, **values),
@@ -340,8 +344,7 @@ def _recorders(db: _Worker, outbox: Outbox, by_id: dict[str, OutboxMessage], clo
         await group.record(by_id[message_id])
 
     async def on_failed(failure: DeliveryFailure) -> None:
-        mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
-        await db.run(mark, failure.message_id, failure.reply, now=clock())
+        await db.run(failure_mark(outbox, failure), failure.message_id, failure.reply, now=clock())
 
     return {"on_accepted": on_accepted, "on_failed": on_failed}
 
@@ -452,6 +455,16 @@ def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstandin
             m = by_id[failure.message_id]
             failures.append({"recipient": m.recipient_name, "email": m.recipient_email,
                              "as_of": m.as_of.isoformat(), "error": failure.reply})
+    uncertain = [
+        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
+         "error": s.last_error or ""}
+        for s in states.values() if s.status == "uncertain"
+    ]
+    for failure in report.uncertain if report else ():  # older digests this run could not confirm
+        if failure.message_id not in todays:
+            m = by_id[failure.message_id]
+            uncertain.append({"recipient": m.recipient_name, "email": m.recipient_email,
+                              "as_of": m.as_of.isoformat(), "error": failure.reply})
     waiting = [
         {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
          "status": s.status, "error": s.last_error or ""}
@@ -460,12 +473,14 @@ def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstandin
     summary = DigestsSummary(
         step="digests", as_of=as_of.isoformat(), run_id=run_id, recipients=len(due), queued=queued,
         sent=len(report.accepted) if report else 0, already_sent=plan.already_sent, failed=len(failures),
-        pending=len(outstanding), delivery=delivery, complete=not failures and not outstanding,
-        failures=failures, waiting=waiting,
+        pending=len(outstanding), uncertain=len(uncertain), delivery=delivery,
+        complete=not failures and not outstanding and not uncertain, failures=failures, waiting=waiting,
+        uncertain_messages=uncertain,
     )
     log.info(
-        "digests as of %s: %d due, %d queued, %d sent, %d already sent, %d failed, %d pending",
+        "digests as of %s: %d due, %d queued, %d sent, %d already sent, %d failed, %d pending, %d uncertain",
         as_of, summary.recipients, queued, summary.sent, summary.already_sent, summary.failed, summary.pending,
+        summary.uncertain,
     )
     return summary
 
@@ -485,12 +500,16 @@ class ResendSummary:
     sent: int  # digests accepted by the server in this run (the re-queued and any others outstanding)
     failed: int  # re-queued digests the server refused again
     pending: int  # digests still to go: temporary failures, or another run is delivering
+    # digests whose delivery is uncertain after this run: left alone without `include_uncertain`,
+    # or resent and again not confirmed; listed in `uncertain_messages`
+    uncertain: int
     delivery: str
-    complete: bool
+    complete: bool  # nothing refused again, nothing pending, nothing resent left uncertain
     requeued_messages: list[dict[str, str]] = field(default_factory=list)
     retired_messages: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
     waiting: list[dict[str, str]] = field(default_factory=list)
+    uncertain_messages: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -498,7 +517,7 @@ class ResendSummary:
 
 def _failed_entry(m: Any, **extra: str) -> dict[str, str]:
     return {"recipient": m.recipient_name, "email": m.recipient_email, "as_of": m.as_of.isoformat(),
-            "error": m.last_error or "", **extra}
+            "status": m.status, "error": m.last_error or "", **extra}
 
 
 async def resend_failed(
@@ -508,6 +527,7 @@ async def resend_failed(
     *,
     since: dt.date | None = None,
     dry_run: bool = False,
+    include_uncertain: bool = False,
     retry: RetryPolicy | None = None,
     clock: Callable[[], dt.datetime] = system_clock,
 ) -> ResendSummary:
@@ -518,14 +538,19 @@ async def resend_failed(
     a digest recipient in the config and no later digest to them was sent or queued; the others
     are marked superseded (a changed address gets its next digest at the new address, composed by
     the next `run digests`). A refused message was never accepted, so resending it cannot make a
-    second copy; it keeps its Message-ID. With `dry_run`, nothing changes and nothing is sent."""
+    second copy; it keeps its Message-ID. With `dry_run`, nothing changes and nothing is sent.
+
+    Digests whose delivery is `uncertain` (the server took the whole message and never answered)
+    are left alone and listed, unless `include_uncertain`: then they are treated as the refused
+    ones, and the recipient may get a second copy (same Message-ID, which many systems drop)."""
     from cautionflow.services.outbox_delivery import deliver_outstanding
 
     outbox = Outbox(register.engine)
     try:
         register.migrate()
         current = {(r.name, r.email.strip().lower()) for r in recipients if r.role in d.DIGEST_ROLES}
-        found = outbox.failed(d.KIND, since=since)
+        statuses = ("failed", "uncertain") if include_uncertain else ("failed",)
+        found = outbox.failed(d.KIND, since=since, statuses=statuses)
         latest = {(m.recipient_name, m.recipient_email.strip().lower()): m.id for m in found}  # oldest first
         requeue, retire = [], []
         for m in found:
@@ -548,9 +573,16 @@ async def resend_failed(
                 report = await deliver_outstanding(outbox, settings, d.KIND, retry=retry, clock=clock)
                 delivery = "skipped: another run is delivering" if report is None else "done"
         outstanding = outbox.outstanding(d.KIND)
+        unknown = [s for s in outbox.uncertain(d.KIND) if since is None or s.as_of >= since]
     finally:
         outbox.close()
     requeued_ids = {x["message_id"]: x for x in requeue}
+    resent_uncertain = {f.message_id for f in (report.uncertain if report else ())}
+    uncertain = [
+        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
+         "error": s.last_error or "", "resent": s.message_id in resent_uncertain}
+        for s in unknown
+    ]
     failures = [
         {**{k: v for k, v in requeued_ids[f.message_id].items() if k in ("recipient", "email", "as_of")},
          "error": f.reply}
@@ -566,9 +598,11 @@ async def resend_failed(
     summary = ResendSummary(
         step="resend-failed", since=since.isoformat() if since else None, requeued=len(requeue),
         retired=len(retire), sent=len(report.accepted) if report else 0, failed=len(failures),
-        pending=len(outstanding), delivery=delivery, complete=not failures and not outstanding,
+        pending=len(outstanding), uncertain=len(uncertain), delivery=delivery,
+        complete=not failures and not outstanding and not resent_uncertain,
         requeued_messages=requeue, retired_messages=retire, failures=failures, waiting=waiting,
+        uncertain_messages=uncertain,
     )
-    log.info("failed digests: %d queued again, %d retired, %d sent, %d failed again, %d pending",
-             summary.requeued, summary.retired, summary.sent, summary.failed, summary.pending)
+    log.info("failed digests: %d queued again, %d retired, %d sent, %d failed again, %d pending, %d uncertain",
+             summary.requeued, summary.retired, summary.sent, summary.failed, summary.pending, summary.uncertain)
     return summary

@@ -12,15 +12,14 @@
   `ends_on` but still active in the source; and drift, dates (`ends_on`, `effective_from`) changed in
   the source with no change to `last_reviewed_on` (from the register's history).
 
-Each is a CSV and an HTML page in the configured output folder, written atomically (the helpers of
-`cautionflow.services.reports`), named by the as-of date (equality: by its period, e.g. 2026-Q4).
+Each is a CSV and an HTML page in the configured output folder, written atomically
+(`cautionflow.adapters.files`; every CSV by the one formula-safe writer, with a BOM), named by the
+as-of date (equality: by its period, e.g. 2026-Q4).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -29,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import fetch_all, stored_date
+from cautionflow.adapters.files import write_atomically, write_csv
 from cautionflow.config import ConfigError
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.frames import is_missing
-from cautionflow.services.reports import write_atomically
 
 if TYPE_CHECKING:
     from cautionflow.adapters.register import Register
@@ -112,7 +111,8 @@ def run_governance_reports(
     render = renderer(config)
     result = GovernanceResult(as_of=as_of.isoformat())
     context = {"organisation": config.organisation, "as_of": as_of}
-    register.migrate()
+    if set(wanted) - {"equality"}:  # the equality counts come from the housing database alone
+        register.migrate()  # an existing register only: RegisterNotFoundError otherwise
 
     if "equality" in wanted:
         if config.equality is None:
@@ -374,9 +374,7 @@ def write_equality_report(
     rows = equality_rows(results)
     label = period_label(as_of, period)
     stem = f"equality-{label}"
-    csv_path = folder / f"{stem}.csv"
-    write_atomically(csv_path, _csv_text(EQUALITY_COLUMNS, rows))
-    paths["equality_csv"] = csv_path
+    paths["equality_csv"] = write_csv(folder / f"{stem}.csv", EQUALITY_COLUMNS, rows)
     html_path = folder / f"{stem}.html"
     write_atomically(
         html_path,
@@ -399,21 +397,12 @@ def write_equality_report(
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _write_list(
     paths: dict[str, Path], folder: Path, key: str, stem: str, columns: Sequence[str], rows: list[dict[str, Any]],
     render: Callable[..., str], context: dict[str, Any], *, title: str, intro: str,
     confidential: str = "Confidential: for officers managing the caution alert register only; do not forward.",
 ) -> None:
-    csv_path = folder / f"{stem}.csv"
-    write_atomically(csv_path, _csv_text(columns, rows))
+    csv_path = write_csv(folder / f"{stem}.csv", columns, rows)
     html_path = folder / f"{stem}.html"
     write_atomically(
         html_path,

@@ -11,12 +11,14 @@
   (never machine-translated) and returns it to the queue.
 * `dispatch_letters` makes one print batch (a combined PDF and a manifest CSV) for approved post
   letters and queues approved email letters in the outbox with the PDF attached, then delivers
-  them exactly once, as the review reminders are delivered.
+  them exactly once, as the review reminders are delivered. It is idempotent per letter: a letter
+  is printed in one batch only, ever (see `cautionflow.adapters.letters`), and a letter whose
+  email cannot be made (not one address, its PDF gone) stays approved with the reason recorded
+  while the others go.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import logging
@@ -27,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.letters import LetterFlags, LetterQueue, NewLetter, StoredLetter
+from cautionflow.adapters.files import write_csv
+from cautionflow.adapters.letters import BEING_WRITTEN, LetterFlags, LetterQueue, NewLetter, StoredLetter
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import letters as d
 from cautionflow.progress import StepProgress
@@ -91,7 +94,10 @@ class DispatchSummary:
     print_batch: str | None
     manifest: str | None
     complete: bool
+    uncertain: int = 0  # letter emails sent but never confirmed by the server: not resent (outbox `uncertain`)
     waiting: list[dict[str, str]] = field(default_factory=list)
+    not_dispatched: int = 0  # approved letters this dispatch could not send: kept approved, reason recorded
+    problems: list[dict[str, Any]] = field(default_factory=list)  # {"id", "alert_id", "reason"} of those
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -596,10 +602,7 @@ def write_print_batch(
     if combined is not None:
         with combined.open("wb") as out:
             writer.write(out)
-    with manifest.open("w", newline="", encoding="utf-8") as out:
-        writer_csv = csv.writer(out)
-        writer_csv.writerow(MANIFEST_COLUMNS)
-        writer_csv.writerows(rows)
+    write_csv(manifest, MANIFEST_COLUMNS, rows)  # the one CSV writer: formula-safe cells, BOM, atomic
     return combined, manifest
 
 
@@ -609,7 +612,7 @@ def _manifest_row(letter: StoredLetter, *, first_page: int, pages: int) -> list[
         lines = [*lines[:4], ", ".join(lines[4:])]
     lines += [""] * (5 - len(lines))
     return [
-        letter.id, letter.alert_id, letter.kind, _csv_text(letter.person_name), *map(_csv_text, lines),
+        letter.id, letter.alert_id, letter.kind, letter.person_name, *lines,
         "yes" if letter.large_print else "no", "yes" if letter.status == "held" else "no",
         letter.hold_reason or "", first_page, pages, letter.language,
         # A translation an officer supplied (never machine-translated), after the English letter.
@@ -617,30 +620,34 @@ def _manifest_row(letter: StoredLetter, *, first_page: int, pages: int) -> list[
     ]
 
 
-def _csv_text(value: str) -> str:
-    """A spreadsheet must not run a cell as a formula (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def letter_email(
     letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime, output_dir: Path
 ) -> Any:
-    """The outbox message for one letter: a short covering note with the PDF attached."""
+    """The outbox message for one letter: a short covering note with the PDF attached.
+
+    Raises ValueError when the letter's email is not one address, OSError when its PDF is gone.
+    """
     from email.message import EmailMessage
     from email.policy import SMTP
-    from email.utils import format_datetime
+    from email.utils import format_datetime, parseaddr
 
+    from cautionflow.adapters.mail import safe_address
     from cautionflow.adapters.outbox import QueuedMessage
     from cautionflow.domain.digests import idempotency_key, message_id
 
     assert letter.email is not None
-    recipient = letter.person_name or "Resident"
-    key = idempotency_key(KIND, recipient, letter.email, letter.batch, letter.letter_key)
+    # The address header is built from cleaned parts (never by formatting text): a quote, comma or
+    # line break in a name can add no address and no header. The key keeps the name as stored, so a
+    # letter queued before names were cleaned keeps the one key it always had.
+    to = safe_address(letter.person_name, letter.email)
+    recipient = to.display_name or "Resident"
+    key = idempotency_key(KIND, letter.person_name or "Resident", letter.email, letter.batch, letter.letter_key)
     mid = message_id(KIND, key, letter.batch, settings.sender_domain)
     subject = f"A letter from {organisation}"  # says nothing about the alert: mailboxes are shared
+    attachment = stored_pdf(output_dir, letter.pdf_path).read_bytes()
     message = EmailMessage(policy=SMTP)
-    message["From"] = settings.sender
-    message["To"] = f'"{recipient}" <{letter.email}>'
+    message["From"] = safe_address(parseaddr(settings.sender)[0], settings.sender_address)
+    message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = mid
@@ -651,21 +658,41 @@ def letter_email(
         f"or language, please contact us.\n\n{organisation}\n"
     )
     message.add_attachment(
-        stored_pdf(output_dir, letter.pdf_path).read_bytes(), maintype="application", subtype="pdf",
+        attachment, maintype="application", subtype="pdf",
         filename=f"{organisation}-letter-{letter.as_of.isoformat()}.pdf".replace(" ", "-").lower(),
     )
     return QueuedMessage(
-        idempotency_key=key, kind=KIND, recipient_name=recipient, recipient_email=letter.email,
+        idempotency_key=key, kind=KIND, recipient_name=recipient, recipient_email=to.addr_spec,
         recipient_role="resident", as_of=letter.batch, content_hash=letter.letter_key, message_id=mid,
         subject=subject, message=message.as_bytes().decode("ascii"), current_ids=(letter.alert_id,),
     )
+
+
+def _print_batch_of(letter: StoredLetter) -> str | None:
+    """The print batch file an approved letter was given (complete or being written), if any."""
+    ref = letter.dispatch_ref or ""
+    return ref.removesuffix(BEING_WRITTEN) if ref.startswith("print-batch-") else None
+
+
+def _problem(letter: StoredLetter, what: str, exc: BaseException) -> str:
+    log.warning("letter %s (alert %s): %s: %s", letter.id, letter.alert_id, what, type(exc).__name__)
+    return " ".join(f"{what}: {exc}".split())  # one line, for the officers' list
 
 
 async def dispatch_letters(
     register: Register, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
     retry: RetryPolicy | None = None, clock: Clock = system_clock,
 ) -> DispatchSummary:
-    """Print batch for approved post letters; approved email letters through the outbox; mark them."""
+    """Print batch for approved post letters; approved email letters through the outbox; mark them.
+
+    Idempotent per letter. Post: the letters are given the batch's name before its files are
+    written and marked printed once they are complete (`cautionflow.adapters.letters`), so a rerun
+    after any failure rewrites that batch under the same name instead of printing its letters in a
+    second one, and leaves a complete batch alone. Email: a letter whose message cannot be made (not
+    one address, its PDF gone) stays approved with the reason recorded (`hold_reason`, shown by
+    `letters list`) and counted in `not_dispatched`; the others go on, and the step returns
+    normally, not complete (so `run all` goes on to the digests).
+    """
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.config import ConfigError
 
@@ -673,31 +700,61 @@ async def dispatch_letters(
     now = clock()
     queue = LetterQueue(register.engine)
     approved = queue.list(status="approved")
-    post = [letter for letter in approved if "post" in letter.channels]
-    by_email = [letter for letter in approved if "email" in letter.channels and letter.email]
-    if by_email and settings is None:
+    if settings is None and any("email" in letter.channels and letter.email for letter in approved):
         raise ConfigError("smtp: letters are approved for email but the config has no smtp section to send them")
-    refs: dict[int, list[str]] = {letter.id: [] for letter in approved}
-    combined = manifest = None
-    held = queue.list(status="held")
-    if post or held:
-        combined, manifest = write_print_batch(
-            post, held, output_dir, now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        )
-        for letter in post:
-            refs[letter.id].append(combined.name if combined else "")
+    problems: dict[int, str] = {}
 
+    # Post: claim the letters not in a batch yet; one whose PDF is gone stays out, with the reason.
+    unclaimed = []
+    for letter in approved:
+        if "post" in letter.channels and _print_batch_of(letter) is None:
+            if stored_pdf(output_dir, letter.pdf_path).is_file():
+                unclaimed.append(letter.id)
+            else:
+                problems[letter.id] = f"not printed: its PDF {letter.pdf_path} is missing"
+    if unclaimed:
+        stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        queue.claim_for_print(unclaimed, f"print-batch-{stamp}.pdf")
+        approved = queue.list(status="approved")
+    held = queue.list(status="held")
+    batches: dict[str, list[StoredLetter]] = {}
+    for letter in approved:
+        if "post" in letter.channels and (letter.dispatch_ref or "").endswith(BEING_WRITTEN):
+            batches.setdefault(_print_batch_of(letter) or "", []).append(letter)
+    combined = manifest = None
+    for batch_file, letters in batches.items():
+        # A batch a failed dispatch left unfinished is written again under its own name, never doubled.
+        stamp = batch_file.removeprefix("print-batch-").removesuffix(".pdf")
+        combined, manifest = write_print_batch(letters, held, output_dir, stamp)
+        queue.printed(batch_file, now=now)
+
+    # Email: the approved letters whose post, if any, is done.
+    by_email = [
+        letter for letter in queue.list(status="approved") if "email" in letter.channels and letter.email
+        and ("post" not in letter.channels or _print_batch_of(letter) is not None)
+    ]
     emailed = sent = 0
     states: dict[str, Any] = {}
     outstanding: list[Any] = []
     outbox = Outbox(register.engine)
     try:
-        messages = [letter_email(letter, organisation=organisation, settings=settings, now=now, output_dir=output_dir)
-                    for letter in by_email] if settings else []
-        for letter, message in zip(by_email, messages, strict=True):
-            refs[letter.id].append(message.message_id)
+        built: list[tuple[StoredLetter, Any]] = []
+        for letter in by_email if settings is not None else []:
+            try:
+                message = letter_email(letter, organisation=organisation, settings=settings, now=now,
+                                       output_dir=output_dir)
+            except (ValueError, OSError) as exc:  # this letter's data, not the run's: the others still go
+                problems[letter.id] = _problem(letter, "not emailed", exc)
+            else:
+                built.append((letter, message))
+        messages = [message for _, message in built]
         emailed = len(outbox.enqueue(messages, run_id=f"letters-dispatch-{now.isoformat()}", now=now))
-        queue.mark_dispatched({i: "; ".join(r) for i, r in refs.items() if r}, now=now)
+        queue.mark_dispatched(
+            {letter.id: "; ".join(filter(None, (_print_batch_of(letter), message.message_id)))
+             for letter, message in built},
+            now=now,
+        )
+        queue.record_problem(problems)
         if settings is not None:
             sent = await send_outstanding(outbox, settings, KIND, retry=retry, clock=clock)
         states = outbox.states(m.idempotency_key for m in messages)
@@ -705,10 +762,16 @@ async def dispatch_letters(
     finally:
         outbox.close()
     failed = sum(1 for s in states.values() if s.status == "failed")
+    uncertain = sum(1 for s in states.values() if s.status == "uncertain")
+    alert_of = {letter.id: letter.alert_id for letter in queue.list(ids=list(problems))}
     return DispatchSummary(
-        approved=len(approved), printed=len(post), emailed=emailed, sent=sent, pending=len(outstanding),
-        failed=failed, held_listed=len(held), print_batch=str(combined) if combined else None,
-        manifest=str(manifest) if manifest else None, complete=not failed and not outstanding,
+        approved=len(approved), printed=sum(map(len, batches.values())), emailed=emailed, sent=sent,
+        pending=len(outstanding), failed=failed, held_listed=len(held) if batches else 0,
+        print_batch=str(combined) if combined else None, manifest=str(manifest) if manifest else None,
+        complete=not failed and not outstanding and not uncertain and not problems,
+        uncertain=uncertain,
         waiting=[{"recipient": s.recipient_name, "email": s.recipient_email, "status": s.status,
                   "error": s.last_error or ""} for s in outstanding],
+        not_dispatched=len(problems),
+        problems=[{"id": i, "alert_id": alert_of.get(i, ""), "reason": r} for i, r in sorted(problems.items())],
     )

@@ -22,9 +22,18 @@ async def send_outstanding(
     """Send every pending message of `kind` (one run at a time); returns how many were accepted.
 
     Acceptance is recorded (with the disclosures) before the next message goes; temporary failures
-    stay pending for the next run, permanent ones are marked failed with the server's reply."""
+    stay pending for the next run, permanent ones are marked failed with the server's reply, and
+    one the server never answered after receiving it all is marked uncertain (never resent)."""
     report = await deliver_outstanding(outbox, settings, kind, retry=retry, clock=clock)
     return len(report.accepted) if report is not None else 0
+
+
+def failure_mark(outbox: Outbox, failure: DeliveryFailure):
+    """The outbox state a delivery failure leaves its message in: `uncertain` (the server may have
+    it: only a person resends it), `failed` (refused for good) or `pending` (try again later)."""
+    if failure.uncertain:
+        return outbox.mark_uncertain
+    return outbox.mark_failed if failure.permanent else outbox.mark_pending
 
 
 async def deliver_outstanding(
@@ -40,8 +49,7 @@ async def deliver_outstanding(
             outbox.mark_sent(claimed[accepted_id], at=clock())
 
         def on_failed(failure: DeliveryFailure) -> None:
-            mark = outbox.mark_failed if failure.permanent else outbox.mark_pending
-            mark(failure.message_id, failure.reply, now=clock())
+            failure_mark(outbox, failure)(failure.message_id, failure.reply, now=clock())
 
         return await deliver(
             settings,

@@ -3,8 +3,9 @@
 Everything is "as of the latest run": the as-of date is the day the deadlines were last computed
 (`alert_deadlines.evaluated_on`), or else the last sync's. The page shows personal data (names and
 addresses in the review lists, held letters); it is served only to users logged in to Airflow
-(`cautionflow.web.register_page`). Nothing here writes: no migration is run, and a register whose
-tables are missing (never synced) reads as empty.
+(`cautionflow.web.register_page`). Nothing here writes: no migration is run, and a register that
+does not exist is never created (`Register.connect` raises RegisterNotFoundError, and a database
+that is down a RegisterError: the page answers 503).
 
 The "Reports" panel lists the report files in the configured output folder (`find_reports`): only
 files directly in that folder whose names match a known report (`REPORT_KINDS`), and the same check
@@ -143,7 +144,7 @@ def flag_kind(message: str) -> str:
 def register_page(register: Register, *, horizon: int = HORIZON_DAYS, weeks: int = CHART_WEEKS,
                   listed: int = 200) -> RegisterPage:
     """Gather every figure of the page in one read-only connection."""
-    with register.engine.connect() as conn:
+    with register.connect() as conn:
         tables = _tables(conn)
         as_of, last_sync = _as_of(conn, tables)
         page = RegisterPage(as_of=as_of, last_sync=last_sync)
@@ -259,7 +260,7 @@ def review_list(register: Register, which: str, *, code: str | None = None, area
     optionally for one code and/or area ('(none)' for alerts without one)."""
     if which not in REVIEW_LISTS:
         raise ValueError(f"unknown review list {which!r}")
-    with register.engine.connect() as conn:
+    with register.connect() as conn:
         tables = _tables(conn)
         as_of, _ = _as_of(conn, tables)
         if as_of is None or not {"alerts", "alert_deadlines"} <= tables:

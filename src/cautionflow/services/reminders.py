@@ -37,6 +37,7 @@ class RemindersSummary:
     failed: int
     pending: int
     complete: bool
+    uncertain: int = 0  # sent but never confirmed by the server: not resent (outbox `uncertain`)
     waiting: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,10 +102,11 @@ async def send_review_reminders(
     finally:
         outbox.close()
     failed = sum(1 for s in states.values() if s.status == "failed")
+    uncertain = sum(1 for s in states.values() if s.status == "uncertain")
     return RemindersSummary(
         step="reminders", as_of=as_of.isoformat(), run_id=run_id, recipients=len(officers), listed=len(rows),
         queued=queued, sent=sent, already_sent=already, failed=failed, pending=len(outstanding),
-        complete=not failed and not outstanding,
+        complete=not failed and not outstanding and not uncertain, uncertain=uncertain,
         waiting=[{"recipient": s.recipient_name, "email": s.recipient_email, "status": s.status,
                   "error": s.last_error or ""} for s in outstanding],
     )

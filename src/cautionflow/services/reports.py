@@ -1,7 +1,9 @@
 """Reports for managers and operations, written as files (CSV, and HTML for people).
 
 Files are written to a temporary name and renamed, so a reader never sees half a report and a
-rerun of the same day replaces the file with identical content.
+rerun of the same day replaces the file with identical content. Every CSV goes through the one
+writer (`cautionflow.domain.csv_format`): a cell from the source that a spreadsheet would run as a
+formula (`=cmd|' /C calc'!A0` in an address) is kept as text, with a BOM so Excel reads UTF-8.
 
 A value the register does not hold is a blank cell, in the CSV and the HTML alike (as in the SSRS
 report they copy: a blank review completion date means never reviewed), except where a blank would
@@ -13,12 +15,12 @@ through `frames.plain_records`, never as pandas' NaN, so no cell ever reads "nan
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cautionflow.adapters.database import stored_date
+from cautionflow.adapters.files import write_atomically, write_csv
 from cautionflow.adapters.templates import short_date
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.frames import plain_records, text
@@ -37,13 +39,6 @@ ALL_ALERTS_COLUMNS = (
 # Whose alert it is, when the register holds no name.
 _NO_NAME = {"household": "(household)", "address": "(address alert)"}
 OVERDUE_COLUMNS = ("alert_id", "alert_code", "area", "asset_ref", "address", "review_due", "days_overdue")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 def _period(months: int | None) -> str:
@@ -86,16 +81,8 @@ def write_all_alerts_report(
     organisation: str,
     render: Callable[..., str] | None,
 ) -> dict[str, str]:
-    import csv
-    import io
-
     rows = all_alerts_rows(frame, profile, as_of)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=ALL_ALERTS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path = folder / f"all-alerts-{as_of.isoformat()}.csv"
-    write_atomically(csv_path, buffer.getvalue())
+    csv_path = write_csv(folder / f"all-alerts-{as_of.isoformat()}.csv", ALL_ALERTS_COLUMNS, rows)
     written = {"all_alerts_csv": str(csv_path)}
     if render is not None:
         html = render(
@@ -115,18 +102,12 @@ def write_all_alerts_report(
 
 def write_overdue_list(frame: pd.DataFrame, folder: Path, *, as_of: dt.date) -> dict[str, str]:
     """The reviews operations must chase: due before the as-of date and not yet done."""
-    import csv
-    import io
-
     overdue = frame.loc[frame["overdue"]].sort_values("review_due", kind="stable")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(OVERDUE_COLUMNS)
-    for r in plain_records(overdue):
-        writer.writerow(
-            [text(r.alert_id), text(r.alert_code), text(r.area), text(r.asset_ref), text(r.address),
-             r.review_due.isoformat(), (as_of - r.review_due).days]
-        )
-    path = folder / f"overdue-reviews-{as_of.isoformat()}.csv"
-    write_atomically(path, buffer.getvalue())
+    rows = (
+        # days overdue is a number we compute, so it stays a number a spreadsheet can sort
+        [text(r.alert_id), text(r.alert_code), text(r.area), text(r.asset_ref), text(r.address),
+         r.review_due.isoformat(), (as_of - r.review_due).days]
+        for r in plain_records(overdue)
+    )
+    path = write_csv(folder / f"overdue-reviews-{as_of.isoformat()}.csv", OVERDUE_COLUMNS, rows)
     return {"overdue_csv": str(path)}

@@ -38,6 +38,7 @@ class RunSummaryResult:
     already_sent: int
     failed: int
     pending: int
+    uncertain: int  # summaries the server took and never confirmed: not resent
     complete: bool
     counts: dict[str, Any] = field(default_factory=dict)
     waiting: list[dict[str, str]] = field(default_factory=list)
@@ -54,7 +55,7 @@ def summary_counts(register: Register, as_of: dt.date) -> dict[str, Any]:
     status = register_status(register)
     page = register_page(register)
     today: dict[str, dict[str, int]] = {}
-    with register.engine.connect() as conn:
+    with register.connect() as conn:
         day = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
         for kind, state, count in fetch_all(
             conn, "SELECT kind, status, COUNT(*) FROM outbox WHERE as_of = ? AND kind <> ? GROUP BY kind, status",
@@ -74,6 +75,9 @@ def summary_counts(register: Register, as_of: dt.date) -> dict[str, Any]:
         "deadline_errors": page.deadline_errors,
         "deadlines_as_of": page.as_of.isoformat() if page.as_of else None,
         "emails_today": today,
+        # Never resent by a run, so still shown on the days after: a person has to decide.
+        "emails_uncertain": {kind: states["uncertain"] for kind, states in status["outbox"].items()
+                             if states.get("uncertain")},
         "letters": status["letters"],
     }
 
@@ -102,10 +106,14 @@ def summary_message(organisation: str, as_of: dt.date, counts: dict[str, Any]) -
             lines.append(f"  {kind}: " + ", ".join(f"{state} {n}" for state, n in sorted(states.items())))
     else:
         lines.append("  none")
+    if counts.get("emails_uncertain"):
+        lines.append("Emails whose delivery is uncertain (the server took them and never confirmed; never resent "
+                     "by a run)")
+        lines.append("  " + ", ".join(f"{kind} {n}" for kind, n in sorted(counts["emails_uncertain"].items())))
     lines.append("Resident letters")
     lines.append("  " + (", ".join(f"{state} {n}" for state, n in counts["letters"].items()) or "none"))
     lines += ["", "Counts only. The register page in the Airflow UI (Caution register) has the detail."]
-    problems = counts["quarantine_open"] + sum(s.get("failed", 0) + s.get("pending", 0)
+    problems = counts["quarantine_open"] + sum(counts.get("emails_uncertain", {}).values()) + sum(s.get("failed", 0) + s.get("pending", 0) + s.get("uncertain", 0)
                                                for s in counts["emails_today"].values())
     flag = " (needs a look)" if stale or problems else ""
     subject = f"cautionflow: daily summary, {long_date(as_of)}{flag}"
@@ -124,11 +132,12 @@ async def send_run_summary(
         register, settings, operations, as_of=as_of, run_id=run_id, content=CONTENT, subject=subject, text=text,
         header_kind="operations-summary", retry=retry, clock=clock,
     )
-    pending = len(result.waiting) - result.failed
+    uncertain = sum(1 for w in result.waiting if w["status"] == "uncertain")
+    pending = len(result.waiting) - result.failed - uncertain
     return RunSummaryResult(
         step="summary", as_of=as_of.isoformat(), run_id=run_id, recipients=len(operations), queued=result.queued,
         sent=result.sent, already_sent=result.already_sent, failed=result.failed, pending=pending,
-        complete=not result.waiting, counts=counts, waiting=result.waiting,
+        uncertain=uncertain, complete=not result.waiting, counts=counts, waiting=result.waiting,
     )
 
 
@@ -137,17 +146,18 @@ async def run_summary_async(
     retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """The summary step: nothing unless `operations.daily_summary` is on and there are operations
-    recipients; then one summary per recipient and day."""
-    from cautionflow.adapters.register import Register
-    from cautionflow.steps import smtp_settings
+    recipients; then one summary per recipient and day. Refused, as the digests are, when the
+    register is missing or has no recent completed sync by `clock`: the failure (exit 2, or the
+    task's failure notice) tells operations more plainly than a summary of a stale register."""
+    from cautionflow.steps import register_to_mail_from, smtp_settings
 
     operations = [r for r in config.recipients if r.role == "operations"]
     if not config.operations.daily_summary or not operations:
         why = "operations.daily_summary is off" if not config.operations.daily_summary else "no operations recipients"
         return {"step": "summary", "as_of": as_of.isoformat(), "run_id": run_id, "skipped": why, "pending": 0,
-                "failed": 0, "sent": 0}
+                "failed": 0, "uncertain": 0, "sent": 0}
     settings = smtp_settings(config, "daily run summaries", True, smtp_overrides, tls_context)
-    register = Register(config.register_url)
+    register = register_to_mail_from(config, "daily run summary", clock)
     try:
         result = await send_run_summary(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of, run_id=run_id,

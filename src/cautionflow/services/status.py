@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 
 def register_status(register: Register) -> dict[str, Any]:
-    register.migrate()
-    with register.engine.connect() as conn:
+    register.migrate()  # an existing register only (RegisterNotFoundError otherwise)
+    with register.connect() as conn:
 
         def rows(sql: str) -> list[tuple]:
             return fetch_all(conn, sql)[1]
@@ -82,6 +82,14 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
         )
     for kind, states in status["outbox"].items():
         lines.append(f"  {kind} emails: " + ", ".join(f"{state} {n}" for state, n in states.items()))
+    uncertain = sum(states.get("uncertain", 0) for states in status["outbox"].values())
+    if uncertain:
+        # Said in words: these are never resent by a run, so a person has to decide.
+        lines.append(
+            f"  emails whose delivery is uncertain (the server took them and never confirmed): {uncertain}; "
+            "never resent by a run: ask the recipient, and for a digest that did not arrive run "
+            "`cautionflow digests resend-failed --include-uncertain`"
+        )
     if status["letters"]:
         lines.append("  resident letters: " + ", ".join(f"{state} {n}" for state, n in status["letters"].items()))
     if status["officer_flags_open"]:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
     from cautionflow.adapters.register import Register, RegisterTransaction
     from cautionflow.domain.contract import SourceColumns
+    from cautionflow.domain.guards import MassEndLimit
+    from cautionflow.domain.merge import MergePlan
+    from cautionflow.domain.validation import ValidatedBatch
 
 
 class AlertSource(Protocol):
@@ -30,8 +33,14 @@ class AlertSource(Protocol):
     def describe(self) -> str: ...
 
 
-class EmptySourceError(Exception):
-    """The source returned nothing while the register has active alerts: refuse to end them all."""
+class MassEndError(Exception):
+    """The read would end (or take out of every contractor's view) more of the active alerts than
+    the guard allows (domain/guards.py): refused before anything is written; one line saying how
+    many and why. Retrying reads the same export: only an officer's `--allow-mass-end` changes it."""
+
+
+class EmptySourceError(MassEndError):
+    """The read has no identifiable row while the register has active alerts: refuse to end them all."""
 
 
 @dataclass(frozen=True)
@@ -59,43 +68,61 @@ FIRST_LOAD_CHUNK = 100_000
 
 
 def sync_register(
-    source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_empty_source: bool = False,
-    clock: Clock = system_clock, progress: Progress = no_progress,
+    source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_mass_end: bool = False,
+    allow_empty_source: bool = False, mass_end: MassEndLimit | None = None,
+    contractor_areas: frozenset[str] | None = None, clock: Clock = system_clock, progress: Progress = no_progress,
 ) -> SyncSummary:
     """`clock` stamps the run's `started_at` and `finished_at` in `sync_runs` (the lateness check reads
     them), so a test can say when a sync finished. Rows read, validated and written are logged at INFO
-    per stage or chunk, with rates and elapsed time, and reported to `progress` (a bar on a terminal)."""
+    per stage or chunk, with rates and elapsed time, and reported to `progress` (a bar on a terminal).
+
+    The mass-end guard (domain/guards.py) refuses, with `MassEndError` and nothing written, a read
+    that would end or hide from every contractor more active alerts than `mass_end` allows, unless
+    `allow_mass_end` (`allow_empty_source` is its older name). `contractor_areas`: the areas some
+    contractor covers (None: no contractor is configured, the coverage check is off)."""
+    from cautionflow.domain.guards import MassEndCheck, MassEndLimit, quarantine_reasons
     from cautionflow.domain.merge import plan_merge
     from cautionflow.domain.validation import validate_source_rows
+
+    limit = mass_end or MassEndLimit()
 
     started_at = clock()
     report = StepProgress("sync", progress, logger=log)
     with _garbage_collection_paused():
-        register.migrate()
+        register.migrate(create=True)  # the only place a register is created
         if register.is_empty():
             with register.transaction() as tx:
                 # still empty: no other sync got there first
                 first = _first_sync(tx, source, as_of=as_of, run_id=run_id, started_at=started_at, clock=clock,
-                                    report=report) if tx.is_empty() else None
+                                    report=report, contractor_areas=contractor_areas) if tx.is_empty() else None
             if first is not None:
                 report.done()  # after the commit
                 return first
         raw = _read(source, report)
         validating = report.stage("validated", total=_row_count(raw))
-        batch = validate_source_rows(raw)
+        batch = _with_coverage_flags(validate_source_rows(raw), contractor_areas)
         validating.finish(rows=batch.read)
         del raw
         with register.transaction() as tx:
             comparing = report.timed("compared with the register")
             current = tx.current_state()
             active_before = int((current["register_state"] == "active").sum())
-            if batch.read == 0 and active_before and not allow_empty_source:
-                raise EmptySourceError(
-                    f"the housing database returned no rows; refusing to end {active_before} active alert(s). "
-                    "Check the source query; if the register really should be emptied, rerun with --allow-empty-source"
-                )
             quarantined_ids = set(batch.quarantine["alert_id"].dropna())
             plan = plan_merge(batch.alerts, current, quarantined_ids=quarantined_ids)
+            # The guard, before anything is written: raising here rolls the transaction back.
+            check = MassEndCheck(
+                active_before=active_before,
+                ended_in_source=plan.ended - len(plan.left_source),
+                left_source=len(plan.left_source),
+                out_of_view=_leaving_every_contractor(tx, plan, contractor_areas),
+                read=batch.read,
+                identifiable=batch.kept,
+                quarantine_reasons=quarantine_reasons(batch.quarantine["reason"]),
+            )
+            if check.exceeds(limit):
+                if not (allow_mass_end or allow_empty_source):
+                    raise (EmptySourceError if check.nothing_identifiable() else MassEndError)(check.message(limit))
+                log.warning("allowed by --allow-mass-end: %s", check.message(limit).split(": ", 1)[0])
             comparing.finish()
             writing = report.stage("written")  # a later sync writes only what changed
             tx.apply(plan, run_id=run_id, as_of=as_of)
@@ -122,6 +149,37 @@ def sync_register(
     return summary
 
 
+def _with_coverage_flags(batch: ValidatedBatch, covered: frozenset[str] | None) -> ValidatedBatch:
+    """The batch with "no contractor will be told" flagged on each active row whose area no
+    contractor covers (domain/guards.py); unchanged when no contractor is configured."""
+    import dataclasses
+
+    import numpy as np
+
+    from cautionflow.domain.guards import add_coverage_flags
+
+    if covered is None or not batch.kept:
+        return batch
+    columns = batch.columns
+    active = ~np.equal(columns["status"], "ended")  # the merge's rule (target_state): only "ended" ends
+    flags, hashes = add_coverage_flags(columns["dq_flags"], columns["row_hash"], columns["area"], active, covered)
+    if flags is columns["dq_flags"]:
+        return batch
+    return dataclasses.replace(batch, columns={**columns, "dq_flags": flags, "row_hash": hashes})
+
+
+def _leaving_every_contractor(tx: RegisterTransaction, plan: MergePlan, covered: frozenset[str] | None) -> int:
+    """Active alerts a contractor covers today that this read leaves active in no contractor's areas."""
+    from cautionflow.domain.guards import leaving_candidates, seen_before
+
+    if covered is None:
+        return 0
+    ids = leaving_candidates(plan.updates, covered)
+    if not ids:
+        return 0
+    return seen_before((alert["area"] for alert in tx.stored_alerts(ids).values()), covered)
+
+
 def _read(source: AlertSource, report: StepProgress) -> SourceColumns | pd.DataFrame:
     reading = report.stage("read")
     raw = source.read()
@@ -138,7 +196,7 @@ def _row_count(raw: SourceColumns | pd.DataFrame) -> int:
 
 def _first_sync(
     tx: RegisterTransaction, source: AlertSource, *, as_of: dt.date, run_id: str, started_at: dt.datetime,
-    clock: Clock, report: StepProgress,
+    clock: Clock, report: StepProgress, contractor_areas: frozenset[str] | None,
 ) -> SyncSummary:
     """The first sync of an empty register: each chunk is loaded as soon as it is validated."""
     import pandas as pd
@@ -155,7 +213,8 @@ def _first_sync(
     validating = report.stage("validated", total=_row_count(raw))
     writing = report.stage("written")
     with tx.first_load(run_id=run_id, as_of=as_of) as load:
-        for batch in chunks:
+        for chunk in chunks:
+            batch = _with_coverage_flags(chunk, contractor_areas)
             validating.advance(batch.read)
             if batch.kept:
                 load.add(batch)
@@ -167,7 +226,7 @@ def _first_sync(
         writing.finish()
         indexing = report.timed("indexes built")
         load.build_indexes()
-        del raw, chunks, batch  # the rows read are freed (about a second) while the database builds the indexes
+        del raw, chunks, chunk, batch  # the rows read are freed (about a second) while the database builds the indexes
     indexing.finish()  # leaving first_load waited for the indexes
     quarantine = pd.concat(quarantined, ignore_index=True)
     tx.record_quarantine(quarantine, run_id=run_id, as_of=as_of)

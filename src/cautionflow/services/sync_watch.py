@@ -21,12 +21,11 @@ def _moment(value: object) -> dt.datetime | None:
 
 
 def sync_progress(register: Register, as_of: dt.date) -> tuple[dt.datetime | None, dt.date | None]:
-    """(when the first sync for `as_of` finished, or None; the latest as-of date any sync finished)."""
-    from sqlalchemy import inspect
-
-    with register.engine.connect() as conn:
-        if "sync_runs" not in inspect(conn).get_table_names():
-            return None, None
+    """(when the first sync for `as_of` finished, or None; the latest as-of date any sync finished).
+    No register at all reads as no sync, and is not created: the watch is what tells operations."""
+    if not register.exists():
+        return None, None
+    with register.connect() as conn:
         day = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
         first = fetch_all(conn, "SELECT MIN(finished_at) FROM sync_runs WHERE as_of = ?", (day,))[1][0][0]
         latest = fetch_all(conn, "SELECT MAX(as_of) FROM sync_runs")[1][0][0]

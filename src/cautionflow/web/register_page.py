@@ -191,6 +191,9 @@ def create_app(
         return config, renderer(config), links
 
     def trouble(message: str) -> HTMLResponse:
+        """503 with a plain message: the register is missing (never created here), or its database
+        is down, or the config cannot be read. Never a 500, never an empty register."""
+        log.warning("register page unavailable: %s", message)
         return HTMLResponse(
             "<!doctype html><title>Caution register</title><h1>Caution register</h1>"
             f"<p>The register cannot be read: {_escape(message)}</p>",
