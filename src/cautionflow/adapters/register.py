@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -46,6 +47,11 @@ ALERT_COLUMNS = (*SOURCE_COLUMNS, "dq_flags", "row_hash", *RUN_COLUMNS)
 _UPDATED_COLUMNS = (*SOURCE_COLUMNS[1:], "dq_flags", "row_hash", "register_state", "ended_reason")
 _CHUNK = 500
 _ADVISORY_LOCK = 7_2026_1123  # serialises syncs on PostgreSQL
+# A second key, held for a whole sync by `Register.sync_lock` (a session lock, on its own connection):
+# the same key as the transactions' would make a sync wait for itself.
+_SYNC_LOCK = 7_2026_1124
+SYNC_LOCK_POLL_SECONDS = 0.5
+log = logging.getLogger(__name__)
 VERSION_TABLE = "cautionflow_schema_version"  # migrations/env.py's version_table: a register has it
 
 
@@ -60,6 +66,10 @@ class RegisterNotReadyError(RegisterError):
 
 class RegisterNotFoundError(RegisterNotReadyError):
     """No register at the configured URL: only the sync creates one."""
+
+
+class SyncAlreadyRunningError(RegisterError):
+    """Another sync of this register held it for longer than this one would wait; nothing changed."""
 
 
 def upgrade(engine: Engine) -> None:
@@ -134,6 +144,74 @@ class Register:
             sqlite3.connect(self._sqlite).close()
         except (OSError, sqlite3.Error) as exc:
             raise RegisterError(f"register {self.describe()}: cannot create {self._sqlite}: {exc}") from None
+
+    @contextmanager
+    def sync_lock(self, *, wait_seconds: float) -> Iterator[None]:
+        """Held for a whole sync, creating the register included: a second sync started meanwhile (a
+        manual run beside the scheduled one, a cleared task) waits up to `wait_seconds` and then
+        finds the register made and merges into it; two first loads at once once left the loser with
+        a raw "duplicate key" from both creating the tables. PostgreSQL: a session advisory lock on a
+        connection of its own; SQLite: an exclusive lock on a file beside the database; others: none.
+        SyncAlreadyRunningError when the wait runs out; nothing has been changed then."""
+        import time
+
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        with self._sync_lock_holder() as try_lock:
+            while not try_lock():
+                if time.monotonic() >= deadline:
+                    raise SyncAlreadyRunningError(
+                        f"register {self.describe()}: another sync has held it for over {wait_seconds:.0f} s; "
+                        "this one stopped without changing anything (see that run's log)"
+                    )
+                if not told:
+                    log.info("waiting for the sync already running on %s", self.describe())
+                    told = True
+                time.sleep(SYNC_LOCK_POLL_SECONDS)
+            yield
+
+    @contextmanager
+    def _sync_lock_holder(self) -> Iterator[Any]:
+        """A `try_lock()` callable for `sync_lock`; what it took is released on leaving."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if self._sqlite is not None:
+            import fcntl
+
+            self._create_sqlite_file()
+            with open(self._sqlite.with_name(self._sqlite.name + ".sync.lock"), "a") as handle:
+
+                def try_flock() -> bool:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        return False
+                    return True
+
+                try:
+                    yield try_flock
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        try:
+            conn = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+
+        def try_advisory() -> bool:
+            if conn.dialect.name != "postgresql":
+                return True
+            held = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_SYNC_LOCK})").scalar())
+            conn.commit()  # no transaction left open on the lock's connection while the sync runs
+            return held
+
+        try:
+            yield try_advisory
+        finally:
+            # Closing the session releases its advisory lock: invalidated, the connection is closed
+            # rather than returned to the pool still holding it.
+            conn.invalidate()
+            conn.close()
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

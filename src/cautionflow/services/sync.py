@@ -63,6 +63,10 @@ class SyncSummary:
 
 log = logging.getLogger(__name__)
 
+# How long a sync waits for another sync of the same register to finish (a million rows take about
+# half a minute; a wait this long means the other one is stuck, and its log says why).
+SYNC_LOCK_WAIT_SECONDS = 900.0
+
 # Rows validated and loaded at a time by the first sync (enough to keep per-chunk costs small).
 FIRST_LOAD_CHUNK = 100_000
 
@@ -71,6 +75,7 @@ def sync_register(
     source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_mass_end: bool = False,
     allow_empty_source: bool = False, mass_end: MassEndLimit | None = None,
     contractor_areas: frozenset[str] | None = None, clock: Clock = system_clock, progress: Progress = no_progress,
+    lock_wait_seconds: float = SYNC_LOCK_WAIT_SECONDS,
 ) -> SyncSummary:
     """`clock` stamps the run's `started_at` and `finished_at` in `sync_runs` (the lateness check reads
     them), so a test can say when a sync finished. Rows read, validated and written are logged at INFO
@@ -86,9 +91,11 @@ def sync_register(
 
     limit = mass_end or MassEndLimit()
 
-    started_at = clock()
     report = StepProgress("sync", progress, logger=log)
-    with _garbage_collection_paused():
+    # One sync at a time, creating the register included: a second waits, then merges into what the
+    # first made (two first loads at once once failed the loser on PostgreSQL's "duplicate key").
+    with register.sync_lock(wait_seconds=lock_wait_seconds), _garbage_collection_paused():
+        started_at = clock()  # after any wait for another sync
         register.migrate(create=True)  # the only place a register is created
         if register.is_empty():
             with register.transaction() as tx:
