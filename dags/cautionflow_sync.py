@@ -18,8 +18,10 @@ changes nothing.
 broken export: no `alert_id`, one row, `area` empty) is refused before anything is written; the
 task fails without retries and operations are emailed why. For a real clean-up an officer
 triggers this DAG with the param `allow_mass_end` set to true. An active alert whose area no
-contractor covers is flagged "no contractor will be told". On success it updates the Asset `x-cautionflow://register`, which starts the
-DAGs that depend on the register.
+contractor covers is flagged "no contractor will be told".
+
+On success the task updates the Asset `x-cautionflow://register`, which starts the DAGs that
+depend on the register.
 
 Configuration: the Variable `cautionflow_config` (path of the YAML file); the Connections
 `housing_db` and `cautionflow_register` override the URLs in the file.

@@ -108,13 +108,15 @@ def postgres_available() -> bool:
 
 
 @contextlib.contextmanager
-def temporary_postgres_database(prefix: str = "cautionflow_test") -> Iterator[str]:
-    """A fresh database on the local server, dropped afterwards; yields its URL."""
+def temporary_postgres_database(prefix: str = "cautionflow_test", *, template: str | None = None) -> Iterator[str]:
+    """A fresh database on the local server (a copy of the database `template` names, when given),
+    dropped afterwards; yields its URL."""
     import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:

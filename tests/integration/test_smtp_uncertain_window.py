@@ -107,6 +107,12 @@ def test_no_reply_within_the_data_timeout_is_uncertain_and_never_resent_by_a_run
         subject, body = summary_message("Example Homes", AS_OF, counts)
         assert subject.endswith("(needs a look)")
         assert "delivery is uncertain" in body and "digest 3" in body
+        # ...and the register page's per-recipient table.
+        from cautionflow.services.register_page import deliveries
+
+        with register.connect() as conn:
+            shown = {(d.recipient_email, d.uncertain, d.sent) for d in deliveries(conn) if d.kind == "digest"}
+        assert shown == {(email, 1, 0) for email in DUE}
 
         # resend-failed leaves it without the flag; with it, resends each once.
         left = asyncio.run(resend_failed_service(register, _settings(config), config.recipients,

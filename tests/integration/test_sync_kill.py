@@ -28,7 +28,7 @@ from cautionflow.adapters.source import SqlAlertSource
 from cautionflow.clock import FixedClock
 from cautionflow.config import DEFAULT_SOURCE_QUERY
 from cautionflow.services.sync import sync_register
-from tests.support import PG_ADMIN_URL, alert_row, write_sqlite_source
+from tests.support import alert_row, temporary_postgres_database, write_sqlite_source
 
 ROWS = 200_000
 DAY_A, DAY_B = dt.date(2026, 11, 23), dt.date(2026, 11, 24)
@@ -90,16 +90,8 @@ def twin_of(url: str, backend: str, tmp_path: Path) -> Iterator[str]:
         shutil.copy(normalise_url(url).split("///", 1)[1], twin)
         yield f"sqlite:///{twin}"
         return
-    import psycopg
-
-    name = url.rsplit("/", 1)[1] + "_twin"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
-    try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_postgres_database("cf_twin", template=url.rsplit("/", 1)[1]) as twin:
+        yield twin
 
 
 def start_sync(folder: Path) -> subprocess.Popen[str]:

@@ -65,6 +65,7 @@ class RecipientDelivery:
     failed: int
     pending: int
     last_error: str
+    uncertain: int = 0  # sent, but the server never confirmed it: resent only on an operator's request
 
 
 @dataclass(frozen=True)
@@ -228,28 +229,29 @@ def due_by_week(conn: Connection, as_of: dt.date, weeks: int) -> list[WeekBar]:
 
 
 def deliveries(conn: Connection) -> list[RecipientDelivery]:
-    """Per recipient and kind (digests, reminders): last sent, messages sent, failed, pending."""
+    """Per recipient and kind (digests, reminders): last sent, messages sent, failed, pending, uncertain."""
     out = []
     marks = ", ".join("?" * len(MAIL_KINDS))
-    for kind, name, email, last_sent, sent, failed, pending in _rows(
+    for kind, name, email, last_sent, sent, failed, pending, uncertain in _rows(
         conn,
         "SELECT kind, recipient_name, recipient_email, "
         "MAX(CASE WHEN status = 'sent' THEN as_of END), "
         "SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) "
+        "SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN status = 'uncertain' THEN 1 ELSE 0 END) "
         f"FROM outbox WHERE kind IN ({marks}) GROUP BY kind, recipient_name, recipient_email ORDER BY 1, 2, 3",
         MAIL_KINDS,
     ):
         error = _rows(
             conn,
             "SELECT last_error FROM outbox WHERE kind = ? AND recipient_email = ? AND recipient_name = ? "
-            "AND status IN ('failed', 'pending', 'sending') AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1",
+            "AND status IN ('failed', 'pending', 'sending', 'uncertain') AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1",
             (kind, email, name),
         )
         out.append(RecipientDelivery(
             kind, name, email, stored_date(last_sent), int(sent or 0), int(failed or 0), int(pending or 0),
-            error[0][0] if error else "",
+            error[0][0] if error else "", int(uncertain or 0),
         ))
     return out
 
