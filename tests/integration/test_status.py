@@ -39,3 +39,27 @@ def test_status_counts_what_operations_needs_to_see(databases, tmp_path, mail_se
     assert "digest emails: failed 1, sent 2" in text
     assert "resident letters:" in text
     assert "open for officers (cautionflow letters flags): no_notify_reason_missing 1, untold_before_lookback 2" in text
+
+
+
+def test_status_says_when_the_last_sync_finished(databases, tmp_path):
+    """Digests and reminders refuse a register whose last sync is too old (issue 18), so the status an
+    operator reads first says when that sync finished, in UTC, as the clock that ran it said."""
+    import datetime as dt
+
+    from cautionflow.clock import FixedClock
+    from cautionflow.steps import run_sync
+
+    config = deployment(databases, tmp_path, 2525)  # no mail is sent: the port is never used
+    databases.write_source(SOURCE)
+    london_morning = dt.datetime(2026, 7, 1, 6, 41, tzinfo=dt.timezone(dt.timedelta(hours=1)))  # BST
+    run_sync(config, as_of=dt.date(2026, 7, 1), run_id="summer", clock=FixedClock(london_morning))
+
+    register = Register(config.register_url)
+    try:
+        status = register_status(register)
+    finally:
+        register.dispose()
+
+    assert status["last_sync"]["finished_at"] == "2026-07-01 05:41 UTC"
+    assert "last sync (as of 2026-07-01, finished 2026-07-01 05:41 UTC):" in format_status(status, organisation="X")

@@ -29,7 +29,7 @@ def register_status(register: Register) -> dict[str, Any]:
         quarantine = dict(
             rows("SELECT reason, COUNT(*) FROM quarantine WHERE resolved_run_id IS NULL GROUP BY reason ORDER BY 2 DESC")
         )
-        last = rows("SELECT run_id, as_of, summary FROM sync_runs ORDER BY id DESC LIMIT 1")
+        last = rows("SELECT run_id, as_of, summary, finished_at FROM sync_runs ORDER BY id DESC LIMIT 1")
         deadlines = rows(
             "SELECT MAX(evaluated_on), COALESCE(SUM(overdue), 0), COUNT(error) FROM alert_deadlines"
         )[0]
@@ -50,7 +50,8 @@ def register_status(register: Register) -> dict[str, Any]:
         "active_by_code": {k: int(v) for k, v in by_code.items()},
         "active_by_area": {k: int(v) for k, v in by_area.items()},
         "quarantine_open": {k: int(v) for k, v in quarantine.items()},
-        "last_sync": json.loads(last[0][2]) if last else None,
+        # When it finished, too: digests and reminders refuse a register whose last sync is too old.
+        "last_sync": {**json.loads(last[0][2]), "finished_at": _utc_text(last[0][3])} if last else None,
         "deadlines": None
         if deadlines[0] is None
         else {"evaluated_on": str(deadlines[0])[:10], "overdue": int(deadlines[1]), "errors": int(deadlines[2])},
@@ -58,6 +59,19 @@ def register_status(register: Register) -> dict[str, Any]:
         "letters": letters,
         "officer_flags_open": officer_flags,
     }
+
+
+def _utc_text(moment: Any) -> str | None:
+    """A stored UTC timestamp (text on SQLite, aware on PostgreSQL) as `2026-11-29 05:41 UTC`."""
+    import datetime as dt
+
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def format_status(status: dict[str, Any], *, organisation: str) -> str:
@@ -73,7 +87,8 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
     last = status["last_sync"]
     if last:
         counts = ", ".join(f"{k} {last[k]}" for k in ("read", "inserted", "updated", "unchanged", "ended", "quarantined", "flagged"))
-        lines.append(f"  last sync (as of {last['as_of']}): {counts}")
+        finished = f", finished {last['finished_at']}" if last.get("finished_at") else ""
+        lines.append(f"  last sync (as of {last['as_of']}{finished}): {counts}")
     deadlines = status["deadlines"]
     if deadlines:
         lines.append(
