@@ -194,6 +194,36 @@ def test_dover_sends_a_letter_by_post_and_by_email(databases, tmp_path, mail_ser
     assert Path(result["print_batch"]).name in dispatched.dispatch_ref and message["Message-ID"] in dispatched.dispatch_ref
 
 
+
+def test_a_dispatch_waits_for_one_already_running_and_writes_nothing_meanwhile(databases, tmp_path, mail_server,
+                                                                                capsys, monkeypatch):
+    """Two dispatches at once (the DAG's beside an officer's) would both write the same unfinished print
+    batch: a dispatch holds the register while it runs, and another waits (issue 18)."""
+    import cautionflow.services.letters as service
+
+    config = deployment(databases, tmp_path, mail_server.port, recipients=[], policy="dover",
+                        letters={"output_dir": str(tmp_path / "letters")})
+    prepare(databases, config, rows=[alert_row(alert_id="WAIT1", person_ref="P1", person_name="Wyn Waiting",
+                                               address="1 Queue Street", effective_from="2026-11-20")], as_of=AS_OF)
+    run_letters(config, as_of=AS_OF, run_id="letters-wait", retry=FAST)
+    path = write_config(config, tmp_path)
+    assert cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat())[0] == 0
+    monkeypatch.setattr(service, "DISPATCH_LOCK_WAIT_SECONDS", 1.0)
+    holder = Register(config.register_url)
+    try:
+        with holder.dispatch_lock(wait_seconds=0):  # another dispatch is running
+            code = main(["letters", "dispatch", "--config", path])
+            assert code == 2
+            assert "another dispatch has held it for over 1 s" in capsys.readouterr().err
+            assert not list((tmp_path / "letters").rglob("print-batch-*"))  # nothing written meanwhile
+            assert queued(databases)["WAIT1"].status == "approved"
+    finally:
+        holder.dispose()
+
+    code, out = cli(capsys, "letters", "dispatch", "--config", path)  # the other one has finished
+    assert code == 0 and json.loads(out.splitlines()[-1])["printed"] == 1
+
+
 # --- names beyond Latin-1 ---------------------------------------------------------------------------------
 
 

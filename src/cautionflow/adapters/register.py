@@ -47,9 +47,9 @@ ALERT_COLUMNS = (*SOURCE_COLUMNS, "dq_flags", "row_hash", *RUN_COLUMNS)
 _UPDATED_COLUMNS = (*SOURCE_COLUMNS[1:], "dq_flags", "row_hash", "register_state", "ended_reason")
 _CHUNK = 500
 _ADVISORY_LOCK = 7_2026_1123  # serialises syncs on PostgreSQL
-# A second key, held for a whole sync by `Register.sync_lock` (a session lock, on its own connection):
-# the same key as the transactions' would make a sync wait for itself.
-_SYNC_LOCK = 7_2026_1124
+# Keys held for a whole sync or letters dispatch (`Register._exclusive`: a session lock, on its own connection):
+# the transactions' key would make a sync wait for itself.
+_LOCK_KEYS = {"sync": 7_2026_1124, "dispatch": 7_2026_1125}
 SYNC_LOCK_POLL_SECONDS = 0.5
 log = logging.getLogger(__name__)
 VERSION_TABLE = "cautionflow_schema_version"  # migrations/env.py's version_table: a register has it
@@ -70,6 +70,13 @@ class RegisterNotFoundError(RegisterNotReadyError):
 
 class SyncAlreadyRunningError(RegisterError):
     """Another sync of this register held it for longer than this one would wait; nothing changed."""
+
+
+class DispatchAlreadyRunningError(RegisterError):
+    """Another letters dispatch held the register for longer than this one would wait; nothing changed."""
+
+
+_ALREADY_RUNNING = {"sync": SyncAlreadyRunningError, "dispatch": DispatchAlreadyRunningError}
 
 
 def upgrade(engine: Engine) -> None:
@@ -150,36 +157,53 @@ class Register:
         """Held for a whole sync, creating the register included: a second sync started meanwhile (a
         manual run beside the scheduled one, a cleared task) waits up to `wait_seconds` and then
         finds the register made and merges into it; two first loads at once once left the loser with
-        a raw "duplicate key" from both creating the tables. PostgreSQL: a session advisory lock on a
-        connection of its own; SQLite: an exclusive lock on a file beside the database; others: none.
-        SyncAlreadyRunningError when the wait runs out; nothing has been changed then."""
+        a raw "duplicate key" from both creating the tables. SyncAlreadyRunningError when the wait
+        runs out; nothing has been changed then."""
+        with self._exclusive("sync", wait_seconds=wait_seconds, create=True):
+            yield
+
+    @contextmanager
+    def dispatch_lock(self, *, wait_seconds: float) -> Iterator[None]:
+        """Held for a whole letters dispatch: two at once (the DAG's and an officer's) would both
+        write the same unfinished print batch. DispatchAlreadyRunningError when the wait runs out."""
+        with self._exclusive("dispatch", wait_seconds=wait_seconds, create=False):
+            yield
+
+    @contextmanager
+    def _exclusive(self, name: str, *, wait_seconds: float, create: bool) -> Iterator[None]:
+        """One holder of `name` per register at a time, across processes and machines: PostgreSQL, a
+        session advisory lock on a connection of its own; SQLite, an exclusive lock on a file beside
+        the database; others, none. Waits up to `wait_seconds`, saying so once in the log."""
         import time
 
         deadline = time.monotonic() + wait_seconds
         told = False
-        with self._sync_lock_holder() as try_lock:
+        with self._lock_holder(name, create=create) as try_lock:
             while not try_lock():
                 if time.monotonic() >= deadline:
-                    raise SyncAlreadyRunningError(
-                        f"register {self.describe()}: another sync has held it for over {wait_seconds:.0f} s; "
+                    raise _ALREADY_RUNNING[name](
+                        f"register {self.describe()}: another {name} has held it for over {wait_seconds:.0f} s; "
                         "this one stopped without changing anything (see that run's log)"
                     )
                 if not told:
-                    log.info("waiting for the sync already running on %s", self.describe())
+                    log.info("waiting for the %s already running on %s", name, self.describe())
                     told = True
                 time.sleep(SYNC_LOCK_POLL_SECONDS)
             yield
 
     @contextmanager
-    def _sync_lock_holder(self) -> Iterator[Any]:
-        """A `try_lock()` callable for `sync_lock`; what it took is released on leaving."""
+    def _lock_holder(self, name: str, *, create: bool) -> Iterator[Any]:
+        """A `try_lock()` callable for `_exclusive`; what it took is released on leaving."""
         from sqlalchemy.exc import SQLAlchemyError
 
         if self._sqlite is not None:
             import fcntl
 
-            self._create_sqlite_file()
-            with open(self._sqlite.with_name(self._sqlite.name + ".sync.lock"), "a") as handle:
+            if create:
+                self._create_sqlite_file()
+            else:
+                self.require()
+            with open(self._sqlite.with_name(f"{self._sqlite.name}.{name}.lock"), "a") as handle:
 
                 def try_flock() -> bool:
                     try:
@@ -201,8 +225,8 @@ class Register:
         def try_advisory() -> bool:
             if conn.dialect.name != "postgresql":
                 return True
-            held = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_SYNC_LOCK})").scalar())
-            conn.commit()  # no transaction left open on the lock's connection while the sync runs
+            held = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_LOCK_KEYS[name]})").scalar())
+            conn.commit()  # no transaction left open on the lock's connection while its holder runs
             return held
 
         try:

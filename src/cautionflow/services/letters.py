@@ -679,6 +679,10 @@ def _problem(letter: StoredLetter, what: str, exc: BaseException) -> str:
     return " ".join(f"{what}: {exc}".split())  # one line, for the officers' list
 
 
+# How long a letters dispatch waits for another one to finish (seconds; a dispatch takes seconds).
+DISPATCH_LOCK_WAIT_SECONDS = 300.0
+
+
 async def dispatch_letters(
     register: Register, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
     retry: RetryPolicy | None = None, clock: Clock = system_clock,
@@ -693,10 +697,20 @@ async def dispatch_letters(
     `letters list`) and counted in `not_dispatched`; the others go on, and the step returns
     normally, not complete (so `run all` goes on to the digests).
     """
+    register.migrate()
+    # One dispatch at a time (the DAG's beside an officer's): both would write the same unfinished batch.
+    with register.dispatch_lock(wait_seconds=DISPATCH_LOCK_WAIT_SECONDS):
+        return await _dispatch_letters(register, settings, organisation=organisation, output_dir=output_dir,
+                                       retry=retry, clock=clock)
+
+
+async def _dispatch_letters(
+    register: Register, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
+    retry: RetryPolicy | None, clock: Clock,
+) -> DispatchSummary:
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.config import ConfigError
 
-    register.migrate()
     now = clock()
     queue = LetterQueue(register.engine)
     approved = queue.list(status="approved")
