@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from cautionflow.config import CONFIG_ENV
+
 if TYPE_CHECKING:
     from cautionflow.progress import Progress, ProgressEvent
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
 COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests")
 
 DEBUG_ENV = "CAUTIONFLOW_DEBUG"  # set: an unexpected error shows its traceback instead of one line
-CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # as the register page reads it (cautionflow.integrations.airflow)
 
 
 class CommandError(Exception):

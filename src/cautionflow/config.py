@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_SOURCE_QUERY = "SELECT * FROM caution_alerts_export"
+CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # the config file's path: the command line's default, the register page's
 REGISTER_URL_ENV = "CAUTIONFLOW_REGISTER_URL"  # when set, overrides the file's register_url
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
 

@@ -32,12 +32,19 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: Any) -> Path | None:
+    """An SQLite URL's database file (None for another database or `:memory:`), whether the URL
+    names the file or is an SQLite URI (`file:/path?mode=rw&uri=true`, as `create_database_engine`
+    opens a file that must already exist)."""
+    from urllib.parse import unquote
+
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
+    if parsed.query.get("uri") == "true" and parsed.database.startswith("file:"):
+        return Path(unquote(parsed.database.removeprefix("file:")))
     return Path(parsed.database)
 
 
@@ -54,7 +61,7 @@ def create_database_engine(url: str, *, read_only: bool = False, create: bool = 
         if path is not None and read_only:
             if not path.is_file():
                 raise DatabaseError(f"database file not found: {path}")
-            engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool)
+            engine = create_engine(_sqlite_uri(path, "ro"), poolclass=NullPool)
         elif path is not None and not create:
             engine = create_engine(_sqlite_uri(path, "rw"), poolclass=NullPool)
         else:

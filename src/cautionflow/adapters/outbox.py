@@ -30,7 +30,6 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters import register_schema as schema
@@ -210,7 +209,7 @@ class Outbox:
             with self._transaction() as tx:
                 self._locked = bool(tx.exec_driver_sql(f"SELECT pg_try_advisory_lock({_DELIVERY_LOCK})").scalar())
             return self._locked
-        path = _sqlite_file(self.engine.url) if conn.dialect.name == "sqlite" else None
+        path = sqlite_path(self.engine.url) if conn.dialect.name == "sqlite" else None
         if path is None:
             self._locked = True
             return True
@@ -588,16 +587,6 @@ _DISCLOSURE_COLUMNS = (
     "outbox_id", "message_id", "kind", "alert_id", "listed_as", "recipient_name", "recipient_email",
     "recipient_role", "disclosed_on", "disclosed_at",
 )
-
-
-def _sqlite_file(url: Any) -> Path | None:
-    """An SQLite engine's database file, whether its URL names the file or is an SQLite URI
-    (`file:/path?mode=rw&uri=true`: how the register opens a file that must already exist)."""
-    from urllib.parse import unquote
-
-    if url.query.get("uri") == "true" and (url.database or "").startswith("file:"):
-        return Path(unquote(url.database.removeprefix("file:")))
-    return sqlite_path(url.render_as_string(hide_password=False))
 
 
 def _timestamp(conn: Connection, moment: dt.datetime) -> Any:

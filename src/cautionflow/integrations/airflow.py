@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from cautionflow.clock import Clock, system_clock
-from cautionflow.config import CautionflowConfig
+from cautionflow.config import CONFIG_ENV, CautionflowConfig
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,6 @@ async def send_operations_notice(
 
 # --- the register page (inside the Airflow api-server) ----------------------------------------------
 
-CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # the config file's path for processes outside a task (the api-server)
 
 
 def config_for_api_server() -> CautionflowConfig:
