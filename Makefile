@@ -129,8 +129,11 @@ ui: install
 		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(CURDIR)/var/airflow/passwords.json \
 		$(BIN)/airflow api-server --host $(UI_HOST) --port $(UI_PORT)
 
+# ruff, and the layers' import rules: import-linter's contracts in pyproject.toml ([tool.importlinter])
+# for the package, ruff's banned-api in dags/ruff.toml and plugins/ruff.toml for the DAG files and plugin.
 lint: install
 	$(BIN)/ruff check src dags plugins tests bench
+	$(BIN)/lint-imports --no-cache
 
 unit: install
 	$(BIN)/pytest tests/unit -q

@@ -1,4 +1,4 @@
-"""Benchmark: how long each DAG file takes to import beyond `import airflow.sdk` (foundation issue).
+"""Benchmark: how long each DAG file takes to import beyond `import airflow.sdk`.
 
 The DAG processor parses every file often; DAG files are configuration and must stay cheap.
 Goal: under 0.2 s each. Each file is measured in a fresh interpreter (best of 5), beside the

@@ -89,17 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = parser.parse_args(argv)
 
+    from cautionflow.adapters.pdf import needs_unicode
     from cautionflow.adapters.register import Register
     from cautionflow.adapters.templates import renderer
     from cautionflow.config import parse_config
     from cautionflow.domain.letters import owed_letters
-    from cautionflow.services.letters import (
-        letter_alerts,
-        letter_pdf,
-        needs_unicode,
-        queue_letters,
-        render_html,
-    )
+    from cautionflow.services.letters import letter_pdf, queue_letters, render_html
     from cautionflow.steps import policy_profile, run_deadlines, run_sync
 
     folder = Path(tempfile.mkdtemp(prefix="cautionflow-bench-letters-"))
@@ -118,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     render = renderer(config)
     register = Register(config.register_url)
     try:
-        plan = owed_letters(letter_alerts(register), profile, AS_OF)
+        plan = owed_letters(register.letter_reads.alerts_with_deadlines(), profile, AS_OF)
         sample = plan.letters[: args.sample]
         started = time.perf_counter()
         bodies = [render_html(render, x, organisation=config.organisation, reply_email=None)[1] for x in sample]

@@ -1,4 +1,4 @@
-"""Benchmark: the daily sync of 1,000,000 source rows into a fresh register (foundation issue).
+"""Benchmark: the daily sync of 1,000,000 source rows into a fresh register.
 
 Beside it, in the same run, a plain bulk load of the same rows into a bare table: executemany
 for SQLite, COPY for PostgreSQL. Goal: the sync within 3x of the plain load on both.

@@ -49,14 +49,14 @@ def cautionflow_deadlines() -> None:
     @task(outlets=[DEADLINES])
     def compute_deadlines(**context) -> dict:
         """Compute and store every active alert's deadlines; write the reports."""
-        from cautionflow.integrations.airflow import run_step
+        from cautionflow.integrations.airflow.tasks import run_step
 
         return run_step("deadlines", context)
 
     @task
     async def send_review_reminders(**context) -> dict:
         """Weekly (Mondays, or each officer's `weekday`): reviews overdue and due in 30 days."""
-        from cautionflow.integrations.airflow import run_reminders_task
+        from cautionflow.integrations.airflow.tasks import run_reminders_task
 
         return await run_reminders_task(context)
 

@@ -55,14 +55,14 @@ def cautionflow_digests() -> None:
     @task(outlets=[DIGESTS])
     async def send_digests(**context) -> dict:
         """Compose, queue and deliver today's digests in this task's event loop; returns the counts."""
-        from cautionflow.integrations.airflow import run_digests_task
+        from cautionflow.integrations.airflow.tasks import run_digests_task
 
         return await run_digests_task(context)
 
     @task(trigger_rule="all_done")
     async def send_run_summary(**context) -> dict:
         """The counts-only daily summary to operations (when configured), once a day."""
-        from cautionflow.integrations.airflow import run_summary_task
+        from cautionflow.integrations.airflow.tasks import run_summary_task
 
         return await run_summary_task(context)
 

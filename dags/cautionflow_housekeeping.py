@@ -44,14 +44,14 @@ def cautionflow_housekeeping() -> None:
     @task
     def retention(**context) -> dict:
         """Anonymise ended alerts kept longer than the profile's retention period; returns the counts."""
-        from cautionflow.integrations.airflow import run_step
+        from cautionflow.integrations.airflow.tasks import run_step
 
         return run_step("retention", context)
 
     @task
     def governance_reports(**context) -> dict:
         """The governance reports and officers' lists (services/governance_reports.py)."""
-        from cautionflow.integrations.airflow import run_step
+        from cautionflow.integrations.airflow.tasks import run_step
 
         return run_step("governance", context)
 

@@ -53,14 +53,14 @@ def cautionflow_letters() -> None:
     @task(outlets=[LETTERS])
     def queue_letters(**context) -> dict:
         """Queue (and render) the letters residents are owed today."""
-        from cautionflow.integrations.airflow import run_step
+        from cautionflow.integrations.airflow.tasks import run_step
 
         return run_step("letters", context, dispatch=False)
 
     @task
     async def dispatch_letters(**context) -> dict:
         """With letters.auto_approve: print batch and email letters, in this task's event loop."""
-        from cautionflow.integrations.airflow import run_letters_dispatch_task
+        from cautionflow.integrations.airflow.tasks import run_letters_dispatch_task
 
         return await run_letters_dispatch_task(context)
 

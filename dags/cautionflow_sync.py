@@ -60,7 +60,7 @@ def cautionflow_sync() -> None:
     @task(outlets=[REGISTER])
     def sync_register(**context) -> dict:
         """Merge the housing database into the register; returns the counts."""
-        from cautionflow.integrations.airflow import run_sync_task
+        from cautionflow.integrations.airflow.tasks import run_sync_task
 
         return run_sync_task(context)
 

@@ -44,7 +44,7 @@ def cautionflow_sync_watch() -> None:
     @task
     async def check_sync_finished(**context) -> dict:
         """Email operations if the day's sync had not finished by this run's time (07:00)."""
-        from cautionflow.integrations.airflow import check_sync_finished_task
+        from cautionflow.integrations.airflow.tasks import check_sync_finished_task
 
         return await check_sync_finished_task(context)
 

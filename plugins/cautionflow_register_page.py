@@ -1,4 +1,4 @@
-"""The "Caution register" page in the Airflow UI (issue 6): configuration only.
+"""The "Caution register" page in the Airflow UI: configuration only.
 
 The page is a FastAPI app (`cautionflow.web.register_page`) mounted in the api-server at
 `/cautionflow`; the navigation entry shows it inside the Airflow UI at `/plugin/caution-register`.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.smtp_server import MailServer
+from tests.smtp_server import MailServer, serving
 from tests.support import (
     postgres_available,
     temporary_postgres_database,
@@ -25,7 +25,6 @@ from tests.support import (
     write_sqlite_source,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 SESSION_MARK = "CAUTIONFLOW_TEST_SESSION"
 LEFTOVER_GRACE_SECONDS = 10.0  # a child told to stop may still be exiting when the last test ends
 
@@ -91,10 +90,9 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databa
 
 
 @pytest.fixture
-def mail_server():
-    """A recording SMTP server on a free loopback port."""
-    server = MailServer().start()
-    yield server
-    server.stop()
+def mail_server() -> Iterator[MailServer]:
+    """A recording SMTP server on a free loopback port (the one SMTP server fixture)."""
+    with serving() as server:
+        yield server
 
 

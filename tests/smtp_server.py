@@ -4,9 +4,11 @@ every accepted message and able to misbehave on demand (refuse, drop, 4xx, 5xx, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import socket
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -106,3 +108,15 @@ class MailServer:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+
+@contextlib.contextmanager
+def serving(**options) -> Iterator[MailServer]:
+    """A started MailServer, stopped on the way out: the one way tests run one. The `mail_server`
+    fixture (tests/conftest.py) is this for a test; session fixtures and a test that needs the
+    server's options (TLS, a size limit) use it directly. `options` go to aiosmtpd's Controller."""
+    server = MailServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,10 @@ from typing import Any
 
 from cautionflow.domain.contract import SOURCE_COLUMNS
 
+REPO = Path(__file__).resolve().parents[1]
+# The day the tests run the register as, unless a test is about another day (and then names it for
+# why, e.g. SATURDAY): a Monday, so the officers' weekly reminder is due and the Friday digest is not.
+AS_OF = date(2026, 11, 23)
 PG_ADMIN_URL = os.environ.get("CAUTIONFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -125,7 +130,6 @@ def temporary_postgres_database(prefix: str = "cautionflow_test", *, template: s
 
 
 AIRFLOW_BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
 
 
 def migrated_airflow(
@@ -139,8 +143,6 @@ def migrated_airflow(
 ) -> dict[str, str]:
     """The environment of a real Airflow (LocalExecutor, this repo's plugins) whose metadata
     database (`home/airflow.db` unless `metadata_url`) has been migrated; fails the test if not."""
-    import subprocess
-
     env = {k: v for k, v in os.environ.items() if k not in without}
     env.update(
         {
@@ -220,7 +222,6 @@ def stop_process_group(process: Any, *, timeout: float = 30.0) -> None:
     whole process group, wait until the group is empty (not just the leader: a server's workers can
     outlive it), then SIGKILL whatever is left."""
     import signal
-    import subprocess
     import time
 
     group = process.pid
@@ -238,3 +239,43 @@ def stop_process_group(process: Any, *, timeout: float = 30.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
     process.wait(timeout=timeout)
+
+
+def environment(cwd: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without a CAUTIONFLOW_CONFIG of its own, so each test says what it means."""
+    env = {k: v for k, v in os.environ.items() if k != "CAUTIONFLOW_CONFIG"}
+    return {**env, "CAUTIONFLOW_HOME": str(cwd), **extra}
+
+
+def cautionflow(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m cautionflow ARGS` as a cron user runs it, in `cwd` (its CAUTIONFLOW_HOME)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cautionflow", *args], cwd=cwd, env=environment(cwd, **(env or {})),
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def pdf_text(source: Any) -> str:
+    """The text of a PDF, whitespace collapsed (extraction splits a line where the font changes)."""
+    import re
+
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(source).pages)
+    return re.sub(r"\s+([.,:)])", r"\1", re.sub(r"\s+", " ", text))
+
+
+def placed_text(pdf: bytes) -> list[tuple[str, float, float, float]]:
+    """(text, x mm from the left, baseline mm from the top, font size pt) of page 1's text."""
+    import io
+
+    from pypdf import PdfReader
+
+    placed: list[tuple[str, float, float, float]] = []
+
+    def visit(text, _cm, tm, _font, size):
+        if text.strip():
+            placed.append((text.strip(), tm[4] * 25.4 / 72, 297 - tm[5] * 25.4 / 72, size))
+
+    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
+    return placed

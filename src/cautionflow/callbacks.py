@@ -11,9 +11,9 @@ from typing import Any
 
 def notify_operations_of_failure(context: Any) -> None:
     """`on_failure_callback`: email the config's `operations` recipients that a task failed after
-    its retries (see `cautionflow.integrations.airflow.notify_operations_of_failure`). Never raises."""
+    its retries (see `cautionflow.integrations.airflow.tasks.notify_operations_of_failure`). Never raises."""
     try:
-        from cautionflow.integrations.airflow import notify_operations_of_failure as notify
+        from cautionflow.integrations.airflow.tasks import notify_operations_of_failure as notify
     except Exception:  # noqa: BLE001 - a failing callback must not mask the task's error
         import logging
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from cautionflow.commands.common import CommandError, with_example
 from cautionflow.config import CONFIG_ENV
 
 if TYPE_CHECKING:
@@ -20,22 +21,6 @@ if TYPE_CHECKING:
 COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests")
 
 DEBUG_ENV = "CAUTIONFLOW_DEBUG"  # set: an unexpected error shows its traceback instead of one line
-
-
-class CommandError(Exception):
-    """A problem the user can fix; shown as one line on stderr."""
-
-
-def with_example(command: str) -> dict[str, Any]:
-    """`add_parser` arguments that end a command's --help with one example, kept as written."""
-    return {"epilog": f"example:\n  {command}", "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """--config, falling back to $CAUTIONFLOW_CONFIG (resolved in `main`, so --help shows no path)."""
-    parser.add_argument(
-        "--config", metavar="FILE", default=None, help=f"the deployment's YAML file (default: ${CONFIG_ENV})"
-    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cautionflow: error: {where}{exc.strerror or exc}", file=sys.stderr)
             code = 2
         except Exception as exc:
-            # Every command error is one line (issue 18): an unforeseen one says so and how to see more.
+            # Every command error is one line: an unforeseen one says so and how to see more.
             if os.environ.get(DEBUG_ENV):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_SOURCE_QUERY = "SELECT * FROM caution_alerts_export"
+DEFAULT_TIMEZONE = "Europe/London"  # a UK landlord's; `timezone` in the config file changes it
 CONFIG_ENV = "CAUTIONFLOW_CONFIG"  # the config file's path: the command line's default, the register page's
 REGISTER_URL_ENV = "CAUTIONFLOW_REGISTER_URL"  # when set, overrides the file's register_url
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
@@ -172,7 +173,7 @@ class CautionflowConfig(_Model):
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")
-    timezone: str = "Europe/London"
+    timezone: str = DEFAULT_TIMEZONE
     templates_dir: str | None = Field(default=None, description="a folder of template overrides")
     equality: EqualityConfig | None = Field(default=None, description="optional equality monitoring")
     home: Annotated[str | None, Field(description="resolved project home; set by the loader")] = None
@@ -259,10 +260,8 @@ def _check_named_things(config: CautionflowConfig, origin: str) -> None:
     from cautionflow.domain.policy import ProfileError
     from cautionflow.profiles import load_profile
 
-    policy = config.policy
-    looks_like_path = "/" in policy or policy.endswith((".yaml", ".yml"))
     try:
-        load_profile(config.path(policy) if looks_like_path else policy)
+        load_profile(config.policy, home=config.path("."))
     except ProfileError as exc:
         raise ConfigError(f"{origin}: policy: {exc}") from None
     if config.templates_dir is not None and not config.path(config.templates_dir).is_dir():

@@ -3,7 +3,7 @@
 pandas 3 keeps text columns in its `str` dtype, whose missing value is NaN: a NULL read into a frame
 comes back as a float NaN, which is truthy (`name or "(household)"` keeps it) and prints as "nan".
 So rows leave a frame through `plain_values`/`plain_records` (None for every kind of missing), and
-text for people goes through `text` (issue 12: no report, email, letter or page may show nan, NaN,
+text for people goes through `text` (no report, email, letter or page may show nan, NaN,
 NaT or None as a value). The templates' environment applies `is_missing` to every `{{ ... }}`.
 
 pandas and numpy are imported only where a frame is in hand, so the domain and the templates can

@@ -1,4 +1,4 @@
-"""Progress on long work: how a step tells whoever watches it how far it has got (issue 12).
+"""Progress on long work: how a step tells whoever watches it how far it has got.
 
 A service makes a `StepProgress` and reports through it, per chunk or per stage (never per row, so
 a report costs microseconds however many rows there are): rows read, validated and written, or a

@@ -6,7 +6,6 @@ a SimpleAuthManager user whose password the test knows. Synthetic data only."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import secrets
 import subprocess
@@ -20,10 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.smtp_server import MailServer, free_port
-from tests.support import AIRFLOW_BIN, demo_config, migrated_airflow, stop_process_group
+from tests.smtp_server import free_port, serving
+from tests.support import AIRFLOW_BIN, AS_OF, demo_config, migrated_airflow, stop_process_group
 
-AS_OF = dt.date(2026, 11, 23)  # a Monday
 REFUSING = "rota@acme.example"  # this contractor's mailbox refuses mail, so a failure shows
 JWT_SECRET = "cautionflow-test-jwt-secret-" + "x" * 40
 
@@ -41,12 +39,11 @@ def airflow_demo(tmp_path_factory: pytest.TempPathFactory) -> AirflowDemo:
     from cautionflow.config import load_config
     from cautionflow.demo.housing import build_housing_database
     from cautionflow.steps import run_deadlines, run_digests, run_letters
-    from tests.integration.test_digests_delivery import FAST
+    from tests.deployment import FAST
 
     folder = tmp_path_factory.mktemp("airflow_demo")
     build_housing_database(folder / "housing.db", homes=3000, alerts=400, as_of=AS_OF)
-    server = MailServer().start()
-    try:
+    with serving() as server:
         config = demo_config(folder, register_url="sqlite:///register.db")
         config["smtp"]["port"] = server.port
         path = folder / "cautionflow.yaml"
@@ -64,8 +61,6 @@ def airflow_demo(tmp_path_factory: pytest.TempPathFactory) -> AirflowDemo:
         for step in (run_deadlines, run_letters):
             step(loaded, as_of=AS_OF, run_id=f"test/{step.__name__}")
         run_digests(loaded, as_of=AS_OF, run_id="test/digests", retry=FAST)
-    finally:
-        server.stop()
     return AirflowDemo(folder, path, folder / "register.db", env)
 
 

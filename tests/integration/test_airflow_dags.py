@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import demo_config, migrated_airflow
+from tests.support import AS_OF, REPO, demo_config, migrated_airflow
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-AS_OF = "2026-11-23"
 
 pytestmark = pytest.mark.airflow
 
@@ -31,22 +29,13 @@ def demo_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("deployment")
     built = subprocess.run(
         [str(BIN / "cautionflow"), "demo-data", "--out", str(folder / "housing.db"), "--homes", "3000",
-         "--alerts", "400", "--as-of", AS_OF],
+         "--alerts", "400", "--as-of", AS_OF.isoformat()],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
     config = demo_config(folder, register_url="sqlite:///register-from-file.db")
     (folder / "cautionflow.yaml").write_text(yaml.safe_dump(config))
     return folder
-
-
-@pytest.fixture(scope="module")
-def smtp_server():
-    from tests.smtp_server import MailServer
-
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 def dags_test(
@@ -66,7 +55,7 @@ def dags_test(
         "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": json.dumps({"conn_type": "sqlite", "host": str(register)}),
     }
     return subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", dag_id, AS_OF],
+        [str(BIN / "airflow"), "dags", "test", dag_id, AS_OF.isoformat()],
         env=run_env, cwd=deployment, capture_output=True, text=True, timeout=600,
     )
 
@@ -98,7 +87,7 @@ def test_the_sync_dag_runs_through_airflow_on_the_demo_data(airflow_env, demo_de
     assert counts["quarantine"] > 0 and counts["flagged"] > 0  # the demo data has faults of each kind
     with sqlite3.connect(register) as conn:
         run_id, as_of, summary = conn.execute("SELECT run_id, as_of, summary FROM sync_runs").fetchone()
-    assert as_of == AS_OF  # the logical date, in Europe/London, is the as-of date
+    assert as_of == AS_OF.isoformat()  # the logical date, in Europe/London, is the as-of date
     assert run_id.startswith("cautionflow_sync/")
     assert json.loads(summary)["read"] == source_rows
 
@@ -108,23 +97,23 @@ def test_the_sync_dag_runs_through_airflow_on_the_demo_data(airflow_env, demo_de
     assert register_counts(register) == counts
 
 
-def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_env, demo_deployment, smtp_server):
+def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_env, demo_deployment, mail_server):
     synced = dags_test(airflow_env, "cautionflow_sync", demo_deployment)
     assert synced.returncode == 0, (synced.stdout + synced.stderr)[-5000:]
 
-    result = dags_test(airflow_env, "cautionflow_deadlines", demo_deployment, smtp_port=smtp_server.port)
+    result = dags_test(airflow_env, "cautionflow_deadlines", demo_deployment, smtp_port=mail_server.port)
 
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     register = demo_deployment / "register-from-connection.db"
     with sqlite3.connect(register) as conn:
         active = conn.execute("SELECT COUNT(*) FROM alerts WHERE register_state = 'active'").fetchone()[0]
         stored, evaluated = conn.execute("SELECT COUNT(*), MAX(evaluated_on) FROM alert_deadlines").fetchone()
-    assert stored == active and evaluated == AS_OF
+    assert stored == active and evaluated == AS_OF.isoformat()
     report = demo_deployment / "reports" / f"all-alerts-{AS_OF}.csv"
     assert report.is_file() and len(report.read_text().splitlines()) == active + 1
     assert str(report) in result.stdout + result.stderr  # the report's path is in the run's log
     # 23 November 2026 is a Monday: the officers' weekly reminder went out, once, by the async task.
-    [reminder] = smtp_server.handler.messages_for("officers@example.org")
+    [reminder] = mail_server.handler.messages_for("officers@example.org")
     assert "caution alert reviews, week of 23 November 2026" in reminder["Subject"]
 
 
@@ -163,6 +152,6 @@ def test_the_housekeeping_dag_runs_retention_and_the_governance_reports_through_
         active_named = conn.execute(
             "SELECT COUNT(*) FROM alerts WHERE register_state = 'active' AND anonymised_on IS NOT NULL"
         ).fetchone()[0]
-    assert logged[0] > 0 and logged[1:] == (AS_OF, 6)
+    assert logged[0] > 0 and logged[1:] == (AS_OF.isoformat(), 6)
     assert anonymised == logged[0] and active_named == 0  # current alerts are never touched
     assert register_counts(register)["alerts"] == before["alerts"]  # counts for statistics survive

@@ -13,22 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import alert_row, write_sqlite_source
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def environment(cwd: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without a CAUTIONFLOW_CONFIG of its own, so each test says what it means."""
-    env = {k: v for k, v in os.environ.items() if k != "CAUTIONFLOW_CONFIG"}
-    return {**env, "CAUTIONFLOW_HOME": str(cwd), **extra}
-
-
-def cautionflow(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cautionflow", *args], cwd=cwd, env=environment(cwd, **(env or {})),
-        capture_output=True, text=True, timeout=120,
-    )
+from tests.support import alert_row, cautionflow, environment, write_sqlite_source
 
 
 @pytest.fixture

@@ -13,19 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import alert_row, write_sqlite_source
+from tests.support import AS_OF, alert_row, write_sqlite_source
 
-AS_OF = "2026-11-23"
 # Every command that reads the config, with the arguments it needs besides --config.
 CONFIG_COMMANDS = {
-    "run sync": ["run", "sync", "--as-of", AS_OF],
-    "run deadlines": ["run", "deadlines", "--as-of", AS_OF],
-    "run digests": ["run", "digests", "--as-of", AS_OF],
-    "run all": ["run", "all", "--as-of", AS_OF],
+    "run sync": ["run", "sync", "--as-of", AS_OF.isoformat()],
+    "run deadlines": ["run", "deadlines", "--as-of", AS_OF.isoformat()],
+    "run digests": ["run", "digests", "--as-of", AS_OF.isoformat()],
+    "run all": ["run", "all", "--as-of", AS_OF.isoformat()],
     "status": ["status"],
-    "governance": ["governance", "--as-of", AS_OF],
-    "dsar": ["dsar", "--person-ref", "P1", "--as-of", AS_OF],
-    "retention": ["retention", "--dry-run", "--as-of", AS_OF],
+    "governance": ["governance", "--as-of", AS_OF.isoformat()],
+    "dsar": ["dsar", "--person-ref", "P1", "--as-of", AS_OF.isoformat()],
+    "retention": ["retention", "--dry-run", "--as-of", AS_OF.isoformat()],
     "letters list": ["letters", "list"],
     "letters flags": ["letters", "flags"],
     "digests resend-failed": ["digests", "resend-failed", "--dry-run"],
@@ -107,9 +106,9 @@ def test_compute_deadlines_refuses_the_year_9999_in_one_line(home):
 def test_an_output_dir_that_cannot_be_a_folder_is_one_line(home):
     (home / "blocked").write_text("a file where the reports folder should be")
     path = config(home, output_dir="blocked/reports")
-    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF, cwd=home).returncode == 0
+    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF.isoformat(), cwd=home).returncode == 0
 
-    result = cautionflow("run", "deadlines", "--config", str(path), "--as-of", AS_OF, cwd=home)
+    result = cautionflow("run", "deadlines", "--config", str(path), "--as-of", AS_OF.isoformat(), cwd=home)
 
     one_line_error(result, "blocked")
 
@@ -117,7 +116,7 @@ def test_an_output_dir_that_cannot_be_a_folder_is_one_line(home):
 def test_dsar_never_overwrites_an_export_without_force(home):
     path = config(home)
     write_sqlite_source(home / "housing.db", [alert_row(alert_id="A1", person_ref="P1")])
-    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF, cwd=home).returncode == 0
+    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF.isoformat(), cwd=home).returncode == 0
     (home / "export.json").write_text("an export already sent")
 
     refused = cautionflow("dsar", "--config", str(path), "--person-ref", "P1", "--output", "export.json", cwd=home)
@@ -132,7 +131,7 @@ def test_dsar_never_overwrites_an_export_without_force(home):
 
 def test_retention_refuses_an_as_of_after_tomorrow_without_force(home):
     path = config(home)
-    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF, cwd=home).returncode == 0
+    assert cautionflow("run", "sync", "--config", str(path), "--as-of", AS_OF.isoformat(), cwd=home).returncode == 0
 
     refused = cautionflow("retention", "--config", str(path), "--as-of", "2099-01-01", cwd=home)
 

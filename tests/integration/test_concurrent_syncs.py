@@ -17,16 +17,15 @@ import pytest
 import yaml
 
 from cautionflow.adapters.register import Register, SyncAlreadyRunningError
-from tests.support import alert_row
+from tests.support import AS_OF, alert_row
 
-AS_OF = "2026-11-23"
 ROWS = [alert_row(alert_id=f"A{i:05d}", asset_ref=f"AS{i:05d}") for i in range(2_000)]
 
 
 def start_sync(home: Path, config: Path) -> subprocess.Popen[str]:
     env = {**{k: v for k, v in os.environ.items() if k != "CAUTIONFLOW_CONFIG"}, "CAUTIONFLOW_HOME": str(home)}
     return subprocess.Popen([sys.executable, "-m", "cautionflow", "run", "sync", "--config", str(config),
-                             "--as-of", AS_OF], cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--as-of", AS_OF.isoformat()], cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 

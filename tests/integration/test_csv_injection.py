@@ -15,7 +15,6 @@ and contractors open every day are the way in, so the rule is applied to all of 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import subprocess
@@ -26,16 +25,20 @@ from sqlalchemy import create_engine, text
 
 from cautionflow.adapters.database import normalise_url
 from cautionflow.adapters.register import Register
-from cautionflow.services.governance_reports import write_governance_reports
 from cautionflow.steps import run_deadlines, run_digests, run_letters, run_sync
-from tests.integration.test_digests_delivery import FAST, deployment, prepare
-from tests.integration.test_governance_reports import config_for as governance_config
-from tests.integration.test_governance_reports import write_equality_table
-from tests.integration.test_letters_queue import cli, queued, write_config
-from tests.support import alert_row
+from tests.deployment import (
+    FAST,
+    cli,
+    deployment,
+    governance_config,
+    prepare,
+    queued,
+    write_config,
+    write_equality_table,
+    write_governance_reports,
+)
+from tests.support import AS_OF, alert_row
 
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = dt.date(2026, 11, 23)
 BOM = b"\xef\xbb\xbf"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n")  # OWASP CSV Injection
 

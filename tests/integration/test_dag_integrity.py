@@ -8,11 +8,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 HEAVY = ("pandas", "sqlalchemy", "jinja2", "aiosmtplib", "numpy", "holidays", "psycopg", "cautionflow.config")
 

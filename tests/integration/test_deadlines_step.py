@@ -12,10 +12,7 @@ from cautionflow.adapters import register_schema as schema
 from cautionflow.adapters.database import normalise_url
 from cautionflow.config import parse_config
 from cautionflow.steps import run_deadlines, run_sync
-from tests.support import alert_row
-
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = dt.date(2026, 11, 23)
+from tests.support import AS_OF, REPO, alert_row
 
 
 def config_for(dbs, tmp_path, policy="dover"):

@@ -28,76 +28,34 @@ from sqlalchemy import create_engine, select
 
 from cautionflow.adapters import register_schema as schema
 from cautionflow.adapters.database import normalise_url
-from cautionflow.adapters.mail import RetryPolicy
 from cautionflow.adapters.outbox import Outbox
-from cautionflow.config import parse_config
 from cautionflow.domain.codes import UNKNOWN_CODE_ACTION, required_action
 from cautionflow.steps import run_deadlines, run_digests, run_sync
-from tests.smtp_server import MailServer
-from tests.support import alert_row, migrated_airflow, write_sqlite_source
-
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = dt.date(2026, 11, 23)  # a Monday
-MOMENT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)  # when the outbox is told things happened
-FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
-
-ACME, SOUTHSIDE, NIGHT_DESK = "rota@acme.example", "bookings@southside-gas.example", "ooh@callcentre.example"
-WEEKLY, OFFICERS = "jobs@windows.example", "officers@example.org"
-RECIPIENTS = [
-    {"name": "Acme Repairs", "email": ACME, "role": "contractor", "areas": ["NORTH"]},
-    {"name": "Southside Gas", "email": SOUTHSIDE, "role": "contractor", "areas": ["SOUTH", "EAST"]},
-    {"name": "Night Desk", "email": NIGHT_DESK, "role": "out_of_hours"},
-    {"name": "Weekly Windows", "email": WEEKLY, "role": "contractor", "areas": ["NORTH"], "schedule": "weekly",
-     "weekday": "friday"},
-    {"name": "Housing Officers", "email": OFFICERS, "role": "officer"},
-]
-DUE = {ACME, SOUTHSIDE, NIGHT_DESK}
-SCRIPT_ADDRESS = "<script>alert(1)</script> 2 Larkspur Close"
-
-SOURCE = [
-    alert_row(alert_id="N1", area="NORTH", address="1 Larkspur Close, Eastwick", person_name="Alex Example",
-              note="NOTE-SECRET-N1 threatened an operative"),
-    alert_row(alert_id="N2", area="NORTH", alert_code="DOG", subject_type="address", person_ref=None,
-              person_name=None, address=SCRIPT_ADDRESS, note="NOTE-SECRET-N2"),
-    alert_row(alert_id="S1", area="SOUTH", alert_code="NFO", person_ref="P0002", person_name="Sam Sample",
-              address="5 Mill Lane", postcode="EW3 1CD", note="NOTE-SECRET-S1"),
-    # Flagged: unknown code and an impossible date. Still a live warning (safety first).
-    alert_row(alert_id="E1", area="EAST", alert_code="XXZ", effective_from="31/02/2025", person_ref="P0003",
-              person_name="Eve Example", address="9 Quay Street", postcode="EW4 5EF", note="NOTE-SECRET-E1"),
-    alert_row(alert_id="X1", area="NORTH", status="ended", address="7 Ended Row", person_name="Olly Ended",
-              note="NOTE-SECRET-X1"),
-]
-NAMES = ("Alex Example", "Sam Sample", "Eve Example", "Olly Ended")
-
+from tests.deployment import (
+    ACME,
+    DUE,
+    FAST,
+    MOMENT,
+    NAMES,
+    NIGHT_DESK,
+    RECIPIENTS,
+    SCRIPT_ADDRESS,
+    SOURCE,
+    SOUTHSIDE,
+    command_config,
+    deployment,
+    disclosures,
+    disclosures_at,
+    outbox_rows,
+    outbox_rows_at,
+    prepare,
+    resend_failed,
+    text_of,
+)
+from tests.smtp_server import MailServer, serving
+from tests.support import AS_OF, REPO, alert_row, migrated_airflow, write_sqlite_source
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def deployment(dbs, tmp_path, port, *, smtp=None, recipients=RECIPIENTS, **extra):
-    return parse_config(
-        {
-            "organisation": "Example Homes",
-            "policy": "dover",
-            "register_url": dbs.register_url,
-            "source": {"url": dbs.source_url},
-            "output_dir": str(tmp_path / "reports"),
-            "smtp": {"host": "127.0.0.1", "port": port, "security": "none",
-                     "sender": "Example Homes <alerts@example.org>", **(smtp or {})},
-            "recipients": recipients,
-            **extra,
-        },
-        home=REPO,
-    )
-
-
-def prepare(dbs, config, rows=SOURCE, as_of=AS_OF):
-    dbs.write_source(rows)
-    run_sync(config, as_of=as_of, run_id=f"sync-{as_of}")
-    run_deadlines(config, as_of=as_of, run_id=f"deadlines-{as_of}")
-
-
-def text_of(part: EmailMessage) -> str:
-    return part.get_content().replace("\r\n", "\n")
 
 
 @dataclass
@@ -126,22 +84,6 @@ def digest(message: EmailMessage) -> Digest:
 def only_digest(server: MailServer, recipient: str) -> Digest:
     [message] = server.handler.messages_for(recipient)
     return digest(message)
-
-
-def outbox_rows(dbs) -> list[dict]:
-    engine = create_engine(normalise_url(dbs.register_url))
-    with engine.connect() as conn:
-        rows = [r._asdict() for r in conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))]
-    engine.dispose()
-    return rows
-
-
-def disclosures(dbs) -> list[dict]:
-    engine = create_engine(normalise_url(dbs.register_url))
-    with engine.connect() as conn:
-        rows = [r._asdict() for r in conn.execute(select(schema.disclosures).order_by(schema.disclosures.c.id))]
-    engine.dispose()
-    return rows
 
 
 def dq_flags(dbs, alert_id: str) -> str:
@@ -500,19 +442,16 @@ def test_starttls_and_login_with_a_self_signed_certificate(databases, tmp_path, 
         logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.password == b"s3cret-smtp-pw")
 
-    server = MailServer(tls_context=server_context, require_starttls=True, authenticator=authenticator,
-                        auth_require_tls=True).start()
-    monkeypatch.setenv("CF_TEST_SMTP_PASSWORD", "s3cret-smtp-pw")
-    config = deployment(databases, tmp_path, server.port, smtp={
-        "security": "starttls", "username": "cautionflow", "password_env": "CF_TEST_SMTP_PASSWORD"})
-    prepare(databases, config)
-    client_context = ssl.create_default_context(cafile=str(cert_file))
-    caplog.set_level("DEBUG")
-    try:
+    with serving(tls_context=server_context, require_starttls=True, authenticator=authenticator,
+                 auth_require_tls=True) as server:
+        monkeypatch.setenv("CF_TEST_SMTP_PASSWORD", "s3cret-smtp-pw")
+        config = deployment(databases, tmp_path, server.port, smtp={
+            "security": "starttls", "username": "cautionflow", "password_env": "CF_TEST_SMTP_PASSWORD"})
+        prepare(databases, config)
+        client_context = ssl.create_default_context(cafile=str(cert_file))
+        caplog.set_level("DEBUG")
         untrusted = run_digests(config, as_of=AS_OF, run_id="untrusted", retry=FAST)  # system CAs only
         trusted = run_digests(config, as_of=AS_OF, run_id="trusted", retry=FAST, tls_context=client_context)
-    finally:
-        server.stop()
 
     assert (untrusted["sent"], untrusted["pending"]) == (0, 3)
     assert all("certificate" in w["error"].lower() for w in untrusted["waiting"]), untrusted["waiting"]
@@ -560,26 +499,6 @@ def test_the_command_prints_its_summary_last_and_exits_3_when_something_failed(t
     fine = cautionflow("run", "digests", "--config", str(path), "--as-of", "2026-11-23")
     assert fine.returncode == 0, fine.stdout + fine.stderr
     assert json.loads(fine.stdout.strip().splitlines()[-1])["already_sent"] == 2
-
-
-def command_config(tmp_path, port, recipients=RECIPIENTS):
-    """A config file for the command line, beside a SQLite source holding SOURCE."""
-    write_sqlite_source(tmp_path / "housing.db", SOURCE)
-    path = tmp_path / "cautionflow.yaml"
-    path.write_text(yaml.safe_dump({
-        "organisation": "Example Homes", "policy": "dover", "register_url": f"sqlite:///{tmp_path / 'register.db'}",
-        "source": {"url": f"sqlite:///{tmp_path / 'housing.db'}"}, "output_dir": str(tmp_path / "reports"),
-        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "sender": "Example Homes <alerts@example.org>"},
-        "recipients": recipients,
-    }))
-    return path
-
-
-def resend_failed(capsys, path, *extra):
-    from cautionflow.cli import main
-
-    code = main(["digests", "resend-failed", "--config", str(path), *extra])
-    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_resend_failed_sends_the_latest_refused_digest_once_the_mailbox_is_fixed(tmp_path, mail_server, capsys):
@@ -646,22 +565,6 @@ def test_resend_failed_never_sends_to_an_address_corrected_in_the_config(tmp_pat
     after = run_digests(load_config(path), as_of=AS_OF, run_id="corrected", retry=FAST)
     assert (after["queued"], after["sent"], after["already_sent"], after["failed"]) == (1, 1, 2, 0)
     assert_exactly_once(mail_server, {ACME, NIGHT_DESK, corrected})
-
-
-def disclosures_at(tmp_path) -> list[dict]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'register.db'}")
-    with engine.connect() as conn:
-        rows = [r._asdict() for r in conn.execute(select(schema.disclosures))]
-    engine.dispose()
-    return rows
-
-
-def outbox_rows_at(tmp_path) -> list[dict]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'register.db'}")
-    with engine.connect() as conn:
-        rows = [r._asdict() for r in conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))]
-    engine.dispose()
-    return rows
 
 
 # --- Airflow --------------------------------------------------------------------------------------

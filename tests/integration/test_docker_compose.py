@@ -227,7 +227,7 @@ def test_the_staging_smtp_connection_means_clear_text_to_mailpit_from_the_right_
 
     from cautionflow.adapters.mail import SmtpSettings
     from cautionflow.config import SmtpConfig
-    from cautionflow.integrations.airflow import smtp_overrides_from_connection
+    from cautionflow.integrations.airflow.settings import smtp_overrides_from_connection
 
     example = yaml.safe_load((ROOT / "include/config/cautionflow.example.yaml").read_text())["smtp"]
     for name, service in _airflow_services(services).items():

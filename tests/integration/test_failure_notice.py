@@ -69,7 +69,7 @@ def deployment(tmp_path, monkeypatch):
 
 def notify(ctx: dict, clock=None) -> None:
     from cautionflow.callbacks import notify_operations_of_failure
-    from cautionflow.integrations.airflow import notify_operations_of_failure as notify_at
+    from cautionflow.integrations.airflow.tasks import notify_operations_of_failure as notify_at
 
     if clock is None:
         notify_operations_of_failure(ctx)  # as Airflow calls it: the system clock dates the notice
@@ -163,7 +163,7 @@ from cautionflow.callbacks import notify_operations_of_failure
 def cautionflow_failing():
     @task
     def sync_register(**context):
-        from cautionflow.integrations.airflow import run_step
+        from cautionflow.integrations.airflow.tasks import run_step
 
         return run_step("sync", context)  # the source database is missing: the task fails
 

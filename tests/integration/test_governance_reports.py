@@ -14,23 +14,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
-from cautionflow.adapters.database import normalise_url
 from cautionflow.adapters.register import Register
-from cautionflow.config import parse_config
-from cautionflow.services.governance_reports import (
-    GovernanceError,
-    run_governance_reports,
+from cautionflow.services.governance_reports import GovernanceError
+from cautionflow.steps import run_sync
+from tests.deployment import (
+    EQUALITY_SQL,
+    governance_config,
+    run_reports,
+    write_equality_table,
     write_governance_reports,
 )
-from cautionflow.steps import run_sync
-from tests.support import alert_row, write_sqlite_source
+from tests.support import AS_OF, alert_row, write_sqlite_source
 
-REPO = Path(__file__).resolve().parents[2]
 FIRST_SYNC = dt.date(2026, 6, 1)
 SECOND_SYNC = dt.date(2026, 11, 16)
-AS_OF = dt.date(2026, 11, 23)
 
 # Karbon: reviews every 6 months, "do not visit" monthly (8.1); no default duration.
 BEFORE = [
@@ -72,53 +71,6 @@ CHANGES = {
 }
 AFTER = [{**r, **CHANGES.get(r["alert_id"], {})} for r in BEFORE]
 
-# Aggregate equality counts, as the landlord's query would return them (no individuals).
-EQUALITY = [
-    ("Age band", "16-34", 400, 30),
-    ("Age band", "35-64", 1000, 40),
-    ("Age band", "65 and over", 580, 3),  # fewer than 5 flagged
-    ("Age band", "Not recorded", 20, 2),  # fewer than 5 flagged: with 65+, two hidden cells
-    ("Sex", "Female", 1100, 40),
-    ("Sex", "Male", 880, 33),  # hidden as well: otherwise Not recorded = 75 - 40 - 33
-    ("Sex", "Not recorded", 20, 2),
-]
-# Summed per group so that PostgreSQL returns Decimal counts, as a real GROUP BY query does.
-EQUALITY_SQL = """
-SELECT characteristic, group_label, SUM(households) AS households, SUM(flagged_households) AS flagged_households
-FROM equality_counts GROUP BY characteristic, group_label ORDER BY MIN(seq)
-"""
-
-
-def write_equality_table(url: str) -> None:
-    engine = create_engine(normalise_url(url))
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS equality_counts"))
-        conn.execute(text(
-            "CREATE TABLE equality_counts (seq integer, characteristic text, group_label text, "
-            "households integer, flagged_households integer)"
-        ))
-        conn.execute(
-            text("INSERT INTO equality_counts VALUES (:seq, :c, :g, :n, :a)"),
-            [{"seq": i, "c": c, "g": g, "n": n, "a": a} for i, (c, g, n, a) in enumerate(EQUALITY)],
-        )
-    engine.dispose()
-
-
-def config_for(dbs, tmp_path: Path, *, equality: bool = True):
-    query = tmp_path / "equality_counts.sql"
-    query.write_text(EQUALITY_SQL)
-    data = {
-        "organisation": "Example Homes",
-        "policy": "karbon",
-        "register_url": dbs.register_url,
-        "source": {"url": dbs.source_url},
-        "output_dir": str(tmp_path / "reports"),
-    }
-    if equality:
-        data["equality"] = {"query": str(query)}
-    return parse_config(data, home=REPO)
-
-
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8-sig") as f:  # the BOM is for Excel
         return list(csv.DictReader(f))
@@ -127,7 +79,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 @pytest.fixture
 def built(databases, tmp_path):
     databases.write_source(BEFORE)
-    config = config_for(databases, tmp_path)
+    config = governance_config(databases, tmp_path)
     run_sync(config, as_of=FIRST_SYNC, run_id="first")
     databases.write_source(AFTER)
     run_sync(config, as_of=SECOND_SYNC, run_id="second")
@@ -211,18 +163,18 @@ def test_every_report_written_with_known_answers(built, tmp_path):
 
 def test_one_report_at_a_time_and_equality_needs_its_section(built, tmp_path):
     databases, _ = built
-    config = config_for(databases, tmp_path, equality=False)
+    config = governance_config(databases, tmp_path, equality=False)
     register = Register(databases.register_url)
     try:
-        result = run_governance_reports(config, register, AS_OF, reports=("survey-exclusions",))
+        result = run_reports(config, register, AS_OF, reports=("survey-exclusions",))
         assert set(result.paths) == {"survey_exclusions_csv", "survey_exclusions_html"}
         assert result.counts == {"survey_exclusions": 2}
-        everything = run_governance_reports(config, register, AS_OF)  # "all" leaves equality out quietly
+        everything = run_reports(config, register, AS_OF)  # "all" leaves equality out quietly
         assert everything.counts["equality"] == "not configured"
         assert everything.counts["stale"] == {"unreviewed": 2, "past_expiry": 1, "drift": 2}
         assert everything.counts["non_notification"] == {"alerts": 3, "no_reason_recorded": 2}
         with pytest.raises(GovernanceError, match="no equality section"):
-            run_governance_reports(config, register, AS_OF, reports=("equality",))
+            run_reports(config, register, AS_OF, reports=("equality",))
     finally:
         register.dispose()
 

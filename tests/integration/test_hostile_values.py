@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import create_engine, select
 
 from cautionflow.adapters import register_schema as schema
@@ -25,13 +24,12 @@ from cautionflow.adapters.mail import SmtpSettings
 from cautionflow.adapters.register import Register
 from cautionflow.cli import main
 from cautionflow.clock import FixedClock
-from cautionflow.services.letters import dispatch_letters
+from cautionflow.services.letter_dispatch import dispatch_letters
 from cautionflow.steps import run_deadlines, run_digests, run_letters, run_sync
-from tests.integration.test_digests_delivery import FAST, deployment
-from tests.smtp_server import MailServer
-from tests.support import alert_row, write_sqlite_source
+from tests.deployment import FAST, deployment, write_config
+from tests.smtp_server import serving
+from tests.support import AS_OF, alert_row, write_sqlite_source
 
-AS_OF = dt.date(2026, 11, 23)
 CLOCK_AT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
 ATTACKER = "attacker@evil.example"
 
@@ -100,8 +98,7 @@ def test_a_nul_byte_is_stripped_and_flagged_on_the_first_load_and_on_a_later_syn
 def test_a_12_mb_value_is_capped_and_flagged_and_every_digest_still_goes(databases, tmp_path):
     # The probe's server refused the two digests that carried it (552). Contractor digests carry the
     # address; the out-of-hours desk's also the name (Karbon 7.3); none carries the note.
-    server = MailServer(data_size_limit=1_048_576).start()  # answers 552 to a message over 1 MiB
-    try:
+    with serving(data_size_limit=1_048_576) as server:  # answers 552 to a message over 1 MiB
         huge = "x" * (12 * 1024 * 1024)
         recipients = [
             {"name": "Acme Repairs", "email": "rota@acme.example", "role": "contractor", "areas": ["NORTH"]},
@@ -129,8 +126,6 @@ def test_a_12_mb_value_is_capped_and_flagged_and_every_digest_still_goes(databas
         assert stored["NOTE"]["dq_flags"] == "note: longer than 8000 characters, only the first 8000 kept"
         assert stored["ADDR"]["dq_flags"] == "address: longer than 500 characters, only the first 500 kept"
         assert stored["NAME"]["dq_flags"] == "person_name: longer than 200 characters, only the first 200 kept"
-    finally:
-        server.stop()
 
 
 # --- finding 3: one CR/LF or quote in a resident's name ---------------------------------------------------
@@ -263,7 +258,7 @@ def test_run_all_goes_on_to_the_digests_past_a_letter_it_cannot_send(databases, 
     config = letters_config(databases, tmp_path, mail_server.port, auto_approve=True)
     config = config.model_copy(update={"recipients": deployment(
         databases, tmp_path, mail_server.port, recipients=recipients).recipients})
-    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"home"})))
+    write_config(config, tmp_path)
     databases.write_source([CARLA, BEA])
 
     code = main(["run", "all", "--config", str(config_file), "--as-of", AS_OF.isoformat()])

@@ -13,10 +13,9 @@ import yaml
 from cautionflow.clock import FixedClock
 from cautionflow.config import load_config
 from cautionflow.steps import run_sync
-from tests.support import REPO, alert_row, write_sqlite_source
+from tests.support import AS_OF, REPO, alert_row, write_sqlite_source
 
 LONDON = ZoneInfo("Europe/London")
-AS_OF = dt.date(2026, 11, 23)
 SEVEN = dt.datetime(2026, 11, 23, 7, 0, tzinfo=LONDON)
 RECIPIENTS = [
     {"name": "Acme Repairs", "email": "rota@acme.example", "role": "contractor", "areas": ["NORTH"]},
@@ -58,7 +57,7 @@ def watch(logical_date: dt.datetime) -> dict:
     clock that shows the watch's own run time (a minute after its deadline)."""
     from types import SimpleNamespace
 
-    from cautionflow.integrations.airflow import check_sync_finished_task
+    from cautionflow.integrations.airflow.tasks import check_sync_finished_task
 
     context = {"logical_date": logical_date, "dag": SimpleNamespace(dag_id="cautionflow_sync_watch"),
                "run_id": f"scheduled__{logical_date.isoformat()}"}

@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import alert_row, migrated_airflow, write_sqlite_source
+from tests.support import AS_OF, alert_row, migrated_airflow, write_sqlite_source
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-AS_OF = "2026-11-23"
 ERIN = "erin@example.com"
 
 pytestmark = pytest.mark.airflow
@@ -55,7 +53,7 @@ def deployment(folder: Path, *, auto_approve: bool) -> Path:
     path.write_text(yaml.safe_dump(config))
     for step in ("sync", "deadlines"):
         done = subprocess.run(
-            [str(BIN / "cautionflow"), "run", step, "--config", str(path), "--as-of", AS_OF],
+            [str(BIN / "cautionflow"), "run", step, "--config", str(path), "--as-of", AS_OF.isoformat()],
             cwd=folder, env={**os.environ, "CAUTIONFLOW_HOME": str(folder)}, capture_output=True, text=True,
             timeout=300,
         )
@@ -73,7 +71,7 @@ def letters_dag(env: dict[str, str], config: Path, smtp_port: int) -> subprocess
         ),
     }
     return subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", "cautionflow_letters", AS_OF],
+        [str(BIN / "airflow"), "dags", "test", "cautionflow_letters", AS_OF.isoformat()],
         env=run_env, cwd=config.parent, capture_output=True, text=True, timeout=600,
     )
 
@@ -101,7 +99,7 @@ def test_auto_approve_dispatches_from_the_async_task_with_the_smtp_connection(ai
         assert [row["alert_id"] for row in csv.DictReader(f)] == ["POST"]
     with sqlite3.connect(tmp_path / "register.db") as conn:
         flags = conn.execute("SELECT alert_id, flag, first_flagged_on FROM letter_flags").fetchall()
-    assert flags == [("OLD", "untold_before_lookback", AS_OF)]  # stored for officers, not only logged
+    assert flags == [("OLD", "untold_before_lookback", AS_OF.isoformat())]  # stored for officers, not only logged
 
     # A rerun of the day through Airflow queues and sends nothing twice.
     again = letters_dag(airflow_env, config, mail_server.port)

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_cli import cautionflow
-from tests.integration.test_letters_workflow import translated_pdf
-from tests.support import alert_row, write_sqlite_source
+from tests.deployment import translated_pdf
+from tests.support import AS_OF, alert_row, cautionflow, write_sqlite_source
 
-AS_OF = "2026-11-23"
 ERIN = "erin@example.com"
 SOURCE = [
     alert_row(alert_id="ADD", person_ref="P1", person_name="Alex Added", address="1 Larkspur Close, Eastwick",
@@ -63,7 +61,7 @@ def queued(tmp_path: Path, mail_server) -> Path:
         "letters": {"output_dir": "var/letters"},
     }))
     for step in ("sync", "deadlines", "letters"):
-        done = cautionflow("run", step, "--config", str(config), "--as-of", AS_OF, cwd=tmp_path)
+        done = cautionflow("run", step, "--config", str(config), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["queued"], summary["held"], summary["flags"]["open"]) == (4, 1, 1)
@@ -78,7 +76,7 @@ def test_letters_list_shows_the_queue_and_filters_by_status(queued):
         "ADD": "queued", "MAIL": "queued", "KEPT": "queued", "POLSKI": "held"}
     assert (listed["MAIL"]["channels"], listed["KEPT"]["kind"]) == ("email", "review_kept")
     assert listed["POLSKI"]["hold_reason"] == "translation needed (pl)"
-    assert all(r["batch"] == AS_OF for r in listed.values())
+    assert all(r["batch"] == AS_OF.isoformat() for r in listed.values())
 
     held = run(queued, "letters", "list", "--status", "held")
     assert last_json(held)["letters"] == 1 and [r["alert"] for r in rows(held)] == ["POLSKI"]
@@ -94,8 +92,8 @@ def test_letters_approve_one_letter_then_the_rest_of_the_batch(queued):
     assert last_json(run(queued, "letters", "approve", "--id", ids["ADD"]))["approved"] == 0  # already approved
     assert last_json(run(queued, "letters", "approve", "--id", ids["POLSKI"]))["approved"] == 0  # held stays held
 
-    batch = run(queued, "letters", "approve", "--batch", AS_OF)
-    assert last_json(batch) == {"approved": 2, "batch": AS_OF, "id": None}  # MAIL and KEPT; POLSKI held
+    batch = run(queued, "letters", "approve", "--batch", AS_OF.isoformat())
+    assert last_json(batch) == {"approved": 2, "batch": AS_OF.isoformat(), "id": None}  # MAIL and KEPT; POLSKI held
     approved = run(queued, "letters", "list", "--status", "approved")
     assert sorted(r["alert"] for r in rows(approved)) == ["ADD", "KEPT", "MAIL"]
 
@@ -106,7 +104,7 @@ def test_letters_approve_one_letter_then_the_rest_of_the_batch(queued):
 
 
 def test_letters_dispatch_prints_and_emails_the_approved_letters_once(queued, mail_server):
-    assert last_json(run(queued, "letters", "approve", "--batch", AS_OF))["approved"] == 3
+    assert last_json(run(queued, "letters", "approve", "--batch", AS_OF.isoformat()))["approved"] == 3
 
     dispatched = run(queued, "letters", "dispatch")
 
@@ -129,7 +127,7 @@ def test_letters_flags_and_translated_by_the_command_line(queued, tmp_path):
     assert last_json(flags) == {"open": 1, "resolved": 0}
     [flag] = rows(flags)
     assert (flag["alert"], flag["name"], flag["flag"], flag["since"]) == (
-        "OLD", "Olive Older", "untold_before_lookback", AS_OF)
+        "OLD", "Olive Older", "untold_before_lookback", AS_OF.isoformat())
 
     held = {r["alert"]: r["id"] for r in rows(run(queued, "letters", "list"))}["POLSKI"]
     translation = translated_pdf(tmp_path / "piotr-pl.pdf", "TLUMACZENIE")

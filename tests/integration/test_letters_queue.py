@@ -7,24 +7,19 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from pypdf import PdfReader
 
 from cautionflow.adapters.letters import LetterQueue
 from cautionflow.adapters.register import Register
-from cautionflow.cli import main
 from cautionflow.steps import run_letters
-from tests.integration.test_digests_delivery import FAST, deployment, prepare
-from tests.support import alert_row
+from tests.deployment import FAST, cli, letters_config, prepare, queued, write_config
+from tests.support import AS_OF, REPO, alert_row, pdf_text, placed_text
 
-AS_OF = dt.date(2026, 11, 23)
-REPO = Path(__file__).resolve().parents[2]
 ARTEFACTS = REPO / "tests" / "artefacts" / "letters"
 SCRIPT = "<script>alert(1)</script> 3 Quay Street"
 ERIN = "erin@example.com"
@@ -56,36 +51,6 @@ SOURCE = [
               address="8 Kennel Lane", effective_from="2026-11-19"),
 ]
 SENDABLE = {"ADD", "MAIL", "KEPT", "GONE", "UPHELD", "KEEP"}
-
-
-def letters_config(databases, tmp_path, port, **letters):
-    return deployment(databases, tmp_path, port, recipients=[], policy="teign",
-                      letters={"output_dir": str(tmp_path / "letters"), **letters})
-
-
-def write_config(config, tmp_path) -> str:
-    path = tmp_path / "cautionflow.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"home"})))
-    return str(path)
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    code = main(list(args))
-    return code, capsys.readouterr().out
-
-
-def pdf_text(source) -> str:
-    """The text of a PDF, whitespace collapsed (extraction splits a line where the font changes)."""
-    text = "\n".join(page.extract_text() for page in PdfReader(source).pages)
-    return re.sub(r"\s+([.,:)])", r"\1", re.sub(r"\s+", " ", text))
-
-
-def queued(databases):
-    register = Register(databases.register_url)
-    try:
-        return {x.alert_id: x for x in LetterQueue(register.engine).list()}
-    finally:
-        register.dispose()
 
 
 def test_letters_are_queued_once_approved_and_dispatched_by_post_and_email(databases, tmp_path, mail_server, capsys):
@@ -212,18 +177,6 @@ def test_a_png_of_page_one_of_each_kind(tmp_path):
         assert stem.with_suffix(".png").is_file()
 
 
-def _placed_text(pdf: bytes) -> list[tuple[str, float, float, float]]:
-    """(text, x mm from the left, baseline mm from the top, font size pt) of page 1's text."""
-    placed: list[tuple[str, float, float, float]] = []
-
-    def visit(text, _cm, tm, _font, size):
-        if text.strip():
-            placed.append((text.strip(), tm[4] * 25.4 / 72, 297 - tm[5] * 25.4 / 72, size))
-
-    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
-    return placed
-
-
 @pytest.mark.parametrize("large_print", [0, 1])
 def test_the_address_sits_in_a_dl_window_and_large_print_is_16_point(large_print):
     from cautionflow.adapters.templates import renderer
@@ -237,7 +190,7 @@ def test_the_address_sits_in_a_dl_window_and_large_print_is_16_point(large_print
     row = {**SOURCE[0], "register_state": "active", "review_due": "2027-11-20", "large_print": large_print}
     [letter] = owed_letters([row], load_profile("teign"), AS_OF).letters
     _, body = render_html(renderer(config), letter, organisation="Example Homes", reply_email=None)
-    placed = _placed_text(letter_pdf(letter, body, organisation="Example Homes"))
+    placed = placed_text(letter_pdf(letter, body, organisation="Example Homes"))
 
     address = [p for p in placed if p[0] in ("Alex Added", "1 Larkspur Close", "Eastwick", "EW1 2AB")]
     assert [p[0] for p in address] == ["Alex Added", "1 Larkspur Close", "Eastwick", "EW1 2AB"]

@@ -18,17 +18,17 @@ from cautionflow.adapters.register import Register
 from cautionflow.cli import main
 from cautionflow.domain import letters as d
 from cautionflow.steps import run_letters
-from tests.integration.test_digests_delivery import FAST, deployment, prepare
-from tests.integration.test_letters_queue import (
-    AS_OF,
-    REPO,
+from tests.deployment import (
+    FAST,
     cli,
+    deployment,
     letters_config,
-    pdf_text,
+    prepare,
     queued,
+    translated_pdf,
     write_config,
 )
-from tests.support import alert_row
+from tests.support import AS_OF, REPO, alert_row, pdf_text, placed_text
 
 OLIVE = alert_row(alert_id="OLD", person_ref="P1", person_name="Olive Older", address="1 Ash Row",
                   effective_from="2026-01-05")  # untold, older than the 60-day look-back
@@ -88,18 +88,6 @@ def test_the_officers_list_is_stored_once_per_alert_and_flag_and_resolves_when_f
 
 
 # --- translations --------------------------------------------------------------------------------------
-
-
-def translated_pdf(path: Path, text: str) -> Path:
-    """A stand-in for the translation an officer had made (synthetic words, one page)."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    pdf.text(20, 30, text)
-    path.write_bytes(bytes(pdf.output()))
-    return path
 
 
 def test_a_letter_held_for_translation_goes_with_the_officers_translation(databases, tmp_path, mail_server, capsys):
@@ -199,7 +187,7 @@ def test_a_dispatch_waits_for_one_already_running_and_writes_nothing_meanwhile(d
                                                                                 capsys, monkeypatch):
     """Two dispatches at once (the DAG's beside an officer's) would both write the same unfinished print
     batch: a dispatch holds the register while it runs, and another waits (issue 18)."""
-    import cautionflow.services.letters as service
+    import cautionflow.services.letter_dispatch as service
 
     config = deployment(databases, tmp_path, mail_server.port, recipients=[], policy="dover",
                         letters={"output_dir": str(tmp_path / "letters")})
@@ -254,15 +242,13 @@ def test_names_beyond_latin_1_are_printed_as_recorded(name):
     assert f"Dear {name}," in text and name in text  # in the window and in the greeting
     assert "Tŷ Siân" in text and "We have added a caution alert" in text
     assert fonts(pdf) == {"DejaVuSansBook", "DejaVuSansBold"}  # embedded (as a subset), include/fonts/
-    from tests.integration.test_letters_queue import _placed_text
-
-    window = [(x, y) for text, x, y, _size in _placed_text(pdf) if text in (name, "Tŷ Siân")]
+    window = [(x, y) for text, x, y, _size in placed_text(pdf) if text in (name, "Tŷ Siân")]
     assert len(window) == 2 and all(20 <= x <= 110 and 45 <= y <= 80 for x, y in window)  # the DL window
 
 
 @pytest.mark.parametrize(("name", "printed"), [("Աշոտ Example", "Աշոտ Example"), ("王 Example", "? Example")])
 def test_other_scripts_use_the_whole_font_and_what_it_lacks_is_a_question_mark(name, printed):
-    from cautionflow.services.letters import _unicode_font
+    from cautionflow.adapters.pdf import _unicode_font
 
     fonts_found = _unicode_font()
     assert ord("Ł") in fonts_found.quick_coverage and ord(name[0]) not in fonts_found.quick_coverage
@@ -278,15 +264,15 @@ def test_a_latin_1_letter_keeps_the_core_font():
 
 
 def test_without_the_font_files_a_letter_still_goes_with_plain_letters(monkeypatch, tmp_path):
-    from cautionflow.services import letters as service
+    from cautionflow.adapters import pdf
 
-    monkeypatch.setattr(service, "FONTS_DIR", tmp_path / "no-fonts")
+    monkeypatch.setattr(pdf, "FONTS_DIR", tmp_path / "no-fonts")
     monkeypatch.setenv("CAUTIONFLOW_HOME", str(tmp_path))
-    service._unicode_font.cache_clear()
+    pdf._unicode_font.cache_clear()
     try:
         text = pdf_text(io.BytesIO(render_pdf(person_name="Zoë Ó Briain-Łukasiewicz")))
     finally:
-        service._unicode_font.cache_clear()
+        pdf._unicode_font.cache_clear()
     assert "Zoë Ó Briain-Lukasiewicz" in text  # Latin-1 kept; Ł without its stroke, never dropped
 
 

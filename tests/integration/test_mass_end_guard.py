@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import create_engine, select
 
 from cautionflow.adapters import register_schema as schema
@@ -25,6 +24,7 @@ from cautionflow.adapters.source import SqlAlertSource
 from cautionflow.clock import FixedClock
 from cautionflow.config import DEFAULT_SOURCE_QUERY
 from cautionflow.services.sync import EmptySourceError, sync_register
+from tests.deployment import write_config
 from tests.support import alert_row
 
 DAY1, DAY2, DAY3 = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
@@ -241,8 +241,9 @@ def cautionflow(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def write_config(folder: Path, dbs, **extra) -> None:
-    config = {
+def two_contractors(dbs, **extra) -> dict:
+    """The config file's mapping: two contractors' deployment over `dbs`, with `extra` keys."""
+    return {
         "organisation": "Example Homes", "policy": "dover", "register_url": dbs.register_url,
         "source": {"url": dbs.source_url},
         "recipients": [
@@ -252,7 +253,6 @@ def write_config(folder: Path, dbs, **extra) -> None:
         ],
         **extra,
     }
-    (folder / "cautionflow.yaml").write_text(yaml.safe_dump(config))
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -262,7 +262,7 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 @pytest.mark.parametrize("broken", ["no alert_id", "one row", "area null"])
 def test_run_sync_refuses_with_exit_2_and_one_line(synced, tmp_path, broken):
-    write_config(tmp_path, synced)
+    write_config(two_contractors(synced), tmp_path)
     synced.write_source({
         "no alert_id": source_rows(alert_id=None), "one row": source_rows()[:1], "area null": source_rows(area=None),
     }[broken])
@@ -284,7 +284,7 @@ def test_run_sync_refuses_with_exit_2_and_one_line(synced, tmp_path, broken):
 
 
 def test_run_all_stops_at_a_refused_sync_and_the_old_flag_still_works(synced, tmp_path):
-    write_config(tmp_path, synced)
+    write_config(two_contractors(synced), tmp_path)
     synced.write_source([])
 
     result = cautionflow(tmp_path, "run", "all", "--as-of", "2026-11-24")
@@ -296,12 +296,12 @@ def test_run_all_stops_at_a_refused_sync_and_the_old_flag_still_works(synced, tm
 
 def test_the_configured_limit_is_used_and_a_bad_one_is_one_line(synced, tmp_path):
     synced.write_source(source_rows()[:-3])
-    write_config(tmp_path, synced, sync={"mass_end_share": 0.05, "mass_end_minimum": 2})
+    write_config(two_contractors(synced, sync={"mass_end_share": 0.05, "mass_end_minimum": 2}), tmp_path)
     result = cautionflow(tmp_path, "run", "sync", "--as-of", "2026-11-24")
     assert result.returncode == 2
     assert "the sync would end 3 of 40 active alerts (the limit is 5% and 2)" in error_lines(result)[0]
 
-    write_config(tmp_path, synced, sync={"mass_end_share": 1.5})
+    write_config(two_contractors(synced, sync={"mass_end_share": 1.5}), tmp_path)
     [line] = error_lines(bad := cautionflow(tmp_path, "run", "sync", "--as-of", "2026-11-24"))
     assert bad.returncode == 2 and "sync.mass_end_share" in line
 
@@ -326,9 +326,9 @@ def test_the_airflow_task_fails_without_retries_and_the_param_allows(synced, tmp
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cautionflow.integrations.airflow import run_sync_task
+    from cautionflow.integrations.airflow.tasks import run_sync_task
 
-    write_config(tmp_path, synced)
+    write_config(two_contractors(synced), tmp_path)
     monkeypatch.setenv("AIRFLOW_VAR_CAUTIONFLOW_CONFIG", str(tmp_path / "cautionflow.yaml"))
     monkeypatch.setenv("CAUTIONFLOW_HOME", str(tmp_path))
     for name in ("AIRFLOW_CONN_CAUTIONFLOW_REGISTER", "AIRFLOW_CONN_HOUSING_DB", "CAUTIONFLOW_REGISTER_URL"):

@@ -42,10 +42,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from tests.smtp_server import MailServer
-from tests.support import demo_config, migrated_airflow
+from tests.smtp_server import serving
+from tests.support import AS_OF, demo_config, migrated_airflow
 
-AS_OF = dt.date(2026, 11, 23)  # a Monday: the officers' reminder is due
 LONDON = ZoneInfo("Europe/London")
 CLOCK_AT = dt.datetime(2026, 11, 23, 9, 0, tzinfo=LONDON)  # when the day's steps "ran"
 SEED = 3  # see the module's docstring
@@ -170,24 +169,22 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDay]:
     from cautionflow.clock import FixedClock
     from cautionflow.config import load_config
     from cautionflow.demo.housing import build_housing_database
-    from cautionflow.integrations.airflow import check_sync_finished_task
-    from cautionflow.services.letters import dispatch_letters
-    from cautionflow.services.run_summary import run_summary_async
+    from cautionflow.integrations.airflow.tasks import check_sync_finished_task
+    from cautionflow.services.letter_dispatch import dispatch_letters
     from cautionflow.steps import (
         run_deadlines,
         run_digests,
         run_governance,
         run_letters,
         run_reminders,
+        run_summary_async,
         run_sync,
     )
 
     fast = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
     folder = tmp_path_factory.mktemp("no_missing_tokens")
     build_housing_database(folder / "housing.db", as_of=AS_OF, seed=SEED)
-    server = MailServer().start()
-    mp = pytest.MonkeyPatch()
-    try:
+    with serving() as server, pytest.MonkeyPatch.context() as mp:
         data = demo_config(folder, register_url="sqlite:///register.db", operations={"daily_summary": True})
         data["smtp"]["port"] = server.port
         config_path = folder / "cautionflow.yaml"
@@ -234,9 +231,6 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDay]:
         airflow_env = migrated_airflow(folder / "airflow")
         yield DemoDay(folder, config_path, config, [(r.recipient, r.message) for r in server.handler.received],
                       airflow_env)
-    finally:
-        server.stop()
-        mp.undo()
 
 
 # --- the checks ------------------------------------------------------------------------------------

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import demo_config, migrated_airflow, temporary_postgres_database
+from tests.support import AS_OF, REPO, demo_config, migrated_airflow, temporary_postgres_database
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-AS_OF = "2026-11-23"  # a Monday: the officers' weekly reminder is due too
 DAGS = ("cautionflow_sync", "cautionflow_deadlines", "cautionflow_letters", "cautionflow_digests",
         "cautionflow_housekeeping", "cautionflow_sync_watch")
 
@@ -38,7 +36,7 @@ class Production:
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
     from tests.conftest import require_postgres
-    from tests.smtp_server import MailServer
+    from tests.smtp_server import serving
 
     require_postgres()
     home = tmp_path_factory.mktemp("airflow_home_pg")
@@ -46,7 +44,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
 
     built = subprocess.run(
         [str(BIN / "cautionflow"), "demo-data", "--out", str(deployment / "housing.db"), "--homes", "2000",
-         "--alerts", "300", "--as-of", AS_OF],
+         "--alerts", "300", "--as-of", AS_OF.isoformat()],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
@@ -57,34 +55,31 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
     with (
         temporary_postgres_database("cf_airflow") as metadata_url,
         temporary_postgres_database("cf_register") as register_url,
+        serving() as server,
     ):
-        server = MailServer().start()
         smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port, "extra": {"security": "none"}}
         sync_metadata = metadata_url.replace("postgresql:", "postgresql+psycopg2:", 1)
         # Airflow would derive postgresql+asyncpg (not installed) for its async engine: psycopg 3 has one.
         async_metadata = metadata_url.replace("postgresql:", "postgresql+psycopg:", 1)
-        try:
-            env = migrated_airflow(
-                home,
-                metadata_url=sync_metadata,
-                async_metadata_url=async_metadata,
-                without=("CAUTIONFLOW_REGISTER_URL",),
-                extra={
-                    "CAUTIONFLOW_HOME": str(deployment),
-                    "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
-                    # A postgres Connection URI, as a landlord sets it in the environment or a secrets backend.
-                    "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": register_url,
-                    "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(smtp),
-                },
-            )
-            yield Production(env, deployment, register_url, server)
-        finally:
-            server.stop()
+        env = migrated_airflow(
+            home,
+            metadata_url=sync_metadata,
+            async_metadata_url=async_metadata,
+            without=("CAUTIONFLOW_REGISTER_URL",),
+            extra={
+                "CAUTIONFLOW_HOME": str(deployment),
+                "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(deployment / "cautionflow.yaml"),
+                # A postgres Connection URI, as a landlord sets it in the environment or a secrets backend.
+                "AIRFLOW_CONN_CAUTIONFLOW_REGISTER": register_url,
+                "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(smtp),
+            },
+        )
+        yield Production(env, deployment, register_url, server)
 
 
 def dags_test(production: Production, dag_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", dag_id, AS_OF],
+        [str(BIN / "airflow"), "dags", "test", dag_id, AS_OF.isoformat()],
         env=production.env, cwd=production.deployment, capture_output=True, text=True, timeout=600,
     )
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from tests.integration.conftest import AS_OF, REFUSING, airflow_metadata, http_get
-from tests.support import REPO
+from tests.integration.conftest import REFUSING, airflow_metadata, http_get
+from tests.support import AS_OF, REPO
 
 JWT_SECRET = "cautionflow-test-jwt-secret-" + "y" * 40
 
@@ -303,7 +303,7 @@ def reports_folder(demo, monkeypatch, tmp_path):
 
     from cautionflow.adapters.register import Register
     from cautionflow.config import load_config
-    from cautionflow.services.governance_reports import write_governance_reports
+    from tests.deployment import write_governance_reports
 
     config_path, db = demo
     folder = tmp_path / "reports"
@@ -457,13 +457,12 @@ def test_the_figures_read_the_same_on_sqlite_and_postgresql(databases, tmp_path,
     from cautionflow.services.register_page import register_page, review_list
     from cautionflow.services.status import register_status
     from cautionflow.steps import run_digests
-    from tests.integration.test_digests_delivery import AS_OF as DAY
-    from tests.integration.test_digests_delivery import FAST, deployment, prepare
+    from tests.deployment import FAST, deployment, prepare
 
     config = deployment(databases, tmp_path, mail_server.port)
     prepare(databases, config)
     mail_server.handler.refuse["rota@acme.example"] = "550 5.1.1 no such mailbox"
-    run_digests(config, as_of=DAY, run_id="digests", retry=FAST)
+    run_digests(config, as_of=AS_OF, run_id="digests", retry=FAST)
     register = Register(config.register_url)
     try:
         page = register_page(register)
@@ -471,7 +470,7 @@ def test_the_figures_read_the_same_on_sqlite_and_postgresql(databases, tmp_path,
         as_of, overdue = review_list(register, "overdue")
     finally:
         register.dispose()
-    assert page.as_of == as_of == DAY
+    assert page.as_of == as_of == AS_OF
     assert page.active == status["active"] and page.flagged == status["active_flagged"]
     assert page.overdue == len(overdue) == status["deadlines"]["overdue"]
     assert {(d.recipient_email, d.sent, d.failed) for d in page.deliveries if d.kind == "digest"} >= {

@@ -24,11 +24,10 @@ from cautionflow.cli import main
 from cautionflow.profiles import PROFILE_DIR
 from cautionflow.services.retention import ANONYMISED, PERSONAL_FIELDS
 from cautionflow.steps import run_digests, run_letters, run_retention, run_sync
-from tests.integration.test_digests_delivery import FAST, deployment, prepare
-from tests.support import alert_row
+from tests.deployment import FAST, deployment, prepare, write_config
+from tests.support import AS_OF, alert_row
 
 D1, D2, D3 = dt.date(2025, 6, 2), dt.date(2025, 7, 1), dt.date(2026, 3, 31)
-AS_OF = dt.date(2026, 11, 23)
 RECIPIENTS = [
     {"name": "Acme Repairs", "email": "rota@acme.example", "role": "contractor", "areas": ["NORTH"]},
     {"name": "Night Desk", "email": "ooh@callcentre.example", "role": "out_of_hours"},
@@ -200,14 +199,12 @@ def test_ended_alerts_past_the_period_are_anonymised_everywhere_once(built, data
     assert alert["person_name"] is None and alert["note"] is None
 
     # The register no longer holds anything about her: a subject access request finds nothing.
-    path = tmp_path / "cautionflow.yaml"
-    path.write_text(yaml.safe_dump(built.model_dump(mode="json", exclude={"home"})))
+    path = write_config(built, tmp_path)
     assert main(["dsar", "--config", str(path), "--person-ref", "P-GONE"]) == 2
 
 
 def test_the_command_line_dry_run(built, databases, tmp_path, capsys):
-    path = tmp_path / "cautionflow.yaml"
-    path.write_text(yaml.safe_dump(built.model_dump(mode="json", exclude={"home"})))
+    path = write_config(built, tmp_path)
     before = snapshot(databases.register_url)
     code = main(["retention", "--config", str(path), "--as-of", AS_OF.isoformat(), "--dry-run"])
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cautionflow.steps import run_reminders
-from tests.integration.test_digests_delivery import FAST, deployment, prepare, text_of
+from tests.deployment import FAST, deployment, prepare, text_of
 from tests.support import alert_row
 
 MONDAY, TUESDAY = dt.date(2026, 11, 23), dt.date(2026, 11, 24)

@@ -6,18 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from cautionflow.adapters.register import Register
-from cautionflow.services.run_summary import run_summary_async
 from cautionflow.services.status import register_status
-from cautionflow.steps import run_digests
-from tests.integration.test_digests_delivery import (
-    AS_OF,
-    FAST,
-    NAMES,
-    RECIPIENTS,
-    SOURCE,
-    deployment,
-    prepare,
-)
+from cautionflow.steps import run_digests, run_summary_async
+from tests.deployment import FAST, NAMES, RECIPIENTS, SOURCE, deployment, prepare
+from tests.support import AS_OF
 
 OPERATIONS = [{"name": "Operations", "email": "ops@example.org", "role": "operations"},
               {"name": "On call", "email": "oncall@example.org", "role": "operations"}]

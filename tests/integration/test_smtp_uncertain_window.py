@@ -14,7 +14,6 @@ superseded cannot tell which is current, and a person has to decide when deliver
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import re
 
@@ -25,11 +24,11 @@ from cautionflow.adapters.register import Register
 from cautionflow.clock import FixedClock
 from cautionflow.config import ConfigError, load_config, parse_config
 from cautionflow.steps import run_deadlines, run_digests, run_sync
-from tests.integration.test_digests_delivery import (
+from tests.deployment import (
     ACME,
-    AS_OF,
     DUE,
     FAST,
+    MOMENT,
     NIGHT_DESK,
     SOUTHSIDE,
     command_config,
@@ -40,8 +39,7 @@ from tests.integration.test_digests_delivery import (
     prepare,
     resend_failed,
 )
-
-MOMENT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
+from tests.support import AS_OF
 
 
 def copies(server, recipients=DUE) -> dict[str, int]:
@@ -110,8 +108,8 @@ def test_no_reply_within_the_data_timeout_is_uncertain_and_never_resent_by_a_run
         # ...and the register page's per-recipient table.
         from cautionflow.services.register_page import deliveries
 
-        with register.connect() as conn:
-            shown = {(d.recipient_email, d.uncertain, d.sent) for d in deliveries(conn) if d.kind == "digest"}
+        with register.figures.reading() as read:
+            shown = {(d.recipient_email, d.uncertain, d.sent) for d in deliveries(read) if d.kind == "digest"}
         assert shown == {(email, 1, 0) for email in DUE}
 
         # resend-failed leaves it without the flag; with it, resends each once.
@@ -215,17 +213,17 @@ def test_the_airflow_task_fails_without_a_retry_when_delivery_is_uncertain(airfl
     import sys
     from pathlib import Path
 
-    from tests.integration.test_digests_delivery import RECIPIENTS, SOURCE
+    from tests.deployment import RECIPIENTS, SOURCE, write_config
     from tests.support import write_sqlite_source
 
     write_sqlite_source(tmp_path / "housing.db", SOURCE)
-    (tmp_path / "cautionflow.yaml").write_text(yaml.safe_dump({
+    write_config({
         "organisation": "Example Homes", "policy": "dover", "register_url": "sqlite:///register.db",
         "source": {"url": "sqlite:///housing.db"}, "output_dir": "reports",
         "smtp": {"host": "127.0.0.1", "port": mail_server.port, "security": "none", "timeout_seconds": 1,
                  "data_timeout_seconds": 1, "sender": "Example Homes <alerts@example.org>"},
         "recipients": RECIPIENTS,
-    }))
+    }, tmp_path)
     env = {**airflow_home, "CAUTIONFLOW_HOME": str(tmp_path),
            "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(tmp_path / "cautionflow.yaml")}
     for step in ("sync", "deadlines"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cautionflow.adapters.register import Register
 from cautionflow.services.status import format_status, register_status
 from cautionflow.steps import run_digests, run_letters
-from tests.integration.test_digests_delivery import AS_OF, FAST, SOURCE, deployment, prepare
-from tests.support import alert_row
+from tests.deployment import FAST, SOURCE, deployment, prepare
+from tests.support import AS_OF, alert_row
 
 # A visit-in-pairs alert added a fortnight ago and not yet notified: a decision letter is owed (Teign 7).
 NEW = alert_row(alert_id="NEW1", area="SOUTH", effective_from="2026-11-09", person_ref="P0009",

@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from cautionflow.cli import main
 from cautionflow.steps import run_letters
-from tests.integration.test_digests_delivery import FAST, deployment, prepare
+from tests.deployment import FAST, deployment, prepare, write_config
 from tests.support import alert_row
 
 D1 = dt.date(2026, 10, 5)
@@ -68,14 +68,6 @@ def build_register(databases, tmp_path: Path, port: int, *, policy: str = "teign
         sent = run_digests(config, as_of=day, run_id=f"digests-{day}", retry=FAST)
         assert sent["sent"] == 2, sent
     return config
-
-
-def write_config(config, tmp_path: Path) -> str:
-    import yaml
-
-    path = tmp_path / "cautionflow.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"home"})))
-    return str(path)
 
 
 def dsar(capsys, config_path: str, *args: str) -> tuple[int, str, str]:

@@ -224,7 +224,7 @@ def test_an_empty_source_does_not_end_every_alert(databases):
         run(databases, as_of=DAY2, run_id="d2")
     assert alerts_by_id(databases)["A1"]["register_state"] == "active"
 
-    summary = run(databases, as_of=DAY2, run_id="d3", allow_empty_source=True)
+    summary = run(databases, as_of=DAY2, run_id="d3", allow_mass_end=True)
     assert summary.ended == 1
 
 

@@ -3,7 +3,6 @@ and to the caller's `Progress`, per chunk on a first load and per stage on a lat
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 
@@ -13,9 +12,8 @@ from cautionflow.config import DEFAULT_SOURCE_QUERY
 from cautionflow.progress import ProgressEvent
 from cautionflow.services import sync as sync_service
 from cautionflow.services.sync import sync_register
-from tests.support import alert_row
+from tests.support import AS_OF, alert_row
 
-AS_OF = dt.date(2026, 11, 23)
 SOURCE = [alert_row(alert_id=f"P{i}") for i in range(4)] + [alert_row(alert_id=None)]  # one quarantined
 
 

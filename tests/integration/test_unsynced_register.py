@@ -24,10 +24,9 @@ import pytest
 import yaml
 
 from cautionflow.clock import FixedClock
-from tests.integration.test_digests_delivery import FAST, RECIPIENTS, SOURCE, deployment
-from tests.support import alert_row, write_sqlite_source
+from tests.deployment import FAST, RECIPIENTS, SOURCE, deployment, write_config
+from tests.support import AS_OF, alert_row, write_sqlite_source
 
-AS_OF = dt.date(2026, 11, 23)
 SYNCED = dt.datetime(2026, 11, 23, 5, 40, tzinfo=dt.UTC)  # when the day's sync finished
 NEXT_DAY = AS_OF + dt.timedelta(days=1)
 OPERATIONS = {"name": "Operations", "email": "ops@example.org", "role": "operations"}
@@ -48,14 +47,6 @@ def one_line_exit_2(result: subprocess.CompletedProcess[str], *expected: str) ->
     for part in expected:
         assert part in lines[0], lines[0]
     return lines[0]
-
-
-def write_config(config, folder: Path) -> Path:
-    """A parsed config as the file a cron user would pass to `--config`."""
-    path = folder / "cautionflow.yaml"
-    data = config.model_dump(mode="json", exclude={"home"}, exclude_defaults=True)
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def register_tables(url: str) -> set[str]:
@@ -184,8 +175,7 @@ def synced(databases, tmp_path, port, **extra):
 def test_mail_is_refused_37_hours_after_the_last_sync(databases, tmp_path, mail_server):
     # RegisterError: what the command line reports as one line, exit 2 (steps.step_errors).
     from cautionflow.adapters.register import RegisterError
-    from cautionflow.services.run_summary import run_summary_async
-    from cautionflow.steps import run_digests, run_reminders
+    from cautionflow.steps import run_digests, run_reminders, run_summary_async
 
     config = synced(databases, tmp_path, mail_server.port)
     late = FixedClock(SYNCED + dt.timedelta(hours=37))
@@ -266,7 +256,7 @@ def context(dag_id: str, moment: dt.datetime) -> dict:
 def test_the_airflow_mail_tasks_fail_without_retries(airflow_deployment, mail_server):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cautionflow.integrations.airflow import run_digests_task, run_reminders_task, run_summary_task
+    from cautionflow.integrations.airflow.tasks import run_digests_task, run_reminders_task, run_summary_task
 
     moment = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
     for task in (run_digests_task, run_reminders_task, run_summary_task):
@@ -279,7 +269,7 @@ def test_the_airflow_mail_tasks_fail_without_retries(airflow_deployment, mail_se
 def test_the_sync_watch_tells_operations_when_there_is_no_register(airflow_deployment, mail_server):
     """The watch is what tells operations that no sync ran: with no register at all it still says so
     (sent directly, as there is no outbox to send it through), and creates none."""
-    from cautionflow.integrations.airflow import check_sync_finished_task
+    from cautionflow.integrations.airflow.tasks import check_sync_finished_task
 
     seven = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
     result = asyncio.run(check_sync_finished_task(context("cautionflow_sync_watch", seven),

@@ -26,12 +26,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.smtp_server import MailServer
+from tests.smtp_server import serving
+from tests.support import AS_OF, REPO
 
 pytestmark = pytest.mark.wheel
 
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = "2026-11-23"
 # Beyond Latin-1 (Ŵ, ŷ), so every letter embeds DejaVu Sans: the shipped fonts must be found.
 ORGANISATION = "Cartrefi Tŷ Ŵyn (wheel test)"
 
@@ -111,7 +110,7 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_repository(tmp_path):
         "from cautionflow.adapters.templates import SHIPPED_TEMPLATES\n"
         "from cautionflow.profiles import PROFILE_DIR\n"
         "from cautionflow.resources import shipped_folder\n"
-        "from cautionflow.services.letters import FONTS_DIR\n"
+        "from cautionflow.adapters.pdf import FONTS_DIR\n"
         "print(json.dumps({'package': cautionflow.__file__, 'templates': str(SHIPPED_TEMPLATES),\n"
         "    'fonts': str(FONTS_DIR), 'profiles': str(PROFILE_DIR), 'sql': str(shipped_folder('sql'))}))"
     )], cwd=home, env=env).stdout)
@@ -120,10 +119,9 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_repository(tmp_path):
         assert not Path(path).resolve().is_relative_to(REPO), where
 
     cautionflow = venv / "bin" / "cautionflow"
-    built = _run([cautionflow, "demo-data", "--out", "housing.db", "--as-of", AS_OF], cwd=home, env=env)
+    built = _run([cautionflow, "demo-data", "--out", "housing.db", "--as-of", AS_OF.isoformat()], cwd=home, env=env)
     assert json.loads(built.stdout.splitlines()[-1])["alerts"] > 0
-    server = MailServer().start()
-    try:
+    with serving() as server:
         config = {
             "organisation": ORGANISATION,
             "policy": "teign",  # a shipped profile, by name
@@ -142,9 +140,7 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_repository(tmp_path):
         }
         (home / "cfg.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         assert not (home / "include").exists()
-        ran = _run([cautionflow, "run", "all", "--config", "cfg.yaml", "--as-of", AS_OF], cwd=home, env=env)
-    finally:
-        server.stop()
+        ran = _run([cautionflow, "run", "all", "--config", "cfg.yaml", "--as-of", AS_OF.isoformat()], cwd=home, env=env)
     summary = json.loads(ran.stdout.splitlines()[-1])
     assert summary["sync"]["inserted"] > 0 and summary["letters"]["queued"] > 0, summary
     assert "not found" not in ran.stderr, ran.stderr  # neither a template nor the Unicode font was missing

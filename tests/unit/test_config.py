@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from cautionflow.config import ConfigError, load_config, parse_config
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {
     "organisation": "Example Homes",
     "policy": "dover",

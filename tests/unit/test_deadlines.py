@@ -23,7 +23,8 @@ from cautionflow.domain.deadlines import (
 )
 from cautionflow.profiles import load_profile
 
-AS_OF = date(2025, 6, 1)
+# "Today" for these rules' worked examples, alerts from early 2025: some reviews already due, some not.
+JUNE_2025 = date(2025, 6, 1)
 EMPTY: dict[str, Any] = dict.fromkeys(INPUT_COLUMNS)
 
 
@@ -36,7 +37,7 @@ def from_frame(result: pd.DataFrame) -> list[AlertDeadlines]:
     return [AlertDeadlines(**dict(zip(columns, row, strict=True))) for row in rows]
 
 
-def both(profile_name: str, rows: list[dict[str, Any]], as_of: date = AS_OF) -> list[AlertDeadlines]:
+def both(profile_name: str, rows: list[dict[str, Any]], as_of: date = JUNE_2025) -> list[AlertDeadlines]:
     """Run both implementations on `rows`; they must agree, and the shared answer is returned."""
     profile = load_profile(profile_name)
     calendar = WorkingCalendar(profile.calendar)
@@ -48,7 +49,7 @@ def both(profile_name: str, rows: list[dict[str, Any]], as_of: date = AS_OF) -> 
     return reference
 
 
-def one(profile_name: str, as_of: date = AS_OF, **alert: Any) -> AlertDeadlines:
+def one(profile_name: str, as_of: date = JUNE_2025, **alert: Any) -> AlertDeadlines:
     alert.setdefault("alert_code", "VIP")
     return both(profile_name, [alert], as_of)[0]
 
@@ -399,7 +400,7 @@ class TestTheFrame:
              "effective_from": ["2025-03-01", "2025-01-31"]},
             index=[42, 7],
         )
-        result = compute_deadlines(frame, load_profile("karbon"), AS_OF)
+        result = compute_deadlines(frame, load_profile("karbon"), JUNE_2025)
         assert list(result.columns) == list(OUTPUT_COLUMNS)
         assert list(result.index) == [42, 7]
         assert list(result["review_due"]) == [pd.Timestamp("2025-09-01"), pd.Timestamp("2025-02-28")]
@@ -408,13 +409,13 @@ class TestTheFrame:
 
     def test_an_empty_frame_gives_an_empty_result(self) -> None:
         frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in INPUT_COLUMNS})
-        result = compute_deadlines(frame, load_profile("dover"), AS_OF)
+        result = compute_deadlines(frame, load_profile("dover"), JUNE_2025)
         assert len(result) == 0 and list(result.columns) == list(OUTPUT_COLUMNS)
 
     def test_a_missing_column_is_refused(self) -> None:
         frame = pd.DataFrame({"alert_code": ["VIP"], "effective_from": ["2025-01-01"]})
         with pytest.raises(ValueError, match="missing column"):
-            compute_deadlines(frame, load_profile("dover"), AS_OF)
+            compute_deadlines(frame, load_profile("dover"), JUNE_2025)
 
     def test_a_whole_register_of_errors_is_still_a_result(self) -> None:
         results = both("teign", [{"alert_code": "???", "effective_from": "?"}] * 3)

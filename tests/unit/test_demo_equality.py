@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from datetime import date
-from pathlib import Path
 
 from cautionflow.demo.housing import EQUALITY_VIEW, VIEW_NAME, build_housing_database
 from cautionflow.domain.equality import EQUALITY_COLUMNS, equality_report, read_counts
-
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = date(2026, 11, 23)
+from tests.support import AS_OF, REPO
 
 
 def test_equality_counts_are_aggregates_consistent_with_the_alerts(tmp_path):

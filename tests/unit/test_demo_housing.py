@@ -31,7 +31,8 @@ from cautionflow.demo.housing import (
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.domain.contract import DATE_COLUMNS, ENUMS, FLAG_COLUMNS, SOURCE_COLUMNS
 
-AS_OF = date(2026, 3, 16)
+# The day the demo data are built for here: the counts and seeds below are pinned to it.
+DEMO_DAY = date(2026, 3, 16)
 HOMES = 1_500
 ALERTS = 1_200
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -89,7 +90,7 @@ def _faults(rows: list[dict[str, Any]]) -> Counter[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoSummary, list[dict[str, Any]]]:
     path = tmp_path_factory.mktemp("demo") / "housing.db"
-    summary = build_housing_database(path, homes=HOMES, alerts=ALERTS, as_of=AS_OF, seed=11)
+    summary = build_housing_database(path, homes=HOMES, alerts=ALERTS, as_of=DEMO_DAY, seed=11)
     return summary, _rows(path)
 
 
@@ -132,18 +133,18 @@ def test_every_fault_kind_is_present_and_counted(built: tuple[DemoSummary, list]
 
 
 def test_faults_scale_with_size_but_stay_tiny(tmp_path: Path) -> None:
-    summary = build_housing_database(tmp_path / "h.db", homes=300, alerts=5_000, as_of=AS_OF)
+    summary = build_housing_database(tmp_path / "h.db", homes=300, alerts=5_000, as_of=DEMO_DAY)
     assert all(count == 10 for count in summary.faults.values())
-    small = build_housing_database(tmp_path / "s.db", homes=5, alerts=MIN_ALERTS, as_of=AS_OF)
+    small = build_housing_database(tmp_path / "s.db", homes=5, alerts=MIN_ALERTS, as_of=DEMO_DAY)
     assert all(count == 2 for count in small.faults.values())
     found = _faults(_rows(small.path))
     assert all(found[kind] == 2 for kind in FAULT_KINDS)
 
 
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:
-    a = build_housing_database(tmp_path / "a.db", homes=400, alerts=300, as_of=AS_OF, seed=3)
-    b = build_housing_database(tmp_path / "b.db", homes=400, alerts=300, as_of=AS_OF, seed=3)
-    c = build_housing_database(tmp_path / "c.db", homes=400, alerts=300, as_of=AS_OF, seed=4)
+    a = build_housing_database(tmp_path / "a.db", homes=400, alerts=300, as_of=DEMO_DAY, seed=3)
+    b = build_housing_database(tmp_path / "b.db", homes=400, alerts=300, as_of=DEMO_DAY, seed=3)
+    c = build_housing_database(tmp_path / "c.db", homes=400, alerts=300, as_of=DEMO_DAY, seed=4)
     assert _rows(a.path) == _rows(b.path)
     assert _rows(a.path) != _rows(c.path)
     assert a.faults == b.faults
@@ -152,16 +153,16 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
 def test_replaces_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "housing.db"
     path.write_text("not a database")
-    summary = build_housing_database(path, homes=50, alerts=100, as_of=AS_OF)
+    summary = build_housing_database(path, homes=50, alerts=100, as_of=DEMO_DAY)
     assert len(_rows(path)) == summary.alerts == 100
     assert not list(tmp_path.glob("*.building"))
 
 
 def test_rejects_sizes_too_small_for_the_faults(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        build_housing_database(tmp_path / "x.db", homes=10, alerts=MIN_ALERTS - 1, as_of=AS_OF)
+        build_housing_database(tmp_path / "x.db", homes=10, alerts=MIN_ALERTS - 1, as_of=DEMO_DAY)
     with pytest.raises(ValueError):
-        build_housing_database(tmp_path / "x.db", homes=0, alerts=100, as_of=AS_OF)
+        build_housing_database(tmp_path / "x.db", homes=0, alerts=100, as_of=DEMO_DAY)
 
 
 def test_address_only_alerts_have_no_person(built: tuple[DemoSummary, list]) -> None:
@@ -214,17 +215,17 @@ def test_enums_flags_and_formats(built: tuple[DemoSummary, list]) -> None:
 def test_dates_are_relative_to_as_of(built: tuple[DemoSummary, list]) -> None:
     _, rows = built
     clean = [r for r in rows if {_date_state(r[c]) for c in DATE_COLUMNS} <= {"ok", "empty"}]
-    end_of_day = datetime.combine(AS_OF, datetime.max.time(), tzinfo=UTC)
+    end_of_day = datetime.combine(DEMO_DAY, datetime.max.time(), tzinfo=UTC)
     for r in clean:
         start = _d(r["effective_from"])
-        assert start is not None and AS_OF - timedelta(days=1096) <= start <= AS_OF
+        assert start is not None and DEMO_DAY - timedelta(days=1096) <= start <= DEMO_DAY
         for column in ("last_reviewed_on", "notified_on", "appeal_received_on", "appeal_decided_on"):
             value = _d(r[column])
-            assert value is None or start <= value <= AS_OF, (column, r)
+            assert value is None or start <= value <= DEMO_DAY, (column, r)
         assert datetime.fromisoformat(r["updated_at"]) <= end_of_day
         if r["status"] == "ended":
-            assert _d(r["ends_on"]) is not None and _d(r["ends_on"]) <= AS_OF
-    year_ago = AS_OF - timedelta(days=365)
+            assert _d(r["ends_on"]) is not None and _d(r["ends_on"]) <= DEMO_DAY
+    year_ago = DEMO_DAY - timedelta(days=365)
 
     def some(pred: Any) -> bool:
         return sum(1 for r in clean if pred(r)) >= 2
@@ -234,14 +235,14 @@ def test_dates_are_relative_to_as_of(built: tuple[DemoSummary, list]) -> None:
                 and r["status"] == "active")
     assert some(lambda r: r["review_outcome"] == "retained" and r["last_reviewed_on"])
     assert some(lambda r: r["review_outcome"] == "removed" and r["status"] == "ended")
-    recent = [r for r in clean if _d(r["effective_from"]) >= AS_OF - timedelta(days=60)]
+    recent = [r for r in clean if _d(r["effective_from"]) >= DEMO_DAY - timedelta(days=60)]
     assert any(r["notify_resident"] == 1 and r["notified_on"] is None for r in recent)
     assert any(r["notified_on"] for r in recent)
     # Teign 9: appeals lodged and not yet answered, and appeals decided.
     assert some(lambda r: r["appeal_received_on"] and not r["appeal_decided_on"])
     assert some(lambda r: r["appeal_decided_on"] and r["appeal_outcome"] in ("upheld", "dismissed"))
     assert some(lambda r: r["status"] == "ended")
-    assert some(lambda r: r["ends_on"] and _d(r["ends_on"]) and _d(r["ends_on"]) > AS_OF)
+    assert some(lambda r: r["ends_on"] and _d(r["ends_on"]) and _d(r["ends_on"]) > DEMO_DAY)
 
 
 def test_notification_and_contact_variety(built: tuple[DemoSummary, list]) -> None:

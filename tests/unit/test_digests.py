@@ -17,8 +17,8 @@ from cautionflow.config import ConfigError, Recipient, SmtpConfig
 from cautionflow.domain import digests as d
 from cautionflow.domain.codes import UNKNOWN_CODE_ACTION, required_action
 from cautionflow.domain.contract import SOURCE_COLUMNS
+from tests.support import AS_OF
 
-AS_OF = dt.date(2026, 11, 23)  # a Monday
 ACME = Recipient(name="Acme Repairs", email="rota@acme.example", role="contractor", areas=("north", "EAST"))
 NIGHT_DESK = Recipient(name="Night Desk", email="ooh@callcentre.example", role="out_of_hours")
 

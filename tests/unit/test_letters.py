@@ -8,9 +8,8 @@ import pytest
 
 from cautionflow.domain import letters as d
 from cautionflow.profiles import load_profile
-from tests.support import alert_row
+from tests.support import AS_OF, alert_row
 
-AS_OF = dt.date(2026, 11, 23)  # a Monday
 RECENT = "2026-11-20"
 
 
@@ -227,10 +226,23 @@ def test_a_duplicated_row_owes_one_letter():
     assert len(plan([alert(), alert()]).letters) == 1
 
 
-def test_odd_values_never_crash():
-    rows = [alert(alert_code=None), alert(effective_from="31/02/2025"), alert(notify_resident="x"),
-            alert(person_name=None, person_ref=None, subject_type=None)]
-    plan(rows)
+@pytest.mark.parametrize(("odd", "letters", "suppressed"), [
+    # No code: no code that needs a letter, so none is owed (and none invented).
+    ({"alert_code": None}, [], []),
+    # An impossible decision date: nothing dated in the look-back window, so nothing owed yet.
+    ({"effective_from": "31/02/2025"}, [], []),
+    # An unreadable flag is the default, which is to tell the resident (Teign 7).
+    ({"notify_resident": "x"}, [("alert_added", "Alex Example", ("Alex Example", "1 Larkspur Close", "Eastwick",
+                                                                 "EW1 2AB"))], []),
+    # No person at all: address only, suppressed with that reason rather than a letter to nobody.
+    ({"person_name": None, "person_ref": None, "subject_type": None}, [], [("alert_added", d.ADDRESS_ONLY)]),
+])
+def test_odd_values_never_crash(odd, letters, suppressed):
+    result = plan([alert(**odd)])
+
+    assert [(x.kind, x.person_name, x.address_lines) for x in result.letters] == letters
+    assert [(s.kind, s.reason) for s in result.suppressed] == suppressed
+    assert result.officers == ()
 
 
 # --- which letters need the Unicode font ------------------------------------------------------------
@@ -245,7 +257,7 @@ def test_odd_values_never_crash():
     ("Олена", True),
 ])
 def test_only_text_beyond_latin_1_needs_the_embedded_font(text, needed):
-    from cautionflow.services.letters import needs_unicode
+    from cautionflow.adapters.pdf import needs_unicode
 
     assert needs_unicode("Example Homes", text) is needed
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from cautionflow.frames import is_missing, plain_records, text
+from tests.support import AS_OF
 
-AS_OF = dt.date(2026, 11, 23)
 MISSING = [None, float("nan"), np.nan, np.float64("nan"), pd.NaT, pd.NA, np.datetime64("NaT"), decimal.Decimal("NaN")]
 PRESENT = ["", "nan", "None", 0, 0.0, False, dt.date(2026, 1, 1), dt.datetime(2026, 1, 1, 9), pd.Timestamp("2026-01-01"),
            np.int64(0), [], {}, ("a",)]

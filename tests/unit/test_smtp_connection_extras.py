@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from cautionflow.adapters.mail import SmtpSettings, connection_extra_overrides
+from cautionflow.adapters.mail import SmtpSettings
 from cautionflow.config import ConfigError, SmtpConfig
+from cautionflow.integrations.airflow.settings import connection_extra_overrides
 
 FILE = SmtpConfig(host="127.0.0.1", port=587, security="starttls", sender="Example Homes <alerts@example.org>")
 

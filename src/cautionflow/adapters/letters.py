@@ -1,4 +1,5 @@
-"""The resident letters queue in the register: queued -> approved -> dispatched, or held.
+"""The resident letters queue in the register: queued -> approved -> dispatched, or held; the
+officers' list of flags (`LetterFlags`); and the alerts the letters are decided from (`LetterReads`).
 
 The unique letter key makes queueing idempotent across runs and processes: a key already in
 the queue is never queued again, whatever its status (one letter per alert, kind and decision
@@ -28,6 +29,13 @@ STATUSES = ("queued", "approved", "dispatched", "held")
 _CHUNK = 500
 # After a print batch's file name in `dispatch_ref` while its files are being written.
 BEING_WRITTEN = " (being written)"
+# The alert columns the letters policy reads (`cautionflow.domain.letters`), with the stored deadlines.
+ALERT_COLUMNS = (
+    "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "address", "postcode", "effective_from",
+    "last_reviewed_on", "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
+    "appeal_decided_on", "appeal_outcome", "source", "preferred_channel", "email", "language", "large_print",
+    "register_state",
+)
 
 
 @dataclass(frozen=True)
@@ -309,6 +317,26 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
     from sqlalchemy import insert
 
     return insert(schema.letters)
+
+
+class LetterReads:
+    """What the letters read of the register itself: the alerts the letters policy judges."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def alerts_with_deadlines(self) -> list[dict[str, Any]]:
+        """Every alert (active and ended) with its stored review_due and expires_on."""
+        from cautionflow.adapters.database import fetch_all
+
+        columns = ", ".join(f"a.{c}" for c in ALERT_COLUMNS)
+        with self.engine.connect() as conn:
+            names, rows = fetch_all(
+                conn,
+                f"SELECT {columns}, d.review_due, d.expires_on FROM alerts a "
+                "LEFT JOIN alert_deadlines d ON d.alert_id = a.alert_id ORDER BY a.alert_id",
+            )
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 class LetterFlags:

@@ -1,6 +1,6 @@
 """Outgoing mail: settings, message building and bounded, concurrent delivery with aiosmtplib.
 
-Used for digests now, and later for officer reminders, letters by email and operations alerts.
+Used for the digests, the officers' review reminders, letters by email and the notices to operations.
 
 * `SmtpSettings` comes from the config's `smtp` section, the password from the environment
   variable it names, and optional overrides from the Airflow Connection `cautionflow_smtp`. The
@@ -135,79 +135,20 @@ class SmtpSettings:
         return f"{self.host}:{self.port} ({self.security}){who}"
 
 
-# The Airflow SMTP provider's Connection extras (apache-airflow-providers-smtp, "SMTP Connection"):
-# cautionflow reads them as well as its own, so a Connection written for Airflow's own email works.
-PROVIDER_EXTRAS = ("from_email", "disable_tls", "disable_ssl", "timeout", "retry_limit")
-OWN_EXTRAS = ("security", "sender", "allow_insecure")
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+def smtp_settings(
+    smtp: SmtpConfig | None, purpose: str, *, needed: bool, overrides: Mapping[str, Any] | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> SmtpSettings | None:
+    """The settings a mail step sends `purpose` with: the config's `smtp` section overridden by the
+    Airflow connection's; None when there is no smtp section and nothing is due (`needed` False),
+    a one-line ConfigError when there is none and mail is due."""
+    from cautionflow.config import ConfigError
 
-
-def connection_extra_overrides(extra: Mapping[str, Any], conn_id: str = "cautionflow_smtp") -> dict[str, Any]:
-    """The Connection's extra as overrides of the config's smtp settings (keys `security`, `sender`,
-    `from_email`, `timeout_seconds`, `retry_attempts`, `allow_insecure`; absent when not set).
-
-    The provider's flags mean what they mean to Airflow: SSL from the first byte unless
-    `disable_ssl`, and then STARTTLS unless `disable_tls`; so `disable_ssl=true&disable_tls=true` is
-    cautionflow's `security: none`. Values from a URI's query string arrive as text ("true").
-    A contradiction (`security` and the flags disagree, `sender` and `from_email` name different
-    addresses) is an error naming both, never a silent choice."""
-    where = f"Airflow connection {conn_id}"
-
-    def flag(key: str) -> bool | None:
-        value = extra.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise ConfigError(f"{where}: extra.{key}: expected true or false, got '{value}'")
-
-    def number(key: str, kind: type, least: float) -> Any:
-        value = extra.get(key)
-        if value in (None, ""):
-            return None
-        try:
-            parsed = kind(value)
-        except (TypeError, ValueError):
-            parsed = None
-        if parsed is None or parsed < least:
-            raise ConfigError(f"{where}: extra.{key}: expected a number of at least {least:g}, got '{value}'")
-        return parsed
-
-    out: dict[str, Any] = {}
-    disable_ssl, disable_tls = flag("disable_ssl"), flag("disable_tls")
-    implied = None
-    if disable_ssl is not None or disable_tls is not None:
-        implied = "tls" if not disable_ssl else ("none" if disable_tls else "starttls")
-    security = extra.get("security") or None
-    if security and implied and security != implied:
-        raise ConfigError(
-            f"{where}: extra.security '{security}' contradicts disable_ssl={str(bool(disable_ssl)).lower()}, "
-            f"disable_tls={str(bool(disable_tls)).lower()} (which mean '{implied}'); keep one of them"
-        )
-    if security or implied:
-        out["security"] = security or implied
-    sender, from_email = extra.get("sender") or None, extra.get("from_email") or None
-    if sender and from_email and parseaddr(str(sender))[1].lower() != parseaddr(str(from_email))[1].lower():
-        raise ConfigError(f"{where}: extra.sender '{sender}' and extra.from_email '{from_email}' name different "
-                          "addresses; keep one of them")
-    if sender:
-        out["sender"] = sender
-    elif from_email:
-        out["from_email"] = from_email
-    timeout = number("timeout", float, 1)
-    if timeout is not None:
-        out["timeout_seconds"] = timeout
-    retry_limit = number("retry_limit", int, 1)
-    if retry_limit is not None:
-        out["retry_attempts"] = retry_limit
-    allow_insecure = flag("allow_insecure")
-    if allow_insecure is not None:
-        out["allow_insecure"] = allow_insecure
-    unknown = sorted(set(extra) - set(PROVIDER_EXTRAS) - set(OWN_EXTRAS))
-    if unknown:
-        log.warning("%s: extra field(s) %s are not used by cautionflow", where, ", ".join(unknown))
-    return out
+    if smtp is None:
+        if needed:
+            raise ConfigError(f"smtp: {purpose} are due but the config has no smtp section to send them with")
+        return None
+    return SmtpSettings.from_config(smtp, overrides=overrides, tls_context=tls_context)
 
 
 # --- building messages ----------------------------------------------------------------------------

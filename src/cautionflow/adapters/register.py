@@ -12,6 +12,7 @@ that there were no flags for them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection, Engine
 
+    from cautionflow.adapters.deadline_store import DeadlineStore
+    from cautionflow.adapters.digest_reads import DigestReads
+    from cautionflow.adapters.figures import RegisterFigures
+    from cautionflow.adapters.governance_reads import GovernanceReads
+    from cautionflow.adapters.letters import LetterFlags, LetterQueue, LetterReads
+    from cautionflow.adapters.outbox import Outbox
+    from cautionflow.adapters.retention_store import RetentionStore
+    from cautionflow.adapters.subject_access_reads import SubjectAccessReads
     from cautionflow.domain.merge import MergePlan
     from cautionflow.domain.validation import ValidatedBatch
 
@@ -46,7 +55,7 @@ RUN_COLUMNS = ("register_state", "ended_reason", *_RUN_STAMP_COLUMNS)
 ALERT_COLUMNS = (*SOURCE_COLUMNS, "dq_flags", "row_hash", *RUN_COLUMNS)
 _UPDATED_COLUMNS = (*SOURCE_COLUMNS[1:], "dq_flags", "row_hash", "register_state", "ended_reason")
 _CHUNK = 500
-_ADVISORY_LOCK = 7_2026_1123  # serialises syncs on PostgreSQL
+_ADVISORY_LOCK = 7_2026_1123  # serialises the register's writers on PostgreSQL (`Register.writing`)
 # Keys held for a whole sync or letters dispatch (`Register._exclusive`: a session lock, on its own connection):
 # the transactions' key would make a sync wait for itself.
 _LOCK_KEYS = {"sync": 7_2026_1124, "dispatch": 7_2026_1125}
@@ -257,7 +266,10 @@ class Register:
         return stored_moment(rows[0][0])
 
     @contextmanager
-    def transaction(self) -> Iterator[RegisterTransaction]:
+    def writing(self) -> Iterator[Connection]:
+        """One transaction that writes the register (the sync's, the deadlines', retention's): writers
+        are serialised (PostgreSQL: a transaction advisory lock; SQLite: the write lock, taken before
+        anything is read), and a database error is a one-line RegisterError."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -266,9 +278,15 @@ class Register:
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
                 elif conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading state
-                yield RegisterTransaction(conn)
+                yield conn
         except SQLAlchemyError as exc:
             raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[RegisterTransaction]:
+        """The sync's writes, in one `writing` transaction."""
+        with self.writing() as conn:
+            yield RegisterTransaction(conn)
 
     def is_empty(self) -> bool:
         """No alert and no history yet: the register has never been synced."""
@@ -276,7 +294,80 @@ class Register:
             return tx.is_empty()
 
     def dispose(self) -> None:
+        if "outbox" in self.__dict__:  # the outbox holds a connection of its own (and perhaps its lock)
+            self.outbox.close()
         self.engine.dispose()
+
+    def __enter__(self) -> Register:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    # The register's repositories, by the domain's names: the services reach the register's data only
+    # through these (each a small class holding the SQL for one part of the domain), typed in each
+    # service by a Protocol of what it uses. Imported on first use so that a step loads only its own.
+    @functools.cached_property
+    def outbox(self) -> Outbox:
+        from cautionflow.adapters.outbox import Outbox
+
+        return Outbox(self.engine)
+
+    @functools.cached_property
+    def letter_queue(self) -> LetterQueue:
+        from cautionflow.adapters.letters import LetterQueue
+
+        return LetterQueue(self.engine)
+
+    @functools.cached_property
+    def letter_flags(self) -> LetterFlags:
+        from cautionflow.adapters.letters import LetterFlags
+
+        return LetterFlags(self.engine)
+
+    @functools.cached_property
+    def letter_reads(self) -> LetterReads:
+        from cautionflow.adapters.letters import LetterReads
+
+        return LetterReads(self.engine)
+
+    @functools.cached_property
+    def subject_access(self) -> SubjectAccessReads:
+        from cautionflow.adapters.subject_access_reads import SubjectAccessReads
+
+        return SubjectAccessReads(self.engine)
+
+    @functools.cached_property
+    def deadlines(self) -> DeadlineStore:
+        from cautionflow.adapters.deadline_store import DeadlineStore
+
+        return DeadlineStore(self.engine, self.writing)
+
+    @functools.cached_property
+    def digest_reads(self) -> DigestReads:
+        from cautionflow.adapters.digest_reads import DigestReads
+
+        return DigestReads(self.engine)
+
+    @functools.cached_property
+    def figures(self) -> RegisterFigures:
+        """Counts for the status command, the register page, the sync watch and the run summary:
+        read through `connect` (an existing register, one-line errors), as those callers always did."""
+        from cautionflow.adapters.figures import RegisterFigures
+
+        return RegisterFigures(self.connect)
+
+    @functools.cached_property
+    def governance(self) -> GovernanceReads:
+        from cautionflow.adapters.governance_reads import GovernanceReads
+
+        return GovernanceReads(self.engine)
+
+    @functools.cached_property
+    def retention(self) -> RetentionStore:
+        from cautionflow.adapters.retention_store import RetentionStore
+
+        return RetentionStore(self.writing)
 
 
 class RegisterTransaction:

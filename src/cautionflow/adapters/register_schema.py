@@ -127,7 +127,7 @@ alert_deadlines = Table(
     Index("ix_alert_deadlines_review_due", "review_due"),
 )
 
-# Every outgoing message (digests now; reminders, letters and operations alerts later), written
+# Every outgoing message (digests, review reminders, letters by email, notices to operations), written
 # before it is sent and marked as it goes: pending -> sending -> sent | failed (| superseded).
 outbox = Table(
     "outbox",
@@ -178,7 +178,7 @@ disclosures = Table(
     Index("ix_disclosures_recipient_email", "recipient_email"),
 )
 
-# The resident letters queue (letters issue): one row per (alert, kind, decision date), ever.
+# The resident letters queue: one row per (alert, kind, decision date), ever.
 # queued -> approved -> dispatched; held letters (translation, no address) wait for an officer.
 letters = Table(
     "letters",
@@ -216,7 +216,7 @@ letters = Table(
     Index("ix_letters_alert_id", "alert_id"),
 )
 
-# What no letter can settle (letters issue), for an officer: one row per (alert, flag), open until the
+# What no letter can settle, for an officer: one row per (alert, flag), open until the
 # register no longer shows it. No personal details: `cautionflow letters flags` joins the alert.
 letter_flags = Table(
     "letter_flags",
@@ -238,7 +238,7 @@ letter_flags = Table(
     Index("ix_letter_flags_resolved_on", "resolved_on"),
 )
 
-# Retention (governance issue): one row per anonymisation of an ended alert's personal details.
+# Retention: one row per anonymisation of an ended alert's personal details.
 anonymisation_log = Table(
     "anonymisation_log",
     metadata,

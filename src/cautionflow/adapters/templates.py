@@ -36,7 +36,7 @@ def short_date(value: dt.date | None) -> str:
 
 def blank_if_missing(value: object) -> object:
     """Jinja's `finalize`, applied to every printed expression: a missing value (None, NaN, NaT, pd.NA)
-    prints as nothing, never as "None" or "nan" (issue 12); a template states a placeholder where a
+    prints as nothing, never as "None" or "nan"; a template states a placeholder where a
     blank would mislead."""
     return "" if is_missing(value) else value
 

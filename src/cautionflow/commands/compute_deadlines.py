@@ -21,7 +21,7 @@ import sys
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
-from cautionflow.cli import CommandError, with_example
+from cautionflow.commands.common import EARLIEST, LATEST, CommandError, with_example
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +36,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 
 
 def _iso_date(text: str) -> date:
-    from cautionflow.commands.run import EARLIEST, LATEST
 
     try:
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):

@@ -7,7 +7,8 @@ import json
 from datetime import date
 from pathlib import Path
 
-from cautionflow.cli import CommandError, with_example
+from cautionflow.commands.common import CommandError, today_in, with_example
+from cautionflow.config import DEFAULT_TIMEZONE
 
 DEFAULT_OUT = Path("var/demo/housing.db")
 
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alerts", type=int, default=600, help="number of alert rows (default 600)")
     parser.add_argument("--as-of", default=None, help="YYYY-MM-DD the dates are relative to (default today)")
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed builds the same data")
+    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE,
+                        help=f"whose today --as-of defaults to (default {DEFAULT_TIMEZONE}, as the config's)")
     parser.add_argument(
         "--second-day", action="store_true",
         help="instead of building, apply the demo's scripted next day to the --out database as of --as-of: "
@@ -37,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Build the database, print a short summary and, as the last line, the summary as JSON."""
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(args.as_of, args.timezone)
     if getattr(args, "second_day", False):
         return _second_day(args.out, as_of, args.seed)
     # Imported here so `cautionflow --help` and the other commands do not pay for numpy.
@@ -80,11 +83,12 @@ def _second_day(out: Path, day: date, seed: int) -> int:
     return 0
 
 
-def _as_of(value: str | None) -> date:
+def _as_of(value: str | None, timezone: str) -> date:
     if value is None:  # the deliberate default: the demo is of today, in the landlord's time zone
-        from cautionflow.commands.run import today_in
-
-        return today_in("Europe/London")
+        try:
+            return today_in(timezone)
+        except (ValueError, KeyError):  # zoneinfo's ZoneInfoNotFoundError is a KeyError
+            raise CommandError(f"--timezone: '{timezone}' is not a time zone (an IANA name such as Europe/London)") from None
     try:
         return date.fromisoformat(value)
     except ValueError:

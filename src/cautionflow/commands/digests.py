@@ -21,8 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cautionflow.cli import CommandError, add_config_argument, with_example
-from cautionflow.commands.run import parse_date
+from cautionflow.commands.common import CommandError, add_config_argument, parse_date, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,23 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle_resend_failed(args: argparse.Namespace) -> int:
     import asyncio
 
-    from cautionflow.adapters.register import Register
     from cautionflow.config import load_config
-    from cautionflow.services.digests import resend_failed
-    from cautionflow.steps import smtp_settings, step_errors
+    from cautionflow.steps import step_errors
+    from cautionflow.steps.digests import resend_failed_digests
 
     try:
-        config = load_config(args.config)
-        settings = smtp_settings(config, "failed digests", not args.dry_run, None, None)
-        register = Register(config.register_url)
-        try:
-            summary = asyncio.run(
-                resend_failed(register, settings, config.recipients, since=args.since, dry_run=args.dry_run,
-                              include_uncertain=args.include_uncertain)
-            )
-        finally:
-            register.dispose()
+        summary = asyncio.run(resend_failed_digests(
+            load_config(args.config), since=args.since, dry_run=args.dry_run, include_uncertain=args.include_uncertain,
+        ))
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
-    print(json.dumps(summary.as_dict(), sort_keys=True, default=str))
-    return 0 if summary.complete or args.dry_run else 3
+    print(json.dumps(summary, sort_keys=True, default=str))
+    return 0 if summary["complete"] or args.dry_run else 3

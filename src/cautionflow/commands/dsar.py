@@ -7,11 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from cautionflow.cli import CommandError, add_config_argument, with_example
+from cautionflow.commands.common import CommandError, add_config_argument, parse_date, today_in, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from cautionflow.commands.run import parse_date
 
     parser = subparsers.add_parser(
         "dsar", help="export everything the register holds about one person (subject access request)",
@@ -31,38 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from cautionflow.adapters.register import Register, RegisterError
-    from cautionflow.adapters.templates import renderer
-    from cautionflow.commands.run import today_in
-    from cautionflow.config import ConfigError, load_config
-    from cautionflow.domain.subject_access import UnknownPerson
-    from cautionflow.services.subject_access import default_path, gather_export, write_export
+    from cautionflow.config import load_config
+    from cautionflow.steps import step_errors
+    from cautionflow.steps.reads import ExportNotWritten, subject_access_export
 
     person_ref = args.person_ref.strip()
     if not person_ref:
         raise CommandError("--person-ref: give the person's reference")
     try:
         config = load_config(args.config)
-        produced_on = args.as_of or today_in(config.timezone)
-        register = Register(config.register_url)
-        try:
-            export = gather_export(
-                register, person_ref, include_withheld=args.include_withheld, organisation=config.organisation,
-                produced_on=produced_on,
-            )
-        except UnknownPerson:
-            raise CommandError(
-                f"the register {register.describe()} holds nothing about person reference {person_ref!r} "
-                "(no alert, letter or quarantined row); check the reference in the housing system. No file written."
-            ) from None
-        finally:
-            register.dispose()
-        path = Path(args.output) if args.output else default_path(config.path(config.output_dir), export, args.format)
-        if path.exists() and not args.force:
-            # An export is personal data sent to a person: never silently replace one already made.
-            raise CommandError(f"{path} exists; choose another --output or add --force to replace it. No file written.")
-        write_export(export, args.format, renderer(config), path)
-    except (ConfigError, RegisterError) as exc:
+        export, path = subject_access_export(
+            config, person_ref, fmt=args.format, produced_on=args.as_of or today_in(config.timezone),
+            include_withheld=args.include_withheld, output=Path(args.output) if args.output else None,
+            force=args.force,
+        )
+    except (*step_errors(), ExportNotWritten) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot write the export: {exc}") from None

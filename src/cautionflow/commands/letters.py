@@ -14,8 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cautionflow.cli import CommandError, add_config_argument, with_example
-from cautionflow.commands.run import parse_date
+from cautionflow.commands.common import CommandError, add_config_argument, parse_date, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,26 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     flags.set_defaults(handler=handle_flags)
 
 
-def _open(args: argparse.Namespace):
-    from cautionflow.adapters.register import Register
-    from cautionflow.config import load_config
-
-    config = load_config(args.config)
-    register = Register(config.register_url)
-    register.migrate()
-    return config, register
-
-
 def handle_list(args: argparse.Namespace) -> int:
-    from cautionflow.adapters.letters import LetterQueue
+    from cautionflow.config import load_config
     from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import list_letters
 
     try:
-        _config, register = _open(args)
-        try:
-            letters = LetterQueue(register.engine).list(status=args.status)
-        finally:
-            register.dispose()
+        letters = list_letters(load_config(args.config), status=args.status)
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
     print("id\tbatch\tstatus\tkind\talert\tname\tchannels\tlarge_print\thold_reason\ttranslation")
@@ -102,16 +88,12 @@ def handle_list(args: argparse.Namespace) -> int:
 
 
 def handle_approve(args: argparse.Namespace) -> int:
-    from cautionflow.adapters.letters import LetterQueue
-    from cautionflow.clock import system_clock
+    from cautionflow.config import load_config
     from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import approve_letters
 
     try:
-        _config, register = _open(args)
-        try:
-            approved = LetterQueue(register.engine).approve(now=system_clock(), batch=args.batch, letter_id=args.id)
-        finally:
-            register.dispose()
+        approved = approve_letters(load_config(args.config), batch=args.batch, letter_id=args.id)
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
     batch = args.batch.isoformat() if args.batch else None
@@ -122,20 +104,12 @@ def handle_approve(args: argparse.Namespace) -> int:
 def handle_dispatch(args: argparse.Namespace) -> int:
     import asyncio
 
-    from cautionflow.adapters.mail import SmtpSettings
-    from cautionflow.services.letters import dispatch_letters
+    from cautionflow.config import load_config
     from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import dispatch_approved_letters
 
     try:
-        config, register = _open(args)
-        try:
-            settings = SmtpSettings.from_config(config.smtp) if config.smtp is not None else None
-            summary = asyncio.run(
-                dispatch_letters(register, settings, organisation=config.organisation,
-                                 output_dir=config.path(config.letters.output_dir))
-            ).as_dict()
-        finally:
-            register.dispose()
+        summary = asyncio.run(dispatch_approved_letters(load_config(args.config)))
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps(summary, sort_keys=True, default=str))
@@ -143,19 +117,13 @@ def handle_dispatch(args: argparse.Namespace) -> int:
 
 
 def handle_translated(args: argparse.Namespace) -> int:
-    from cautionflow.services.letters import TranslationError, attach_translation
+    from cautionflow.config import load_config
     from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import attach_translated_letter, translation_errors
 
     try:
-        config, register = _open(args)
-        try:
-            letter = attach_translation(
-                register, args.id, args.file, output_dir=config.path(config.letters.output_dir),
-                auto_approve=config.letters.auto_approve,
-            )
-        finally:
-            register.dispose()
-    except (*step_errors(), TranslationError) as exc:
+        letter = attach_translated_letter(load_config(args.config), letter_id=args.id, file=args.file)
+    except (*step_errors(), *translation_errors()) as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps({"id": letter.id, "status": letter.status, "language": letter.language,
                       "translation_file": letter.translation_file, "pdf_path": letter.pdf_path}))
@@ -163,15 +131,12 @@ def handle_translated(args: argparse.Namespace) -> int:
 
 
 def handle_flags(args: argparse.Namespace) -> int:
-    from cautionflow.adapters.letters import LetterFlags
+    from cautionflow.config import load_config
     from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import officer_flags
 
     try:
-        _config, register = _open(args)
-        try:
-            flags = LetterFlags(register.engine).list(include_resolved=args.all)
-        finally:
-            register.dispose()
+        flags = officer_flags(load_config(args.config), include_resolved=args.all)
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
     print("alert\tname\tcode\tflag\treason\tsince\tlast_seen\tresolved_on")

@@ -7,11 +7,10 @@ import datetime as dt
 import json
 import uuid
 
-from cautionflow.cli import CommandError, add_config_argument, with_example
+from cautionflow.commands.common import CommandError, add_config_argument, parse_date, today_in, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from cautionflow.commands.run import parse_date
 
     parser = subparsers.add_parser(
         "retention",
@@ -28,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from cautionflow.commands.run import today_in
     from cautionflow.config import load_config
     from cautionflow.steps import run_retention, step_errors
 

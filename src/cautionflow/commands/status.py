@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cautionflow.cli import CommandError, add_config_argument, with_example
+from cautionflow.commands.common import CommandError, add_config_argument, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,19 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from cautionflow.adapters.register import Register, RegisterError
-    from cautionflow.config import ConfigError, load_config
-    from cautionflow.services.status import format_status, register_status
+    from cautionflow.config import load_config
+    from cautionflow.steps import step_errors
+    from cautionflow.steps.reads import register_status
 
     try:
-        config = load_config(args.config)
-        register = Register(config.register_url)
-        try:
-            status = register_status(register)
-        finally:
-            register.dispose()
-    except (ConfigError, RegisterError) as exc:
+        status, text = register_status(load_config(args.config))
+    except step_errors() as exc:
         raise CommandError(str(exc)) from None
-    print(format_status(status, organisation=config.organisation))
+    print(text)
     print(json.dumps(status, sort_keys=True))
     return 0

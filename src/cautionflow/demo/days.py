@@ -161,14 +161,6 @@ def _london(moment: str | None) -> str:
 # --- command line ----------------------------------------------------------------------------------
 
 
-def _engine(config_path: str) -> tuple[Any, Engine]:
-    from cautionflow.adapters.register import Register
-    from cautionflow.config import load_config
-
-    register = Register(load_config(config_path).register_url)
-    return register, register.engine
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--script", type=Path, required=True, help="the JSON the second-day script printed")
     args = parser.parse_args(argv)
 
-    register, engine = _engine(args.config)
-    try:
+    from cautionflow.adapters.register import Register
+    from cautionflow.config import load_config
+
+    with Register(load_config(args.config).register_url) as register:
+        engine = register.engine
         if args.command == "snapshot":
             args.out.write_text(json.dumps(fingerprint(engine, args.mail, args.letters)), encoding="utf-8")
             return 0
@@ -211,8 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         lines += format_day(f"Day 2, {args.day_two:%A %d %B %Y}: the next morning", two, script, watched=True)
         print("\n".join(lines))
         return 0
-    finally:
-        register.dispose()
 
 
 if __name__ == "__main__":

@@ -745,7 +745,7 @@ def _write(path: Path, estate: dict[str, Any], alerts: dict[str, np.ndarray]) ->
         con.close()
 
 
-# --- equality monitoring (issue 7) -----------------------------------------------------------
+# --- equality monitoring ---------------------------------------------------------------------
 
 EQUALITY_VIEW = "equality_counts"
 

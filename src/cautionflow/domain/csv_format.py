@@ -18,7 +18,7 @@ into. So the rules, in one place (pure: no files, no pandas):
 * **UTF-8 with a byte order mark** for files people open: without it Excel reads UTF-8 as its
   legacy code page and shows "ZoÃ«" for "Zoë". `compute-deadlines`, a pipe for other programs,
   writes no BOM (see that command).
-* A missing value is an empty cell, never "None" or "nan" (issue 12).
+* A missing value is an empty cell, never "None" or "nan".
 """
 
 from __future__ import annotations

@@ -15,18 +15,31 @@ import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cautionflow.domain.codes import required_action
 from cautionflow.domain.csv_format import BOM, csv_line
 from cautionflow.frames import is_missing
 
-if TYPE_CHECKING:
-    from cautionflow.config import Recipient
-
 KIND = "digest"
 DIGEST_ROLES = frozenset({"contractor", "out_of_hours"})
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class Recipient(Protocol):
+    """What the digests read of a configured recipient (`cautionflow.config.Recipient`): the domain
+    takes this shape, never the config module."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def areas(self) -> Sequence[str]: ...
+
+    @property
+    def schedule(self) -> str: ...
+
+    def on(self, day: dt.date) -> bool: ...
 
 # The only register fields a digest ever reads (never `note`, `dq_flags`, contact details...).
 ALERT_FIELDS = (

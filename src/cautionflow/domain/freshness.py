@@ -1,4 +1,4 @@
-"""Is the register recent enough to mail from? (issue 18)
+"""Is the register recent enough to mail from?
 
 A digest says which flags apply and which were lifted. Sent from a register that never completed a
 sync, or whose last sync is days old, it tells contractors and the out-of-hours desk that warnings

@@ -1,4 +1,4 @@
-"""The operations failure notice: what a failed task tells the `operations` recipients (ops issue).
+"""The operations failure notice: what a failed task tells the `operations` recipients.
 
 Pure: built from plain values (DAG, task, run, try, logical date, the error's type and message,
 the log link). The notice goes to the landlord's operations staff by ordinary email, so it must

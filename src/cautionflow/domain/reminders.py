@@ -1,4 +1,4 @@
-"""The officers' weekly review reminder: which reviews are overdue or coming due (deadlines issue).
+"""The officers' weekly review reminder: which reviews are overdue or coming due.
 
 Officers are the landlord's own staff: the reminder names the person and the place so the review
 can be done, but, like every email, never carries the `note` or the data-quality text.
@@ -11,15 +11,24 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from cautionflow.config import Recipient
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.domain.digests import WEEKDAYS
 
 KIND = "reminder"
 HORIZON_DAYS = 30  # "coming due": within the next 30 days
 DEFAULT_WEEKDAY = "monday"
+
+
+class Officer(Protocol):
+    """What the reminder's schedule reads of a configured recipient (`cautionflow.config.Recipient`)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def weekday(self) -> Sequence[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class ReminderRow:
         return self.days_overdue > 0
 
 
-def reminder_is_due(recipient: Recipient, as_of: dt.date) -> bool:
+def reminder_is_due(recipient: Officer, as_of: dt.date) -> bool:
     """Officers get it on their `weekday`, or on each day of a list of them (Monday unless the
     config names another). Several days are several reminders a week; the outbox key holds the
     as-of date, so each day's goes once however often that day is rerun."""

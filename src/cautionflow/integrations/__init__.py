@@ -1,1 +1,1 @@
-"""Thin glue to Apache Airflow; the logic stays in services and domain."""
+"""Glue to the platforms cautionflow runs in (Apache Airflow); the logic stays in steps, services and domain."""

@@ -34,12 +34,17 @@ def shipped_profiles() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
 
 
-def load_profile(name_or_path: str | Path) -> PolicyProfile:
-    """A shipped profile by name ("dover"), or any profile file by path ("acme.yaml")."""
+def load_profile(name_or_path: str | Path, *, home: Path | None = None) -> PolicyProfile:
+    """A shipped profile by name ("dover"), or any profile file by path ("acme.yaml"); a relative
+    path is read from `home` (a deployment's project home, as the config's `policy` means it) when
+    given, else from the working directory."""
     text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text
     if looks_like_path:
-        return _load_file(Path(text).resolve())
+        path = Path(text)
+        if home is not None and not path.is_absolute():
+            path = home / path
+        return _load_file(path.resolve())
     if text not in shipped_profiles():
         raise ProfileError(
             f"unknown policy profile {text!r}; shipped profiles: {', '.join(shipped_profiles())} "

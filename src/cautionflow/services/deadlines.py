@@ -1,4 +1,4 @@
-"""Deadlines for the whole register, stored, counted and reported (deadlines issue).
+"""Deadlines for the whole register, stored, counted and reported.
 
 The dates come from the landlord's policy profile through the vectorised engine in
 `cautionflow.domain.deadlines`; this step reads the active alerts, replaces the stored
@@ -12,28 +12,27 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.database import bulk_insert, fetch_all
 from cautionflow.progress import StepProgress
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.deadline_store import DeadlineStore
     from cautionflow.domain.policy import PolicyProfile
 
-ALERT_FIELDS = (
-    "alert_id", "alert_code", "effective_from", "last_reviewed_on", "ends_on", "notified_on",
-    "appeal_received_on", "person_name", "subject_type", "asset_ref", "address", "postcode", "area",
-)
-STORED = (
-    "alert_id", "policy", "review_due", "review_window_opens", "expires_on", "appeal_deadline",
-    "appeal_response_due", "overdue", "error", "evaluated_on",
-)
 DUE_SOON_DAYS = 30
 
 log = logging.getLogger(__name__)
+
+
+class DeadlinesRegister(Protocol):
+    """What the deadlines step uses of the register."""
+
+    deadlines: DeadlineStore
+
+    def migrate(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,15 +53,8 @@ class DeadlinesSummary:
         return asdict(self)
 
 
-def active_alerts(register: Register) -> pd.DataFrame:
-    import pandas as pd
-
-    with register.engine.connect() as conn:
-        columns, rows = fetch_all(
-            conn,
-            f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts WHERE register_state = 'active' ORDER BY alert_id",
-        )
-    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False).astype(object)
+def active_alerts(register: DeadlinesRegister) -> pd.DataFrame:
+    return register.deadlines.alerts_to_evaluate()
 
 
 def alert_deadlines(alerts: pd.DataFrame, profile: PolicyProfile, as_of: dt.date) -> pd.DataFrame:
@@ -102,7 +94,7 @@ def count_deadlines(frame: pd.DataFrame, as_of: dt.date) -> dict[str, int]:
     }
 
 
-def store_deadlines(register: Register, frame: pd.DataFrame, *, policy: str, as_of: dt.date) -> None:
+def store_deadlines(register: DeadlinesRegister, frame: pd.DataFrame, *, policy: str, as_of: dt.date) -> None:
     """Replace the stored deadlines with this computation, atomically."""
     rows = (
         (
@@ -111,9 +103,7 @@ def store_deadlines(register: Register, frame: pd.DataFrame, *, policy: str, as_
         )
         for r in frame.itertuples(index=False)
     )
-    with register.transaction() as tx:
-        tx.conn.exec_driver_sql("DELETE FROM alert_deadlines")
-        bulk_insert(tx.conn, "alert_deadlines", STORED, rows)
+    register.deadlines.replace_deadlines(rows)
 
 
 def _iso(value: dt.date | None) -> str | None:
@@ -121,7 +111,7 @@ def _iso(value: dt.date | None) -> str | None:
 
 
 def compute_register_deadlines(
-    register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, reports_dir: Path | None = None,
+    register: DeadlinesRegister, profile: PolicyProfile, *, as_of: dt.date, run_id: str, reports_dir: Path | None = None,
     render: Any = None, organisation: str = "",
 ) -> DeadlinesSummary:
     from cautionflow.services.reports import write_all_alerts_report, write_overdue_list

@@ -29,9 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.database import fetch_all, stored_date
 from cautionflow.adapters.mail import Attachment, MessageQueue, OutgoingMessage, build_message, deliver
 from cautionflow.adapters.outbox import Outbox, OutboxMessage, QueuedMessage
 from cautionflow.clock import system_clock
@@ -40,8 +39,8 @@ from cautionflow.progress import StepProgress
 from cautionflow.services.outbox_delivery import failure_mark
 
 if TYPE_CHECKING:
+    from cautionflow.adapters.digest_reads import DigestReads
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
-    from cautionflow.adapters.register import Register
     from cautionflow.config import Recipient
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,15 @@ HEADERS = {
     "X-Auto-Response-Suppress": "All",
 }
 CHUNK = 25  # digests rendered and queued together
+
+
+class DigestRegister(Protocol):
+    """What the digests use of the register: its alerts (allow-listed fields) and its outbox."""
+
+    digest_reads: DigestReads
+    outbox: Outbox
+
+    def migrate(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -116,41 +124,19 @@ class _Worker:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def current_alerts(register: Register) -> list[dict[str, Any]]:
+def current_alerts(register: DigestRegister) -> list[dict[str, Any]]:
     """Active alerts, allow-listed fields only, with review_due; in a stable order (area, place)."""
-    fields = ", ".join(f"a.{f}" for f in d.ALERT_FIELDS)
-    with register.engine.connect() as conn:
-        columns, rows = fetch_all(
-            conn,
-            f"SELECT {fields}, dl.review_due FROM alerts a "
-            "LEFT JOIN alert_deadlines dl ON dl.alert_id = a.alert_id WHERE a.register_state = 'active'",
-        )
-    alerts = [dict(zip(columns, row, strict=True)) for row in rows]
-    for alert in alerts:
-        alert["review_due"] = stored_date(alert["review_due"])
+    alerts = register.digest_reads.active_alerts()
     alerts.sort(key=lambda a: tuple(str(a.get(k) or "") for k in ("area", "postcode", "address", "alert_code", "alert_id")))
     return alerts
 
 
-def alerts_by_id(register: Register, alert_ids: set[str]) -> dict[str, dict[str, Any]]:
+def alerts_by_id(register: DigestRegister, alert_ids: set[str]) -> dict[str, dict[str, Any]]:
     """Allow-listed fields of the given alerts, whatever their state (for flags since lifted)."""
-    ids = sorted(alert_ids)
-    found: dict[str, dict[str, Any]] = {}
-    with register.engine.connect() as conn:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            columns, rows = fetch_all(
-                conn,
-                f"SELECT {', '.join(d.ALERT_FIELDS)} FROM alerts WHERE alert_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for row in rows:
-                record = dict(zip(columns, row, strict=True))
-                found[record["alert_id"]] = record
-    return found
+    return register.digest_reads.alerts_by_id(alert_ids)
 
 
-def plan_digests(register: Register, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date) -> DigestPlan:
+def plan_digests(register: DigestRegister, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date) -> DigestPlan:
     """What each due recipient is to be sent today, and which of those the outbox already has."""
     selector = d.DigestSelector(current_alerts(register) if due else [])
     selected = []
@@ -350,7 +336,7 @@ def _recorders(db: _Worker, outbox: Outbox, by_id: dict[str, OutboxMessage], clo
 
 
 async def send_digests(
-    register: Register,
+    register: DigestRegister,
     settings: SmtpSettings | None,
     recipients: Sequence[Recipient],
     *,
@@ -363,7 +349,7 @@ async def send_digests(
 ) -> DigestsSummary:
     timing = StepProgress("digests", logger=log)  # each stage's time at INFO, for the task log
     due = d.due_recipients(recipients, as_of)
-    outbox = Outbox(register.engine)
+    outbox = register.outbox
     db, renderer = _Worker("cautionflow-db"), _Worker("cautionflow-render")
     group = _GroupCommit(db, outbox, clock)  # acceptances, committed together
     by_id: dict[str, OutboxMessage] = {}
@@ -521,7 +507,7 @@ def _failed_entry(m: Any, **extra: str) -> dict[str, str]:
 
 
 async def resend_failed(
-    register: Register,
+    register: DigestRegister,
     settings: SmtpSettings | None,
     recipients: Sequence[Recipient],
     *,
@@ -545,7 +531,7 @@ async def resend_failed(
     ones, and the recipient may get a second copy (same Message-ID, which many systems drop)."""
     from cautionflow.services.outbox_delivery import deliver_outstanding
 
-    outbox = Outbox(register.engine)
+    outbox = register.outbox
     try:
         register.migrate()
         current = {(r.name, r.email.strip().lower()) for r in recipients if r.role in d.DIGEST_ROLES}

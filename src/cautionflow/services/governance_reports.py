@@ -1,4 +1,4 @@
-"""Governance reports (issue 7): equality monitoring and the lists officers need.
+"""Governance reports: equality monitoring and the lists officers need.
 
 - **Equality monitoring** (Hexagon Appendix 1, Teign 11): from the optional equality query's
   aggregate counts (never stored in the register), the rate ratio of being flagged in each group
@@ -25,17 +25,16 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.database import fetch_all, stored_date
+from cautionflow.adapters.database import stored_date
 from cautionflow.adapters.files import write_atomically, write_csv
 from cautionflow.config import ConfigError
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.frames import is_missing
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.register import Register
-    from cautionflow.config import CautionflowConfig
+    from cautionflow.adapters.governance_reads import GovernanceReads
     from cautionflow.domain.equality import CharacteristicResult, GroupCount
     from cautionflow.domain.policy import PolicyProfile
 
@@ -62,6 +61,23 @@ STALE_CHECKS = {
 }
 
 
+class GovernanceRegister(Protocol):
+    """The lists read the register through its governance reads; `migrate` checks it exists."""
+
+    governance: GovernanceReads
+
+    def migrate(self) -> None: ...
+
+
+class EqualitySource(Protocol):
+    """The equality query's aggregate counts (adapters/equality_source.py: `EqualityQuery`), read
+    only when the equality report is asked for, and the period the report covers."""
+
+    period: str
+
+    def read_counts(self) -> list[GroupCount]: ...
+
+
 class GovernanceError(ConfigError):
     """A report cannot be produced as asked (e.g. equality without an equality section); a
     ConfigError, so the command line and the DAG report it as one line a person can act on."""
@@ -84,45 +100,48 @@ class GovernanceResult:
 
 
 def write_governance_reports(
-    config: CautionflowConfig, register: Register, as_of: dt.date, output_dir: Path | None = None
+    register: GovernanceRegister, as_of: dt.date, *, organisation: str, folder: Path, render: Callable[..., str],
+    profile: PolicyProfile, equality: EqualitySource | None,
 ) -> dict[str, Path]:
-    """Every governance report (equality only when configured) under the output folder; their paths."""
-    return run_governance_reports(config, register, as_of, output_dir).paths
+    """Every governance report (equality only when configured) in `folder`; their paths."""
+    return run_governance_reports(
+        register, as_of, organisation=organisation, folder=folder, render=render, profile=profile, equality=equality,
+    ).paths
 
 
 def run_governance_reports(
-    config: CautionflowConfig,
-    register: Register,
+    register: GovernanceRegister,
     as_of: dt.date,
-    output_dir: Path | None = None,
     *,
+    organisation: str,
+    folder: Path,
+    render: Callable[..., str],
+    profile: PolicyProfile,
+    equality: EqualitySource | None,
     reports: Iterable[str] = REPORTS,
 ) -> GovernanceResult:
-    """The chosen reports with their counts. Asking for `equality` without an equality section is
-    an error; `all` quietly leaves it out."""
-    from cautionflow.adapters.templates import renderer
-    from cautionflow.steps import policy_profile
-
+    """The chosen reports with their counts, written in `folder` through `render`
+    (the templates). `profile` sets the stale check's review intervals; `equality` is None when the
+    config has no equality section: asking for `equality` then is an error, `all` quietly leaves it out."""
     wanted = list(dict.fromkeys(reports))
     unknown = [r for r in wanted if r not in REPORTS]
     if unknown:
         raise GovernanceError(f"unknown report(s): {', '.join(unknown)} (known: {', '.join(REPORTS)})")
-    folder = Path(output_dir) if output_dir is not None else config.path(config.output_dir)
-    render = renderer(config)
+    folder = Path(folder)
     result = GovernanceResult(as_of=as_of.isoformat())
-    context = {"organisation": config.organisation, "as_of": as_of}
+    context = {"organisation": organisation, "as_of": as_of}
     if set(wanted) - {"equality"}:  # the equality counts come from the housing database alone
         register.migrate()  # an existing register only: RegisterNotFoundError otherwise
 
     if "equality" in wanted:
-        if config.equality is None:
+        if equality is None:
             if set(wanted) != set(REPORTS):  # asked for by name, not as part of all
                 raise GovernanceError("equality: the config has no equality section (query, url, period)")
             result.counts["equality"] = "not configured"
         else:
-            counts = read_equality_counts(config.equality_url(), config.equality_query())
+            counts = equality.read_counts()
             result.counts["equality"] = write_equality_report(
-                counts, folder, as_of=as_of, period=config.equality.period, render=render, context=context, paths=result.paths
+                counts, folder, as_of=as_of, period=equality.period, render=render, context=context, paths=result.paths
             )
     if "survey-exclusions" in wanted:
         refs = survey_exclusions(register)
@@ -156,7 +175,6 @@ def run_governance_reports(
             ),
         )
     if "stale" in wanted:
-        profile = policy_profile(config)
         rows = stale_alerts(register, profile, as_of)
         result.counts["stale"] = {check: sum(1 for r in rows if r["check"] == check) for check in STALE_CHECKS}
         _write_list(
@@ -175,30 +193,13 @@ def run_governance_reports(
 # --- the lists -----------------------------------------------------------------------------------
 
 
-def _rows(register: Register, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    with register.engine.connect() as conn:
-        columns, rows = fetch_all(conn, statement, params)
-    return [dict(zip(columns, row, strict=True)) for row in rows]
-
-
-def survey_exclusions(register: Register) -> list[str]:
+def survey_exclusions(register: GovernanceRegister) -> list[str]:
     """Distinct tenancy references with an active contact-restriction alert (Wandle 5.0)."""
-    marks = ", ".join("?" * len(CONTACT_RESTRICTION_CODES))
-    rows = _rows(
-        register,
-        "SELECT DISTINCT tenancy_ref FROM alerts WHERE register_state = 'active' AND tenancy_ref IS NOT NULL "
-        f"AND tenancy_ref <> '' AND UPPER(alert_code) IN ({marks}) ORDER BY tenancy_ref",
-        CONTACT_RESTRICTION_CODES,
-    )
-    return [r["tenancy_ref"] for r in rows]
+    return register.governance.survey_exclusions(CONTACT_RESTRICTION_CODES)
 
 
-def non_notification_decisions(register: Register, as_of: dt.date) -> list[dict[str, Any]]:
-    rows = _rows(
-        register,
-        "SELECT alert_id, alert_code, subject_type, tenancy_ref, asset_ref, area, no_notify_reason, effective_from, "
-        "last_reviewed_on FROM alerts WHERE register_state = 'active' AND notify_resident = 0 ORDER BY alert_id",
-    )
+def non_notification_decisions(register: GovernanceRegister, as_of: dt.date) -> list[dict[str, Any]]:
+    rows = register.governance.not_notified()
     out = []
     for r in rows:
         reviewed, started = stored_date(r["last_reviewed_on"]), stored_date(r["effective_from"])
@@ -220,15 +221,11 @@ def non_notification_decisions(register: Register, as_of: dt.date) -> list[dict[
     return out
 
 
-def stale_alerts(register: Register, profile: PolicyProfile, as_of: dt.date) -> list[dict[str, Any]]:
+def stale_alerts(register: GovernanceRegister, profile: PolicyProfile, as_of: dt.date) -> list[dict[str, Any]]:
     from cautionflow.domain.deadlines import add_months
 
     out: list[dict[str, Any]] = []
-    active = _rows(
-        register,
-        "SELECT alert_id, alert_code, area, asset_ref, register_state, effective_from, last_reviewed_on, ends_on "
-        "FROM alerts WHERE register_state = 'active' ORDER BY alert_id",
-    )
+    active = register.governance.active_dates()
     for r in active:
         base_field = "last review" if r["last_reviewed_on"] is not None else "effective from"
         base = stored_date(r["last_reviewed_on"]) or stored_date(r["effective_from"])
@@ -244,14 +241,7 @@ def stale_alerts(register: Register, profile: PolicyProfile, as_of: dt.date) -> 
         if ends is not None and ends < as_of:
             out.append(_stale_row("past_expiry", r, ends, (as_of - ends).days, f"ends_on {ends.isoformat()}"))
 
-    history = _rows(
-        register,
-        "SELECT h.alert_id, h.as_of, h.changed_fields, a.alert_code, a.area, a.asset_ref, a.register_state "
-        "FROM alert_history h JOIN alerts a ON a.alert_id = h.alert_id "
-        "WHERE h.changed_fields IS NOT NULL AND (h.changed_fields LIKE ? OR h.changed_fields LIKE ?) "
-        "ORDER BY h.as_of DESC, h.alert_id, h.id",
-        ('%"ends_on"%', '%"effective_from"%'),  # bound: psycopg reads a literal % as a placeholder
-    )
+    history = register.governance.date_changes()
     for h in history:
         changed = json.loads(h["changed_fields"])
         dates = [f for f in ("effective_from", "ends_on") if f in changed]
@@ -279,20 +269,6 @@ def _stale_row(check: str, r: dict[str, Any], since: dt.date | None, days: Any, 
 
 
 # --- equality ------------------------------------------------------------------------------------
-
-
-def read_equality_counts(url: str, query: str) -> list[GroupCount]:
-    """The equality query's rows, validated: aggregate counts only, read in a read-only session (as
-    the alerts are) and held in memory for the report, never written to the register."""
-    from cautionflow.adapters.database import safe_url
-    from cautionflow.adapters.source import SourceError, read_only_query
-    from cautionflow.domain.equality import EqualityDataError, read_counts
-
-    columns, rows = read_only_query(url, query, what="equality query")
-    try:
-        return read_counts(columns, rows)
-    except EqualityDataError as exc:
-        raise SourceError(f"equality query on {safe_url(url)}: {exc}") from None
 
 
 def equality_rows(results: list[CharacteristicResult]) -> list[dict[str, str]]:

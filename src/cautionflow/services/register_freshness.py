@@ -1,4 +1,4 @@
-"""No mail from a register that has not synced (issue 18): digests, review reminders and the daily
+"""No mail from a register that has not synced: digests, review reminders and the daily
 summary check, before composing anything, that the register exists and that its last completed
 sync (`sync_runs.finished_at`) is no older than `mail.max_sync_age_hours`. See
 `cautionflow.domain.freshness` for why."""
@@ -6,14 +6,17 @@ sync (`sync_runs.finished_at`) is no older than `mail.max_sync_age_hours`. See
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cautionflow.adapters.register import RegisterNotFoundError, RegisterNotReadyError
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain.freshness import sync_age_problem
 
-if TYPE_CHECKING:
-    from cautionflow.adapters.register import Register
+
+class SyncedRegister(Protocol):
+    def migrate(self) -> None: ...
+
+    def last_sync_finished_at(self) -> dt.datetime | None: ...
 
 
 class RegisterNotSyncedError(RegisterNotReadyError):
@@ -21,7 +24,7 @@ class RegisterNotSyncedError(RegisterNotReadyError):
 
 
 def require_recent_sync(
-    register: Register, *, what: str, max_age_hours: float, clock: Clock = system_clock
+    register: SyncedRegister, *, what: str, max_age_hours: float, clock: Clock = system_clock
 ) -> dt.datetime:
     """When the register's last completed sync finished; refuses (one line naming `what`) when
     there is no register, no completed sync, or only one older than `max_age_hours` by `clock`."""

@@ -21,20 +21,25 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.database import fetch_all, stored_date
+from cautionflow.adapters.database import stored_date
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.figures import FiguresReading, RegisterFigures
 
 HORIZON_DAYS = 30
 CHART_WEEKS = 12
 REVIEW_LISTS = ("overdue", "due")
 MAIL_KINDS = ("digest", "reminder")
 LETTER_STATUSES = ("queued", "held", "approved", "dispatched")
+
+
+class FiguresRegister(Protocol):
+    """The page reads the register only through its figures (`Register.connect`: an existing
+    register, one-line errors)."""
+
+    figures: RegisterFigures
 
 
 @dataclass(frozen=True)
@@ -106,29 +111,16 @@ class RegisterPage:
         return sum(n for (_, a), n in self.by_code_area.items() if a == area)
 
 
-def _tables(conn: Connection) -> set[str]:
-    from sqlalchemy import inspect
-
-    return set(inspect(conn).get_table_names())
-
-
-def _rows(conn: Connection, sql: str, params: tuple = ()) -> list[tuple]:
-    """Rows through the driver; dates as ISO text on SQLite (where the register stores them so)."""
-    if conn.dialect.name == "sqlite":
-        params = tuple(p.isoformat() if isinstance(p, dt.date) else p for p in params)
-    return fetch_all(conn, sql, params)[1]
-
-
-def _as_of(conn: Connection, tables: set[str]) -> tuple[dt.date | None, dict[str, Any] | None]:
+def _as_of(read: FiguresReading, tables: set[str]) -> tuple[dt.date | None, dict[str, Any] | None]:
     last_sync = None
     if "sync_runs" in tables:
-        last = _rows(conn, "SELECT as_of, summary FROM sync_runs ORDER BY id DESC LIMIT 1")
+        last = read.last_sync()
         if last:
-            last_sync = json.loads(last[0][1])
-            last_sync.setdefault("as_of", str(stored_date(last[0][0])))
+            last_sync = json.loads(last[1])
+            last_sync.setdefault("as_of", str(stored_date(last[0])))
     evaluated = None
     if "alert_deadlines" in tables:
-        evaluated = stored_date(_rows(conn, "SELECT MAX(evaluated_on) FROM alert_deadlines")[0][0])
+        evaluated = read.deadlines_evaluated_on()
     if evaluated is None and last_sync is not None:
         evaluated = stored_date(last_sync.get("as_of"))
     return evaluated, last_sync
@@ -142,28 +134,20 @@ def flag_kind(message: str) -> str:
     return _QUOTED.sub("…", message.strip())
 
 
-def register_page(register: Register, *, horizon: int = HORIZON_DAYS, weeks: int = CHART_WEEKS,
+def register_page(register: FiguresRegister, *, horizon: int = HORIZON_DAYS, weeks: int = CHART_WEEKS,
                   listed: int = 200) -> RegisterPage:
     """Gather every figure of the page in one read-only connection."""
-    with register.connect() as conn:
-        tables = _tables(conn)
-        as_of, last_sync = _as_of(conn, tables)
+    with register.figures.reading() as read:
+        tables = read.tables()
+        as_of, last_sync = _as_of(read, tables)
         page = RegisterPage(as_of=as_of, last_sync=last_sync)
         if "alerts" in tables:
-            for code, area, count in _rows(
-                conn,
-                "SELECT COALESCE(alert_code, '(none)'), COALESCE(area, '(none)'), COUNT(*) FROM alerts "
-                "WHERE register_state = 'active' GROUP BY 1, 2",
-            ):
+            for code, area, count in read.active_by_code_and_area():
                 page.by_code_area[(code, area)] = int(count)
             page.codes = sorted({c for c, _ in page.by_code_area}, key=lambda c: (-page.by_code(c), c))
             page.areas = sorted({a for _, a in page.by_code_area})
             page.active = sum(page.by_code_area.values())
-            flagged = _rows(
-                conn,
-                "SELECT alert_id, alert_code, area, dq_flags FROM alerts "
-                "WHERE register_state = 'active' AND dq_flags IS NOT NULL ORDER BY alert_id",
-            )
+            flagged = read.flagged_active_alerts()
             page.flagged = len(flagged)
             kinds: Counter[str] = Counter()
             for *_, flags in flagged:
@@ -174,121 +158,71 @@ def register_page(register: Register, *, horizon: int = HORIZON_DAYS, weeks: int
                 {"alert_id": a, "alert_code": c or "", "area": r or "", "flags": f} for a, c, r, f in flagged[:listed]
             ]
         if "alert_deadlines" in tables and as_of is not None:
-            overdue, errors = _rows(
-                conn, "SELECT COALESCE(SUM(overdue), 0), COUNT(error) FROM alert_deadlines d "
-                "JOIN alerts a ON a.alert_id = d.alert_id WHERE a.register_state = 'active'",
-            )[0]
+            overdue, errors = read.active_deadline_totals()
             page.overdue, page.deadline_errors = int(overdue), int(errors)
-            page.due_soon = int(_rows(
-                conn, "SELECT COUNT(*) FROM alert_deadlines d JOIN alerts a ON a.alert_id = d.alert_id "
-                "WHERE a.register_state = 'active' AND d.overdue = 0 AND d.review_due >= ? AND d.review_due <= ?",
-                (as_of, as_of + dt.timedelta(days=horizon)),
-            )[0][0])
-            page.due_by_week = due_by_week(conn, as_of, weeks)
+            page.due_soon = int(read.reviews_due_between(as_of, as_of + dt.timedelta(days=horizon)))
+            page.due_by_week = due_by_week(read, as_of, weeks)
         if "quarantine" in tables:
-            open_rows = _rows(
-                conn,
-                "SELECT id, alert_id, reason, first_seen_on FROM quarantine WHERE resolved_run_id IS NULL ORDER BY id",
-            )
+            open_rows = read.open_quarantine()
             page.quarantine_by_reason = dict(Counter(r[2] for r in open_rows).most_common())
             page.quarantine_rows = [
-                {"id": i, "alert_id": a or "(none)", "reason": r, "first_seen_on": stored_date(s)}
+                {"id": i, "alert_id": a or "(none)", "reason": r, "first_seen_on": s}
                 for i, a, r, s in open_rows[:listed]
             ]
         if "outbox" in tables:
-            page.deliveries = deliveries(conn)
+            page.deliveries = deliveries(read)
         if "letters" in tables:
-            counts = dict(_rows(conn, "SELECT status, COUNT(*) FROM letters GROUP BY status"))
+            counts = read.letters_by_status()
             page.letters_by_status = {s: int(counts.get(s, 0)) for s in LETTER_STATUSES} | {
                 s: int(n) for s, n in counts.items() if s not in LETTER_STATUSES
             }
             page.held_letters = [
-                HeldLetter(int(i), a, k, stored_date(b), n, h or "")
-                for i, a, k, b, n, h in _rows(
-                    conn,
-                    "SELECT id, alert_id, kind, batch, person_name, hold_reason FROM letters "
-                    "WHERE status = 'held' ORDER BY batch, id",
-                )[:listed]
+                HeldLetter(int(i), a, k, b, n, h or "") for i, a, k, b, n, h in read.held_letters()[:listed]
             ]
     return page
 
 
-def due_by_week(conn: Connection, as_of: dt.date, weeks: int) -> list[WeekBar]:
+def due_by_week(read: FiguresReading, as_of: dt.date, weeks: int) -> list[WeekBar]:
     """Active alerts whose review falls due in each of the next `weeks` weeks (Monday to Sunday,
     starting with the as-of date's week; reviews already overdue are not counted)."""
     start = as_of - dt.timedelta(days=as_of.weekday())
     end = start + dt.timedelta(weeks=weeks)
     counts: Counter[int] = Counter()
-    for (due,) in _rows(
-        conn, "SELECT d.review_due FROM alert_deadlines d JOIN alerts a ON a.alert_id = d.alert_id "
-        "WHERE a.register_state = 'active' AND d.overdue = 0 AND d.review_due >= ? AND d.review_due < ?",
-        (as_of, end),
-    ):
-        counts[(stored_date(due) - start).days // 7] += 1
+    for due in read.review_dates_before(as_of, end):
+        counts[(due - start).days // 7] += 1
     return [WeekBar(start + dt.timedelta(weeks=w), counts[w]) for w in range(weeks)]
 
 
-def deliveries(conn: Connection) -> list[RecipientDelivery]:
+def deliveries(read: FiguresReading) -> list[RecipientDelivery]:
     """Per recipient and kind (digests, reminders): last sent, messages sent, failed, pending, uncertain."""
-    out = []
-    marks = ", ".join("?" * len(MAIL_KINDS))
-    for kind, name, email, last_sent, sent, failed, pending, uncertain in _rows(
-        conn,
-        "SELECT kind, recipient_name, recipient_email, "
-        "MAX(CASE WHEN status = 'sent' THEN as_of END), "
-        "SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status = 'uncertain' THEN 1 ELSE 0 END) "
-        f"FROM outbox WHERE kind IN ({marks}) GROUP BY kind, recipient_name, recipient_email ORDER BY 1, 2, 3",
-        MAIL_KINDS,
-    ):
-        error = _rows(
-            conn,
-            "SELECT last_error FROM outbox WHERE kind = ? AND recipient_email = ? AND recipient_name = ? "
-            "AND status IN ('failed', 'pending', 'sending', 'uncertain') AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (kind, email, name),
+    return [
+        RecipientDelivery(
+            kind, name, email, last_sent, int(sent or 0), int(failed or 0), int(pending or 0), error,
+            int(uncertain or 0),
         )
-        out.append(RecipientDelivery(
-            kind, name, email, stored_date(last_sent), int(sent or 0), int(failed or 0), int(pending or 0),
-            error[0][0] if error else "", int(uncertain or 0),
-        ))
-    return out
+        for kind, name, email, last_sent, sent, failed, pending, uncertain, error in read.deliveries(MAIL_KINDS)
+    ]
 
 
-def review_list(register: Register, which: str, *, code: str | None = None, area: str | None = None,
+def review_list(register: FiguresRegister, which: str, *, code: str | None = None, area: str | None = None,
                 horizon: int = HORIZON_DAYS) -> tuple[dt.date | None, list[ReviewRow]]:
     """The reviews overdue (most overdue first) or due in the next `horizon` days (soonest first),
     optionally for one code and/or area ('(none)' for alerts without one)."""
     if which not in REVIEW_LISTS:
         raise ValueError(f"unknown review list {which!r}")
-    with register.connect() as conn:
-        tables = _tables(conn)
-        as_of, _ = _as_of(conn, tables)
+    with register.figures.reading() as read:
+        tables = read.tables()
+        as_of, _ = _as_of(read, tables)
         if as_of is None or not {"alerts", "alert_deadlines"} <= tables:
             return as_of, []
-        sql = (
-            "SELECT a.alert_id, a.alert_code, a.area, a.person_name, a.asset_ref, a.address, a.postcode, "
-            "d.review_due FROM alert_deadlines d JOIN alerts a ON a.alert_id = d.alert_id "
-            "WHERE a.register_state = 'active' "
-        )
-        params: list[Any] = []
         if which == "overdue":
-            sql += "AND d.overdue = 1 "
+            rows = read.reviews(overdue=True, code=code, area=area)
         else:
-            sql += "AND d.overdue = 0 AND d.review_due >= ? AND d.review_due <= ? "
-            params += [as_of, as_of + dt.timedelta(days=horizon)]
-        for column, value in (("alert_code", code), ("area", area)):
-            if value == "(none)":
-                sql += f"AND a.{column} IS NULL "
-            elif value:
-                sql += f"AND a.{column} = ? "
-                params.append(value)
-        sql += "ORDER BY d.review_due, a.alert_id"
-        rows = _rows(conn, sql, tuple(params))
+            rows = read.reviews(
+                overdue=False, due_from=as_of, due_to=as_of + dt.timedelta(days=horizon), code=code, area=area
+            )
     out = []
-    for alert_id, alert_code, row_area, person, asset, address, postcode, due in rows:
-        due_on = stored_date(due)
+    for alert_id, alert_code, row_area, person, asset, address, postcode, due_on in rows:
         days = (as_of - due_on).days if which == "overdue" else (due_on - as_of).days
         out.append(ReviewRow(
             alert_id, alert_code or "", row_area or "", person or "", asset or "",

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.mail import build_message
-from cautionflow.adapters.outbox import Outbox, QueuedMessage
+from cautionflow.adapters.outbox import QueuedMessage
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import reminders as r
 from cautionflow.domain.digests import idempotency_key, message_id
@@ -20,8 +20,8 @@ from cautionflow.services.outbox_delivery import send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
-    from cautionflow.adapters.register import Register
     from cautionflow.config import Recipient
+    from cautionflow.services.digests import DigestRegister
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,16 @@ def compose_reminders(
 
 
 async def send_review_reminders(
-    register: Register, settings: SmtpSettings | None, recipients: Sequence[Recipient], *, organisation: str,
+    register: DigestRegister, settings: SmtpSettings | None, recipients: Sequence[Recipient], *, organisation: str,
     as_of: dt.date, run_id: str, render: Callable[..., str], retry: RetryPolicy | None = None,
     clock: Clock = system_clock,
 ) -> RemindersSummary:
+    """The register is read as the digests read it (`DigestRegister`: allow-listed fields, the outbox)."""
     from cautionflow.services.digests import current_alerts
 
     officers = [o for o in recipients if r.reminder_is_due(o, as_of)]
     register.migrate()
-    outbox = Outbox(register.engine)
+    outbox = register.outbox
     queued = sent = already = 0
     try:
         rows = r.reminder_rows(current_alerts(register), as_of) if officers else ()

@@ -9,7 +9,7 @@ A value the register does not hold is a blank cell, in the CSV and the HTML alik
 report they copy: a blank review completion date means never reviewed), except where a blank would
 mislead: the contact name says whose alert it is ("(household)", "(address alert)", "(name not
 recorded)") and a missing code reads "Unknown code (not recorded)". Rows come out of the frame
-through `frames.plain_records`, never as pandas' NaN, so no cell ever reads "nan" (issue 12).
+through `frames.plain_records`, never as pandas' NaN, so no cell ever reads "nan".
 """
 
 from __future__ import annotations

@@ -38,16 +38,14 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cautionflow.adapters.database import stored_date
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain.deadlines import add_months
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.retention_store import RetentionStore, RetentionTransaction
     from cautionflow.domain.policy import PolicyProfile
 
 PERSONAL_FIELDS: tuple[str, ...] = (
@@ -62,6 +60,12 @@ NOT_CONFIGURED = (
     "retention is not configured: the policy profile sets no retention_months_after_end, so nothing was "
     "anonymised (Teign 13 and Dover 10 leave the period to the landlord's retention policy)"
 )
+
+
+class RetentionRegister(Protocol):
+    retention: RetentionStore
+
+    def migrate(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -156,33 +160,22 @@ def _disclosed(raw: str, alert_id: str) -> bool:
 
 
 def anonymise_expired(
-    register: Register, profile: PolicyProfile, *, as_of: dt.date, run_id: str, dry_run: bool = False,
+    register: RetentionRegister, profile: PolicyProfile, *, as_of: dt.date, run_id: str, dry_run: bool = False,
     letters_dir: Path | None = None, clock: Clock = system_clock,
 ) -> RetentionSummary:
     """Anonymise (or, `dry_run`, list) the ended alerts kept longer than the profile's retention period."""
-    from cautionflow.adapters.database import fetch_all
-
     register.migrate()
     months = profile.retention_months_after_end
     done: list[Anonymisation] = []
-    with register.transaction() as tx:
-        conn = tx.conn
-        columns, rows = fetch_all(
-            conn,
-            f"SELECT alert_id, ends_on, first_seen_on, last_changed_on, anonymised_on, {', '.join(PERSONAL_FIELDS)} "
-            "FROM alerts WHERE register_state = 'ended' ORDER BY alert_id",
-        )
-        ended = [dict(zip(columns, r, strict=True)) for r in rows]
+    with register.retention.transaction() as tx:
+        ended = tx.ended_alerts(PERSONAL_FIELDS)
         holding = [a for a in ended if any(a[c] is not None for c in PERSONAL_FIELDS) or a["anonymised_on"] is None]
         base = {"step": "retention", "as_of": as_of.isoformat(), "run_id": run_id, "retention_months": months,
                 "dry_run": dry_run, "ended_alerts": len(ended),
                 "ended_with_personal_details": sum(any(a[c] is not None for c in PERSONAL_FIELDS) for a in ended)}
         if months is None:
             return RetentionSummary(configured=False, anonymised=0, message=NOT_CONFIGURED, **base)
-        _, ends = fetch_all(
-            conn, "SELECT alert_id, MAX(as_of) FROM alert_history WHERE change = 'ended' GROUP BY alert_id"
-        )
-        register_ends = {alert_id: stored_date(day) for alert_id, day in ends}
+        register_ends = tx.register_end_dates()
         due = []
         for alert in holding:
             end = ended_on(alert, register_ends.get(alert["alert_id"]))
@@ -190,10 +183,15 @@ def anonymise_expired(
                 due.append((alert, end))
         moment = clock()
         for alert, end in due:
-            done.append(_anonymise_one(conn, alert, end, dry_run=dry_run, letters_dir=letters_dir, run_id=run_id,
+            done.append(_anonymise_one(tx, alert, end, dry_run=dry_run, letters_dir=letters_dir, run_id=run_id,
                                        as_of=as_of))
         if done and not dry_run:
-            _log(conn, done, run_id=run_id, as_of=as_of, months=months, moment=moment)
+            tx.log([
+                {"alert_id": a.alert_id, "run_id": run_id, "as_of": as_of, "anonymised_at": moment,
+                 "ended_on": a.ended_on, "retention_months": months,
+                 "fields_cleared": json.dumps(a.cleared(), sort_keys=True)}
+                for a in done
+            ])
     verb = "would anonymise" if dry_run else "anonymised"
     return RetentionSummary(
         configured=True, anonymised=len(done),
@@ -204,31 +202,19 @@ def anonymise_expired(
 
 
 def _anonymise_one(
-    conn: Connection, alert: dict[str, Any], end: dt.date, *, dry_run: bool, letters_dir: Path | None, run_id: str,
-    as_of: dt.date,
+    tx: RetentionTransaction, alert: dict[str, Any], end: dt.date, *, dry_run: bool, letters_dir: Path | None,
+    run_id: str, as_of: dt.date,
 ) -> Anonymisation:
-    from sqlalchemy import select
-
-    from cautionflow.adapters import register_schema as schema
-    from cautionflow.adapters.database import execute_many, fetch_all
-
     alert_id = alert["alert_id"]
     fields = [c for c in PERSONAL_FIELDS if alert[c] is not None]
 
-    _, history = fetch_all(conn, "SELECT id, changed_fields FROM alert_history WHERE alert_id = ?", (alert_id,))
     history_updates = []
-    for row_id, raw in history:
+    for row_id, raw in tx.history(alert_id):
         new, touched = _anonymise_changes(raw)
         if touched:
             history_updates.append((new, row_id))
 
-    # A translated letter (letters issue, migration 0006) also keeps the English PDF and the file's name.
-    translated = "english_pdf_path" in schema.letters.c
-    extra = ", english_pdf_path" if translated else ", NULL"
-    _, letters = fetch_all(
-        conn, f"SELECT id, status, person_name, pdf_path{extra} FROM letters WHERE alert_id = ?", (alert_id,)
-    )
-    letter_ids = [(row_id, status, files) for row_id, status, name, *files in letters if name != ANONYMISED]
+    letter_ids = [(row_id, status, files) for row_id, status, name, *files in tx.letters(alert_id) if name != ANONYMISED]
     pdfs = []
     if letters_dir is not None:
         for _, _, files in letter_ids:
@@ -238,68 +224,29 @@ def _anonymise_one(
                     pdfs.append(path)
 
     marker = f"{_REMOVED} {run_id} on {as_of.isoformat()}: it disclosed alert {alert_id}]"
-    o = schema.outbox
-    messages = conn.execute(
-        select(o.c.id, o.c.kind, o.c.disclosed_alerts).where(
-            o.c.status.in_(TERMINAL),
-            o.c.disclosed_alerts.contains(json.dumps(alert_id), autoescape=True),
-            o.c.message.not_like(f"{_REMOVED}%"),
-        ).order_by(o.c.id)
-    ).all()
+    messages = tx.messages_listing(alert_id, statuses=TERMINAL, not_starting=_REMOVED)
     outbox_ids = [(row_id, kind) for row_id, kind, listed in messages if _disclosed(listed, alert_id)]
-    _, disclosures = fetch_all(
-        conn, "SELECT id FROM disclosures WHERE alert_id = ? AND recipient_role = 'resident' AND recipient_name <> ?",
-        (alert_id, ANONYMISED),
-    )
+    disclosures = tx.resident_disclosures(alert_id, except_name=ANONYMISED)
 
-    _, quarantined = fetch_all(conn, "SELECT id, raw_row FROM quarantine WHERE alert_id = ?", (alert_id,))
     quarantine_updates = []
-    for row_id, raw in quarantined:
+    for row_id, raw in tx.quarantined(alert_id):
         new, touched = _anonymise_raw_row(raw)
         if touched:
             quarantine_updates.append((new, row_id))
 
     if not dry_run:
-        assignments = ", ".join(f"{c} = NULL" for c in PERSONAL_FIELDS)
-        execute_many(conn, f"UPDATE alerts SET {assignments}, anonymised_on = ? WHERE alert_id = ?",
-                     [(as_of.isoformat(), alert_id)])
-        execute_many(conn, "UPDATE alert_history SET changed_fields = ? WHERE id = ?", history_updates)
         note = f"<p>{ANONYMISED}: this letter's personal details were removed by the retention run on {as_of.isoformat()}.</p>"
-        execute_many(
-            conn,
-            "UPDATE letters SET person_ref = NULL, person_name = ?, address_lines = '', email = NULL, html = ?"
-            + (", translation_file = NULL" if translated else "") + " WHERE id = ?",
-            [(ANONYMISED, note, row_id) for row_id, _, _ in letter_ids],
+        tx.anonymise(
+            alert_id, personal_fields=PERSONAL_FIELDS, as_of=as_of, anonymised=ANONYMISED, history=history_updates,
+            letters=[row_id for row_id, _, _ in letter_ids], letter_html=note,
+            withdraw=[row_id for row_id, status, _ in letter_ids if status in ("queued", "approved")],
+            withdrawn=WITHDRAWN, messages=[(marker, row_id) for row_id, _ in outbox_ids],
+            letter_messages=[row_id for row_id, kind in outbox_ids if kind == "letter"],
+            disclosures=[row_id for (row_id,) in disclosures], quarantine=quarantine_updates,
         )
-        execute_many(
-            conn, "UPDATE letters SET status = 'held', hold_reason = ? WHERE id = ?",
-            [(WITHDRAWN, row_id) for row_id, status, _ in letter_ids if status in ("queued", "approved")],
-        )
-        execute_many(conn, "UPDATE outbox SET message = ? WHERE id = ?", [(marker, row_id) for row_id, _ in outbox_ids])
-        execute_many(
-            conn, "UPDATE outbox SET recipient_name = ?, recipient_email = ? WHERE id = ?",
-            [(ANONYMISED, ANONYMISED, row_id) for row_id, kind in outbox_ids if kind == "letter"],
-        )
-        execute_many(conn, "UPDATE disclosures SET recipient_name = ?, recipient_email = ? WHERE id = ?",
-                     [(ANONYMISED, ANONYMISED, row_id) for (row_id,) in disclosures])
-        execute_many(conn, "UPDATE quarantine SET raw_row = ? WHERE id = ?", quarantine_updates)
         for path in pdfs:
             path.unlink(missing_ok=True)
     return Anonymisation(
         alert_id=alert_id, ended_on=end, fields=fields, alert_history=len(history_updates), letters=len(letter_ids),
         letter_pdfs=len(pdfs), outbox=len(outbox_ids), disclosures=len(disclosures), quarantine=len(quarantine_updates),
-    )
-
-
-def _log(conn: Connection, done: list[Anonymisation], *, run_id: str, as_of: dt.date, months: int,
-         moment: dt.datetime) -> None:
-    from cautionflow.adapters import register_schema as schema
-
-    conn.execute(
-        schema.anonymisation_log.insert(),
-        [
-            {"alert_id": a.alert_id, "run_id": run_id, "as_of": as_of, "anonymised_at": moment, "ended_on": a.ended_on,
-             "retention_months": months, "fields_cleared": json.dumps(a.cleared(), sort_keys=True)}
-            for a in done
-        ],
     )

@@ -1,4 +1,4 @@
-"""The daily run summary to the operations recipients (issue 6): counts only, once a day.
+"""The daily run summary to the operations recipients: counts only, once a day.
 
 Sent when the config says `operations.daily_summary: true`, by the last task of the digests DAG.
 It goes through the outbox (kind `operations`) with an idempotency key per recipient and day, not
@@ -13,18 +13,27 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.database import fetch_all
 from cautionflow.clock import Clock, system_clock
 from cautionflow.services.operations_notices import KIND, send_to_operations_once_a_day
 
 if TYPE_CHECKING:
+    from cautionflow.adapters.figures import RegisterFigures
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
-    from cautionflow.adapters.register import Register
-    from cautionflow.config import CautionflowConfig, Recipient
+    from cautionflow.adapters.outbox import Outbox
+    from cautionflow.config import Recipient
 
 CONTENT = "daily-run-summary"  # the key's content part: one summary per recipient and day, whatever it says
+
+
+class SummaryRegister(Protocol):
+    """The summary reads the register's figures and sends through its outbox."""
+
+    figures: RegisterFigures
+    outbox: Outbox
+
+    def migrate(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,21 +56,14 @@ class RunSummaryResult:
         return asdict(self)
 
 
-def summary_counts(register: Register, as_of: dt.date) -> dict[str, Any]:
+def summary_counts(register: SummaryRegister, as_of: dt.date) -> dict[str, Any]:
     """The day in numbers, from the register: no names, addresses or alert ids."""
     from cautionflow.services.register_page import register_page
     from cautionflow.services.status import register_status
 
     status = register_status(register)
     page = register_page(register)
-    today: dict[str, dict[str, int]] = {}
-    with register.connect() as conn:
-        day = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
-        for kind, state, count in fetch_all(
-            conn, "SELECT kind, status, COUNT(*) FROM outbox WHERE as_of = ? AND kind <> ? GROUP BY kind, status",
-            (day, KIND),
-        )[1]:
-            today.setdefault(kind, {})[state] = int(count)
+    today = register.figures.emails_on(as_of, excluding_kind=KIND)  # the summaries themselves are not counted
     last = status["last_sync"] or {}
     return {
         "as_of": as_of.isoformat(),
@@ -121,7 +123,7 @@ def summary_message(organisation: str, as_of: dt.date, counts: dict[str, Any]) -
 
 
 async def send_run_summary(
-    register: Register, settings: SmtpSettings, recipients: Sequence[Recipient], *, organisation: str,
+    register: SummaryRegister, settings: SmtpSettings, recipients: Sequence[Recipient], *, organisation: str,
     as_of: dt.date, run_id: str, retry: RetryPolicy | None = None, clock: Clock = system_clock,
 ) -> RunSummaryResult:
     operations = [r for r in recipients if r.role == "operations"]
@@ -140,29 +142,3 @@ async def send_run_summary(
         uncertain=uncertain, complete=not result.waiting, counts=counts, waiting=result.waiting,
     )
 
-
-async def run_summary_async(
-    config: CautionflowConfig, *, as_of: dt.date, run_id: str, smtp_overrides: dict[str, Any] | None = None,
-    retry: Any = None, tls_context: Any = None, clock: Clock = system_clock,
-) -> dict[str, Any]:
-    """The summary step: nothing unless `operations.daily_summary` is on and there are operations
-    recipients; then one summary per recipient and day. Refused, as the digests are, when the
-    register is missing or has no recent completed sync by `clock`: the failure (exit 2, or the
-    task's failure notice) tells operations more plainly than a summary of a stale register."""
-    from cautionflow.steps import register_to_mail_from, smtp_settings
-
-    operations = [r for r in config.recipients if r.role == "operations"]
-    if not config.operations.daily_summary or not operations:
-        why = "operations.daily_summary is off" if not config.operations.daily_summary else "no operations recipients"
-        return {"step": "summary", "as_of": as_of.isoformat(), "run_id": run_id, "skipped": why, "pending": 0,
-                "failed": 0, "uncertain": 0, "sent": 0}
-    settings = smtp_settings(config, "daily run summaries", True, smtp_overrides, tls_context)
-    register = register_to_mail_from(config, "daily run summary", clock)
-    try:
-        result = await send_run_summary(
-            register, settings, config.recipients, organisation=config.organisation, as_of=as_of, run_id=run_id,
-            retry=retry, clock=clock,
-        )
-    finally:
-        register.dispose()
-    return result.as_dict()

@@ -3,61 +3,41 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
-
-from cautionflow.adapters.database import fetch_all
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.figures import RegisterFigures
 
 
-def register_status(register: Register) -> dict[str, Any]:
+class StatusRegister(Protocol):
+    figures: RegisterFigures
+
+    def migrate(self) -> None: ...
+
+
+def register_status(register: StatusRegister) -> dict[str, Any]:
     register.migrate()  # an existing register only (RegisterNotFoundError otherwise)
-    with register.connect() as conn:
-
-        def rows(sql: str) -> list[tuple]:
-            return fetch_all(conn, sql)[1]
-
-        by_state = dict(rows("SELECT register_state, COUNT(*) FROM alerts GROUP BY register_state"))
-        by_code = dict(
-            rows("SELECT alert_code, COUNT(*) FROM alerts WHERE register_state = 'active' GROUP BY alert_code ORDER BY 2 DESC")
-        )
-        by_area = dict(
-            rows("SELECT COALESCE(area, '(none)'), COUNT(*) FROM alerts WHERE register_state = 'active' GROUP BY 1 ORDER BY 1")
-        )
-        flagged = rows("SELECT COUNT(*) FROM alerts WHERE register_state = 'active' AND dq_flags IS NOT NULL")[0][0]
-        quarantine = dict(
-            rows("SELECT reason, COUNT(*) FROM quarantine WHERE resolved_run_id IS NULL GROUP BY reason ORDER BY 2 DESC")
-        )
-        last = rows("SELECT run_id, as_of, summary, finished_at FROM sync_runs ORDER BY id DESC LIMIT 1")
-        deadlines = rows(
-            "SELECT MAX(evaluated_on), COALESCE(SUM(overdue), 0), COUNT(error) FROM alert_deadlines"
-        )[0]
-        outbox: dict[str, dict[str, int]] = {}
-        for kind, state, count in rows("SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status ORDER BY 1, 2"):
-            outbox.setdefault(kind, {})[state] = int(count)
-        letters = {state: int(n) for state, n in rows("SELECT status, COUNT(*) FROM letters GROUP BY status ORDER BY 1")}
-        officer_flags = {
-            flag: int(n)
-            for flag, n in rows(
-                "SELECT flag, COUNT(*) FROM letter_flags WHERE resolved_on IS NULL GROUP BY flag ORDER BY 1"
-            )
-        }
+    counts = register.figures.status()
+    last = counts.last_sync
+    deadlines = counts.deadlines
+    outbox: dict[str, dict[str, int]] = {}
+    for kind, state, count in counts.outbox:
+        outbox.setdefault(kind, {})[state] = int(count)
     return {
-        "active": int(by_state.get("active", 0)),
-        "ended": int(by_state.get("ended", 0)),
-        "active_flagged": int(flagged),
-        "active_by_code": {k: int(v) for k, v in by_code.items()},
-        "active_by_area": {k: int(v) for k, v in by_area.items()},
-        "quarantine_open": {k: int(v) for k, v in quarantine.items()},
+        "active": int(counts.by_state.get("active", 0)),
+        "ended": int(counts.by_state.get("ended", 0)),
+        "active_flagged": int(counts.active_flagged),
+        "active_by_code": {k: int(v) for k, v in counts.active_by_code.items()},
+        "active_by_area": {k: int(v) for k, v in counts.active_by_area.items()},
+        "quarantine_open": {k: int(v) for k, v in counts.quarantine_open.items()},
         # When it finished, too: digests and reminders refuse a register whose last sync is too old.
-        "last_sync": {**json.loads(last[0][2]), "finished_at": _utc_text(last[0][3])} if last else None,
+        "last_sync": {**json.loads(last[2]), "finished_at": _utc_text(last[3])} if last else None,
         "deadlines": None
         if deadlines[0] is None
         else {"evaluated_on": str(deadlines[0])[:10], "overdue": int(deadlines[1]), "errors": int(deadlines[2])},
         "outbox": outbox,
-        "letters": letters,
-        "officer_flags_open": officer_flags,
+        "letters": {state: int(n) for state, n in counts.letters},
+        "officer_flags_open": {flag: int(n) for flag, n in counts.officer_flags_open},
     }
 
 

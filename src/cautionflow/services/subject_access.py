@@ -1,10 +1,10 @@
 """Subject access export: gather what the register holds about one person, render it, write it.
 
 The rules (what is withheld from the resident's copy, Hexagon 5.5) are in
-`cautionflow.domain.subject_access`; this module reads the register's rows (alerts, history,
-deadlines, letters, the disclosure log through `adapters.outbox`, the quarantine) and renders the
-export as JSON, HTML (`include/templates/dsar/export.html`) or an A4 PDF drawn from the same
-template with the letters' fpdf2 layout (`services.letters`).
+`cautionflow.domain.subject_access`; this module gathers the register's rows (alerts, history,
+deadlines, letters and the quarantine through `adapters.subject_access_reads`, the disclosure log
+through `adapters.outbox`) and renders the export as JSON, HTML (`include/templates/dsar/export.html`)
+or an A4 PDF drawn from the same template with the letters' layout (`adapters.pdf`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cautionflow.domain import subject_access as d
 
 if TYPE_CHECKING:
-    from cautionflow.adapters.register import Register
+    from cautionflow.adapters.outbox import Outbox
+    from cautionflow.adapters.subject_access_reads import SubjectAccessReads
 
 FORMATS = ("json", "html", "pdf")
 TEMPLATE = "dsar/export.html"
@@ -28,53 +29,23 @@ NOT_RECORDED = "not recorded"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([+-][0-9:]+|Z)?)?")
 
 
+class SubjectAccessRegister(Protocol):
+    """What the export uses of the register (`adapters.register.Register`)."""
+
+    subject_access: SubjectAccessReads
+    outbox: Outbox
+
+    def migrate(self) -> None: ...
+
+
 def gather_export(
-    register: Register, person_ref: str, *, include_withheld: bool, organisation: str, produced_on: dt.date
+    register: SubjectAccessRegister, person_ref: str, *, include_withheld: bool, organisation: str,
+    produced_on: dt.date,
 ) -> d.SubjectAccessExport:
     """Everything the register holds about `person_ref`; raises domain UnknownPerson when nothing."""
-    from sqlalchemy import or_, select
-
-    from cautionflow.adapters import register_schema as schema
-    from cautionflow.adapters.outbox import Outbox
-
     register.migrate()
-    a, h, dl, lt, q = schema.alerts, schema.alert_history, schema.alert_deadlines, schema.letters, schema.quarantine
-    with register.engine.connect() as conn:
-        alerts = [dict(r._mapping) for r in conn.execute(select(a).where(a.c.person_ref == person_ref))]
-        ids = [row["alert_id"] for row in alerts]
-        history = [
-            dict(r._mapping)
-            for r in conn.execute(select(h).where(h.c.alert_id.in_(ids)).order_by(h.c.id))
-        ] if ids else []
-        deadlines = [dict(r._mapping) for r in conn.execute(select(dl).where(dl.c.alert_id.in_(ids)))] if ids else []
-        letter_rows = conn.execute(
-            select(lt).where(or_(lt.c.person_ref == person_ref, lt.c.alert_id.in_(ids))).order_by(lt.c.id)
-        ).all()
-        # The raw row is JSON text: narrow with LIKE, then match the parsed person_ref exactly.
-        quarantine_rows = conn.execute(
-            select(q.c.reason, q.c.first_seen_on, q.c.resolved_on, q.c.raw_row)
-            .where(q.c.raw_row.contains(person_ref, autoescape=True))
-            .order_by(q.c.id)
-        ).all()
-    letters = [
-        d.LetterEntry(
-            letter_id=r.id, alert_id=r.alert_id, kind=r.kind, outcome=r.outcome, decision_date=r.decision_date,
-            queued_on=r.as_of, status=r.status, hold_reason=r.hold_reason, channels=r.channels,
-            person_name=r.person_name or None,
-            address_lines=tuple(line for line in (r.address_lines or "").split("\n") if line),
-            email=r.email, dispatched_at=r.dispatched_at,
-        )
-        for r in letter_rows
-    ]
-    quarantined = []
-    for reason, first_seen_on, resolved_on, raw_row in quarantine_rows:
-        try:
-            raw = json.loads(raw_row)
-        except ValueError:
-            continue
-        if isinstance(raw, dict) and str(raw.get("person_ref") or "").strip() == person_ref:
-            quarantined.append({"reason": reason, "first_seen_on": first_seen_on, "resolved_on": resolved_on, "raw": raw})
-    outbox = Outbox(register.engine)
+    records = register.subject_access.records_of(person_ref)
+    outbox = register.outbox
     try:
         disclosures = [
             d.DisclosureEntry(
@@ -82,15 +53,15 @@ def gather_export(
                 recipient_email=x.recipient_email, kind=x.kind, listed_as=x.listed_as, disclosed_on=x.disclosed_on,
                 disclosed_at=x.disclosed_at, message_id=x.message_id,
             )
-            for alert_id in ids
+            for alert_id in records.alert_ids
             for x in outbox.disclosures_for_alert(alert_id)
         ]
     finally:
         outbox.close()
     return d.build_export(
-        person_ref, alerts=alerts, history=history, deadlines=deadlines, letters=letters, disclosures=disclosures,
-        quarantined=quarantined, include_withheld=include_withheld, organisation=organisation,
-        produced_on=produced_on,
+        person_ref, alerts=records.alerts, history=records.history, deadlines=records.deadlines,
+        letters=records.letters, disclosures=disclosures, quarantined=records.quarantined,
+        include_withheld=include_withheld, organisation=organisation, produced_on=produced_on,
     )
 
 
@@ -122,21 +93,14 @@ def render_html(export: d.SubjectAccessExport, render: Callable[..., str], *, pd
 
 
 def export_pdf(export: d.SubjectAccessExport, render: Callable[..., str]) -> bytes:
-    """An A4 PDF of the export, laid out by the letters' own fpdf2 code from the template's body."""
-    from fpdf import FPDF
-
-    from cautionflow.services.letters import PdfBlocks, PdfFace, latin1, lay_out_pdf
+    """An A4 PDF of the export, laid out by the letters' own PDF layout from the template's body."""
+    from cautionflow.adapters.pdf import document_pdf
 
     body = render_html(export, render, pdf=True)
-    pdf = FPDF(format="A4", unit="mm")
-    pdf.set_creation_date(dt.datetime.combine(export.produced_on, dt.time(), dt.UTC))
-    pdf.set_title(latin1(f"{export.organisation}: subject access export {export.person_ref}"))
-    pdf.set_margins(20, 15, 20)
-    pdf.set_auto_page_break(False)
-    pdf.add_page()
-    pdf.set_y(15)
-    lay_out_pdf(pdf, PdfBlocks().feed(body), PDF_PT, PdfFace(pdf, body))
-    return bytes(pdf.output())
+    return document_pdf(
+        body, size=PDF_PT, title=f"{export.organisation}: subject access export {export.person_ref}",
+        created_on=export.produced_on,
+    )
 
 
 def export_bytes(export: d.SubjectAccessExport, fmt: str, render: Callable[..., str]) -> bytes:

@@ -73,7 +73,7 @@ FIRST_LOAD_CHUNK = 100_000
 
 def sync_register(
     source: AlertSource, register: Register, *, as_of: dt.date, run_id: str, allow_mass_end: bool = False,
-    allow_empty_source: bool = False, mass_end: MassEndLimit | None = None,
+    mass_end: MassEndLimit | None = None,
     contractor_areas: frozenset[str] | None = None, clock: Clock = system_clock, progress: Progress = no_progress,
     lock_wait_seconds: float = SYNC_LOCK_WAIT_SECONDS,
 ) -> SyncSummary:
@@ -83,7 +83,7 @@ def sync_register(
 
     The mass-end guard (domain/guards.py) refuses, with `MassEndError` and nothing written, a read
     that would end or hide from every contractor more active alerts than `mass_end` allows, unless
-    `allow_mass_end` (`allow_empty_source` is its older name). `contractor_areas`: the areas some
+    `allow_mass_end`. `contractor_areas`: the areas some
     contractor covers (None: no contractor is configured, the coverage check is off)."""
     from cautionflow.domain.guards import MassEndCheck, MassEndLimit, quarantine_reasons
     from cautionflow.domain.merge import plan_merge
@@ -127,7 +127,7 @@ def sync_register(
                 quarantine_reasons=quarantine_reasons(batch.quarantine["reason"]),
             )
             if check.exceeds(limit):
-                if not (allow_mass_end or allow_empty_source):
+                if not allow_mass_end:
                     raise (EmptySourceError if check.nothing_identifiable() else MassEndError)(check.message(limit))
                 log.warning("allowed by --allow-mass-end: %s", check.message(limit).split(": ", 1)[0])
             comparing.finish()

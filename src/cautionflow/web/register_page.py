@@ -12,23 +12,22 @@ valid login gets 401 (a browser asking for HTML is redirected to Airflow's login
 it back); a logged-in user without the permission gets 403. The OpenAPI docs are switched off so
 nothing under the prefix is served without a login.
 
-Read-only: it reads the register (its URL from the config, overridden by the Connection
-`cautionflow_register`) and the latest DAG runs from Airflow's metadata database through the
-api-server's own ORM session.
+Read-only: it reads the register through the step layer (`cautionflow.steps.reads`; its URL from
+the config, overridden by the Connection `cautionflow_register`) and the latest DAG runs from
+Airflow's metadata database through the api-server's own ORM session
+(`cautionflow.integrations.airflow.metadata`).
 
 **Reports.** The page lists the latest report files in the config's `output_dir` (All Alerts,
 reviews overdue, and the governance reports) and serves them at `/reports/{name}`: HTML inline,
 CSV as a download, behind the same login. Only a file directly in that folder whose name matches a
-known report is served (`cautionflow.services.register_page.report_file`: the name is matched, then
-the path resolved and its parent checked); anything else is 404.
+known report is served (`cautionflow.steps.reads.report_file`: the name is matched, then the path
+resolved and its parent checked); anything else is 404.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -36,17 +35,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
+    from cautionflow.integrations.airflow.metadata import DagRunState
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/cautionflow"
 NAV_ROUTE = "caution-register"
 RESOURCE_NAME = "Caution register"
-CAUTIONFLOW_DAGS = (
-    "cautionflow_sync", "cautionflow_deadlines", "cautionflow_letters", "cautionflow_digests",
-    "cautionflow_sync_watch", "cautionflow_housekeeping",
-)
-CAUTIONFLOW_TAG = "cautionflow"
 
 
 class NotPermitted(Exception):
@@ -99,42 +94,6 @@ async def _not_permitted(request: Request, exc: Exception) -> Response:
 # --- the last run of each DAG (Airflow's metadata database) ----------------------------------------
 
 
-@dataclass(frozen=True)
-class DagRunState:
-    dag_id: str
-    run_id: str | None = None
-    state: str | None = None
-    run_after: dt.datetime | None = None
-    end_date: dt.datetime | None = None
-
-
-def airflow_dag_runs() -> list[DagRunState]:
-    """The latest run of each cautionflow DAG (those tagged `cautionflow`, and the four shipped
-    ones), from Airflow's metadata database through the api-server's own ORM session."""
-    from airflow.models.dag import DagTag
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tagged = set(session.scalars(select(DagTag.dag_id).where(DagTag.name == CAUTIONFLOW_TAG)))
-        out = []
-        for dag_id in sorted(tagged | set(CAUTIONFLOW_DAGS), key=_dag_order):
-            run = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(1)
-            ).first()
-            if run is None:
-                out.append(DagRunState(dag_id))
-            else:
-                state = getattr(run.state, "value", run.state)
-                out.append(DagRunState(dag_id, run.run_id, str(state) if state else None, run.run_after, run.end_date))
-    return out
-
-
-def _dag_order(dag_id: str) -> tuple[int, str]:
-    return (CAUTIONFLOW_DAGS.index(dag_id) if dag_id in CAUTIONFLOW_DAGS else len(CAUTIONFLOW_DAGS), dag_id)
-
-
 # --- the chart ------------------------------------------------------------------------------------
 
 
@@ -164,11 +123,16 @@ def create_app(
     config_loader: Callable[[], CautionflowConfig] | None = None,
     dag_runs: Callable[[], list[DagRunState]] | None = None,
 ) -> FastAPI:
-    """The register page's app; every route requires an Airflow login (see the module's doc)."""
-    from cautionflow.integrations.airflow import config_for_api_server
+    """The register page's app; every route requires an Airflow login (see the module's doc). By
+    default the config and the DAG runs are read as the api-server reads them (the plugin's case);
+    a test passes its own readers."""
+    if config_loader is None:
+        from cautionflow.integrations.airflow.settings import config_for_api_server as config_loader
+    if dag_runs is None:
+        from cautionflow.integrations.airflow.metadata import airflow_dag_runs as dag_runs
 
-    load_config = config_loader or config_for_api_server
-    read_dag_runs = dag_runs or airflow_dag_runs
+    load_config = config_loader
+    read_dag_runs = dag_runs
     app = FastAPI(
         title="cautionflow register page",
         dependencies=[Depends(require_airflow_user)],
@@ -178,7 +142,7 @@ def create_app(
     app.add_exception_handler(NotPermitted, _not_permitted)
 
     def context(request: Request) -> tuple[CautionflowConfig, Callable[..., str], dict[str, str]]:
-        from cautionflow.adapters.templates import renderer
+        from cautionflow.steps.reads import page_renderer
 
         config = load_config()
         root = request.scope.get("root_path", "")
@@ -188,7 +152,7 @@ def create_app(
             "due": str(request.url_for("review_list", which="due")),
             "airflow": root.removesuffix(URL_PREFIX) + "/",
         }
-        return config, renderer(config), links
+        return config, page_renderer(config), links
 
     def trouble(message: str) -> HTMLResponse:
         """503 with a plain message: the register is missing (never created here), or its database
@@ -202,17 +166,11 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, name="register_page")
     def register_page(request: Request) -> Response:
-        from cautionflow.adapters.register import Register
-        from cautionflow.services import register_page as figures
-        from cautionflow.steps import step_errors
+        from cautionflow.steps import reads, step_errors
 
         try:
             config, render, links = context(request)
-            register = Register(config.register_url)
-            try:
-                page = figures.register_page(register)
-            finally:
-                register.dispose()
+            page = reads.register_page(config)
         except step_errors() as exc:
             return trouble(str(exc))
         try:
@@ -222,7 +180,7 @@ def create_app(
             runs, runs_error = [], f"{type(exc).__name__}"
         folder = config.path(config.output_dir)
         try:
-            reports, reports_error = figures.find_reports(folder, equality_configured=config.equality is not None), None
+            reports, reports_error = reads.report_files(config), None
         except OSError as exc:  # the rest of the page still shows
             log.warning("cannot list the reports in %s: %s", folder, exc)
             reports, reports_error = [], exc.strerror or type(exc).__name__
@@ -231,7 +189,7 @@ def create_app(
         }
         html = render(
             "web/register_page.html", organisation=config.organisation, page=page, links=links,
-            runs=runs, runs_error=runs_error, chart=week_chart(page.due_by_week), horizon=figures.HORIZON_DAYS,
+            runs=runs, runs_error=runs_error, chart=week_chart(page.due_by_week), horizon=reads.HORIZON_DAYS,
             reports=reports, reports_error=reports_error, report_links=report_links,
         )
         return HTMLResponse(html)
@@ -240,14 +198,13 @@ def create_app(
     def report_file(name: str) -> Response:
         """A report file from the output folder: HTML inline, CSV as a download; 404 for any name
         that is not a known report's, or whose file is not directly in the folder."""
-        from cautionflow.services import register_page as figures
-        from cautionflow.steps import step_errors
+        from cautionflow.steps import reads, step_errors
 
         try:
             config = load_config()
         except step_errors() as exc:
             return trouble(str(exc))
-        path = figures.report_file(config.path(config.output_dir), name)
+        path = reads.report_file(config, name)
         if path is None:
             raise HTTPException(status_code=404, detail="no such report")
         try:
@@ -271,24 +228,18 @@ def create_app(
         request: Request, which: str, code: str | None = Query(default=None, max_length=16),
         area: str | None = Query(default=None, max_length=64),
     ) -> Response:
-        from cautionflow.adapters.register import Register
-        from cautionflow.services import register_page as figures
-        from cautionflow.steps import step_errors
+        from cautionflow.steps import reads, step_errors
 
-        if which not in figures.REVIEW_LISTS:
+        if which not in reads.REVIEW_LISTS:
             raise HTTPException(status_code=404, detail="no such list")
         try:
             config, render, links = context(request)
-            register = Register(config.register_url)
-            try:
-                as_of, rows = figures.review_list(register, which, code=code, area=area)
-            finally:
-                register.dispose()
+            as_of, rows = reads.review_list(config, which, code=code, area=area)
         except step_errors() as exc:
             return trouble(str(exc))
         html = render(
             "web/review_list.html", organisation=config.organisation, which=which, as_of=as_of, rows=rows,
-            code=code, area=area, links=links, horizon=figures.HORIZON_DAYS,
+            code=code, area=area, links=links, horizon=reads.HORIZON_DAYS,
         )
         return HTMLResponse(html)
 

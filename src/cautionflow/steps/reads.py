@@ -1,0 +1,98 @@
+"""What people read from the register on demand: the status command, the register page's figures
+and review lists, its reports, and a person's subject access export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.services.register_page import HORIZON_DAYS, REVIEW_LISTS
+from cautionflow.steps.wiring import open_register, renderer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cautionflow.config import CautionflowConfig
+    from cautionflow.domain.subject_access import SubjectAccessExport
+    from cautionflow.services.register_page import RegisterPage, ReportGroup, ReviewRow
+
+__all__ = ["HORIZON_DAYS", "REVIEW_LISTS", "ExportNotWritten", "page_renderer", "register_page", "register_status",
+           "report_file", "report_files", "review_list", "subject_access_export"]
+
+
+def register_status(config: CautionflowConfig) -> tuple[dict[str, Any], str]:
+    """`cautionflow status`: the register's figures, and the same as lines for a person."""
+    from cautionflow.services.status import format_status, register_status
+
+    with open_register(config) as register:
+        status = register_status(register)
+    return status, format_status(status, organisation=config.organisation)
+
+
+def register_page(config: CautionflowConfig) -> RegisterPage:
+    """The register page's figures, as of the latest run (read-only: nothing is migrated or created)."""
+    from cautionflow.services.register_page import register_page
+
+    with open_register(config) as register:
+        return register_page(register)
+
+
+def review_list(
+    config: CautionflowConfig, which: str, *, code: str | None, area: str | None,
+) -> tuple[dt.date | None, list[ReviewRow]]:
+    """The register page's "overdue" or "due" review list, optionally of one code or area."""
+    from cautionflow.services.register_page import review_list
+
+    with open_register(config) as register:
+        return review_list(register, which, code=code, area=area)
+
+
+def report_files(config: CautionflowConfig) -> list[ReportGroup]:
+    """The known report files in the configured output folder, newest first per kind."""
+    from cautionflow.services.register_page import find_reports
+
+    return find_reports(config.path(config.output_dir), equality_configured=config.equality is not None)
+
+
+def report_file(config: CautionflowConfig, name: str) -> Path | None:
+    """The report called `name` directly in the output folder, or None (never anything else there)."""
+    from cautionflow.services.register_page import report_file
+
+    return report_file(config.path(config.output_dir), name)
+
+
+def page_renderer(config: CautionflowConfig):
+    """render(template name, **values) for the register page's templates."""
+    return renderer(config)
+
+
+class ExportNotWritten(Exception):
+    """A subject access export that was not written, and why (one line; nothing was written)."""
+
+
+def subject_access_export(
+    config: CautionflowConfig, person_ref: str, *, fmt: str, produced_on: dt.date, include_withheld: bool,
+    output: Path | None, force: bool,
+) -> tuple[SubjectAccessExport, Path]:
+    """Gather everything the register holds about one person and write it as `fmt` to `output` (or
+    the output folder's dsar/ file for the person). Never replaces an existing file unless `force`:
+    an export is personal data sent to a person."""
+    from cautionflow.domain.subject_access import UnknownPerson
+    from cautionflow.services.subject_access import default_path, gather_export, write_export
+
+    with open_register(config) as register:
+        try:
+            export = gather_export(
+                register, person_ref, include_withheld=include_withheld, organisation=config.organisation,
+                produced_on=produced_on,
+            )
+        except UnknownPerson:
+            raise ExportNotWritten(
+                f"the register {register.describe()} holds nothing about person reference {person_ref!r} "
+                "(no alert, letter or quarantined row); check the reference in the housing system. No file written."
+            ) from None
+    path = output if output is not None else default_path(config.path(config.output_dir), export, fmt)
+    if path.exists() and not force:
+        raise ExportNotWritten(f"{path} exists; choose another --output or add --force to replace it. No file written.")
+    write_export(export, fmt, renderer(config), path)
+    return export, path
