@@ -20,6 +20,12 @@ Then `send_review_reminders` emails each `officer` recipient, weekly on its `wee
 default), the reviews overdue and due in the next 30 days, through the same outbox as the digests
 (exactly once; pending mail fails the try so Airflow retries it).
 
+Then `send_appeals_list` emails each `appeals` recipient (the senior officer who answers appeals:
+Teign 9, Wandle 3.10, Dover 6.35) the appeals received and not yet decided, overdue first, with
+each answer's due date and the days left: weekly on its `weekday` (Monday by default) and every
+day once one is overdue, once per recipient and day through the same outbox. Its XCom holds
+`open`, `overdue` and `sent`.
+
 The as-of date is the triggering run's date in Europe/London, never `now()`.
 """
 
@@ -60,7 +66,14 @@ def cautionflow_deadlines() -> None:
 
         return await run_reminders_task(context)
 
-    compute_deadlines() >> send_review_reminders()
+    @task
+    async def send_appeals_list(**context) -> dict:
+        """Open appeals, overdue first: weekly (each `appeals` recipient's `weekday`), daily once one is overdue."""
+        from cautionflow.integrations.airflow.tasks import run_appeals_task
+
+        return await run_appeals_task(context)
+
+    compute_deadlines() >> send_review_reminders() >> send_appeals_list()
 
 
 cautionflow_deadlines()

@@ -43,6 +43,16 @@ RECIPIENTS = [
 ]
 DUE = {ACME, SOUTHSIDE, NIGHT_DESK}  # digests due on AS_OF (a Monday): not the Friday contractor's
 SCRIPT_ADDRESS = "<script>alert(1)</script> 2 Larkspur Close"
+# The landlord's contact block every letters section carries (config letters.contact; synthetic, the
+# phone number from Ofcom's range for drama). `deployment` adds it to a `letters` section that names none.
+APPEALS_EMAIL = "appeals@example-homes.example"
+CONTACT = {
+    "address": ["Civic Offices", "1 Harbour Way", "Westford", "WF1 1AA"],
+    "phone": "01632 960123",
+    "appeals_email": APPEALS_EMAIL,
+    "signed_by": "Jordan Example",
+    "signed_title": "Tenancy Services Manager",
+}
 
 SOURCE = [
     alert_row(alert_id="N1", area="NORTH", address="1 Larkspur Close, Eastwick", person_name="Alex Example",
@@ -65,7 +75,9 @@ NAMES = ("Alex Example", "Sam Sample", "Eve Example", "Olly Ended")
 
 def deployment(dbs, tmp_path, port, *, smtp=None, recipients=RECIPIENTS, **extra) -> CautionflowConfig:
     """Example Homes' parsed config over `dbs`, mailing through the server on `port`; `extra`
-    replaces or adds whole top-level keys."""
+    replaces or adds whole top-level keys (a `letters` section gets CONTACT unless it names a contact)."""
+    if extra.get("letters") is not None:
+        extra["letters"] = {"contact": CONTACT, **extra["letters"]}
     return parse_config(
         {
             "organisation": "Example Homes",

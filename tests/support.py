@@ -40,6 +40,8 @@ def alert_row(**overrides: Any) -> dict[str, Any]:
         notify_resident=1,
         source="staff",
         note="Threatened an operative on 1 March 2026.",
+        # What the resident may be told: without it every decision letter would be held.
+        resident_reason="On 1 March 2026 one of our operatives was threatened during a visit to your home.",
         preferred_channel="post",
         language="en",
         large_print=0,
@@ -174,7 +176,7 @@ def demo_config(folder: Path, **overrides: Any) -> dict[str, Any]:
     config.update(
         source={"url": f"sqlite:///{folder / 'housing.db'}", "query": str(REPO / "include/sql/source_alerts.sql")},
         output_dir="reports",
-        letters={"output_dir": "letters"},
+        letters={**config["letters"], "output_dir": "letters"},  # the demo's contact block kept
     )
     if config.get("equality"):
         config["equality"] = {**config["equality"], "query": str(REPO / config["equality"]["query"])}

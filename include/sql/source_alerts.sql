@@ -1,11 +1,17 @@
 -- The source contract: one row per caution alert, with exactly these column names.
 -- Edit this query to map your housing management system's tables and codes onto cautionflow's
 -- (see "The source contract" in the README). The default reads a view named caution_alerts_export.
+--
+-- resident_reason is what you have decided the resident may be told of why the alert was added,
+-- kept or removed (Hexagon 5.3, Karbon 5.2, Teign Appendix E); it is printed in their decision
+-- letters, while note (the facts behind the alert) never leaves the register. It is optional:
+-- leave it out if you record none yet, and every decision letter waits, held with "no reason
+-- recorded for the resident", until a sync brings one.
 SELECT
     alert_id, alert_code, subject_type, person_ref, person_name, tenancy_ref,
     asset_ref, address, postcode, area,
     effective_from, ends_on, last_reviewed_on, review_outcome, status,
     notify_resident, no_notify_reason, notified_on,
     appeal_received_on, appeal_decided_on, appeal_outcome,
-    source, note, preferred_channel, email, language, large_print, updated_at
+    source, note, resident_reason, preferred_channel, email, language, large_print, updated_at
 FROM caution_alerts_export

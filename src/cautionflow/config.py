@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -87,7 +88,10 @@ class Recipient(_Model):
     # built from it name a second mailbox (mail.safe_address refuses those at send time; refused here,
     # a mistyped address fails the config's load, not a digest run).
     email: str = Field(pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-    role: Literal["contractor", "out_of_hours", "officer", "operations"]
+    # `appeals`: the senior officer who answers residents' appeals (Teign 9's Head of Service, Wandle
+    # 3.10's director, Dover 6.35's manager) gets the open appeals on their `weekday`, daily once one
+    # is overdue (domain/appeals.py).
+    role: Literal["contractor", "out_of_hours", "officer", "operations", "appeals"]
     areas: tuple[str, ...] = ()
     schedule: Literal["daily", "weekly"] = "daily"
     # One day or a list of days (`weekday: [monday, thursday]`), kept as a tuple so every reader
@@ -130,9 +134,80 @@ class Recipient(_Model):
         return self
 
 
+# One plain ASCII addr-spec, the rule Recipient.email keeps: the letters' Reply-To is built from it.
+_ONE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_PHONE = re.compile(r"\+?[0-9][0-9 ()-]*[0-9]")
+# A line of the contact block: what fits page 1's right-hand column (and an envelope) at 11 pt.
+ADDRESS_LINE_MAX = 60
+# The image formats fpdf2 embeds as they are, by their first bytes (checked when the config loads).
+LETTERHEAD_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+LETTERS_CONTACT_REQUIRED = (
+    "letters.contact: required: the landlord's address, phone and appeals contact printed on every letter"
+)
+
+
+class LettersContact(_Model):
+    """The landlord's contact block, printed on every letter: the return address and phone top right
+    of page 1, how to reach the people who answer (Dover 6.34 names an appeal email and a postal
+    address; Wandle 3.10: the resident is told how to submit an appeal), and who signs. The appeals
+    email is also the emailed letters' Reply-To: a mailbox people read, never the SMTP sender."""
+
+    address: tuple[str, ...] = Field(description="the postal address, one line each (the organisation's name is printed above it)")
+    phone: str = Field(description="the phone number residents call, e.g. 01632 960123")
+    appeals_email: str = Field(description="where appeals and replies go; the emailed letters' Reply-To")
+    appeals_address: tuple[str, ...] = Field(default=(), description="where appeals are posted; default: address")
+    signed_by: str = Field(min_length=1, max_length=ADDRESS_LINE_MAX, description="the officer or team who signs")
+    signed_title: str = Field(min_length=1, max_length=ADDRESS_LINE_MAX, description="their title, or the team's name")
+    letterhead: str | None = Field(default=None, description="a PNG or JPEG drawn at the top of page 1")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _appeals_address_defaults_to_address(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("appeals_address"):
+            return {**data, "appeals_address": data.get("address")}
+        return data
+
+    @field_validator("address", "appeals_address", mode="before")
+    @classmethod
+    def _lines(cls, value: object) -> object:
+        if isinstance(value, str):  # one YAML block scalar, a line each
+            value = value.splitlines()
+        if not isinstance(value, list | tuple):
+            return value  # pydantic names the type it wanted
+        if not all(isinstance(line, str) for line in value):
+            raise ValueError("each line must be text")
+        lines = [" ".join(line.split()) for line in value if line.strip()]
+        if not lines:
+            raise ValueError("must have at least one line, e.g. [1 Harbour Way, Westford, WF1 1AA]")
+        if len(lines) > 8:
+            raise ValueError(f"has {len(lines)} lines; at most 8 fit the letter's return address")
+        too_long = next((line for line in lines if len(line) > ADDRESS_LINE_MAX), None)
+        if too_long is not None:
+            raise ValueError(f"a line is longer than {ADDRESS_LINE_MAX} characters: {too_long!r}")
+        return tuple(lines)
+
+    @field_validator("appeals_email")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        if not _ONE_ADDRESS.fullmatch(value.strip()):
+            raise ValueError(f"not one email address (a bare address such as appeals@example.org): {value!r}")
+        return value.strip()
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_number(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 6 or len(value) > 30:
+            raise ValueError(f"not a phone number (digits, spaces, + ( ) -; e.g. 01632 960123): {value!r}")
+        return value
+
+
 class LettersConfig(_Model):
     output_dir: str = "var/letters"
     auto_approve: bool = False
+    # Optional in the model, required by the loader once there is a letters section (`_check_letters`),
+    # so that its absence is the one line LETTERS_CONTACT_REQUIRED rather than pydantic's wording.
+    contact: LettersContact | None = None
 
 
 class OperationsConfig(_Model):
@@ -168,7 +243,9 @@ class CautionflowConfig(_Model):
     source: SourceConfig
     smtp: SmtpConfig | None = None
     recipients: tuple[Recipient, ...] = ()
-    letters: LettersConfig = LettersConfig()
+    letters: LettersConfig | None = Field(
+        default=None, description="resident letters; without this section the letters step queues nothing"
+    )
     operations: OperationsConfig = OperationsConfig()
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
@@ -193,6 +270,11 @@ class CautionflowConfig(_Model):
         """A configured path resolved against the project home."""
         p = Path(relative)
         return p if p.is_absolute() else Path(self.home or ".") / p
+
+    def letters_dir(self) -> Path:
+        """Where the letters' PDFs are: `letters.output_dir`, or its default without a letters section
+        (retention still clears the files of letters queued while the config had one)."""
+        return self.path((self.letters or LettersConfig()).output_dir)
 
     def source_query(self) -> str:
         if self.source.query is None:
@@ -242,8 +324,10 @@ def parse_config(data: object, *, origin: str = "config", home: Path | None = No
         more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {field}: {first['msg']}{more}") from None
     _check_named_things(config, origin)
+    _check_letters(config, origin)
     return config.model_copy(
         update={
+            "letters": _letterhead_resolved(config),
             "register_url": resolve_url(config.register_url, home),
             "source": config.source.model_copy(update={"url": resolve_url(config.source.url, home)}),
             "equality": config.equality and config.equality.model_copy(
@@ -266,6 +350,36 @@ def _check_named_things(config: CautionflowConfig, origin: str) -> None:
         raise ConfigError(f"{origin}: policy: {exc}") from None
     if config.templates_dir is not None and not config.path(config.templates_dir).is_dir():
         raise ConfigError(f"{origin}: templates_dir: '{config.path(config.templates_dir)}' is not a folder")
+
+
+def _check_letters(config: CautionflowConfig, origin: str) -> None:
+    """Once the config has a letters section, every letter carries the landlord's contact block, so
+    the block must be there (a letter with no way to reach the landlord), and a letterhead
+    it names must be a PNG or JPEG that is there now, not when the first letter is drawn."""
+    if config.letters is None:
+        return
+    contact = config.letters.contact
+    if contact is None:
+        raise ConfigError(f"{origin}: {LETTERS_CONTACT_REQUIRED}")
+    if contact.letterhead is None:
+        return
+    path = config.path(contact.letterhead)
+    try:
+        with path.open("rb") as image:
+            start = image.read(8)
+    except OSError as exc:
+        raise ConfigError(f"{origin}: letters.contact.letterhead: cannot read '{path}': {exc.strerror}") from None
+    if not any(start.startswith(signature) for signature in LETTERHEAD_SIGNATURES):
+        raise ConfigError(f"{origin}: letters.contact.letterhead: '{path}' is not a PNG or JPEG image")
+
+
+def _letterhead_resolved(config: CautionflowConfig) -> LettersConfig | None:
+    """The letters section with its letterhead's path made absolute under the project home."""
+    letters = config.letters
+    if letters is None or letters.contact is None or letters.contact.letterhead is None:
+        return letters
+    head = str(config.path(letters.contact.letterhead))
+    return letters.model_copy(update={"contact": letters.contact.model_copy(update={"letterhead": head})})
 
 
 def load_config(path: str | os.PathLike[str], *, home: Path | None = None) -> CautionflowConfig:

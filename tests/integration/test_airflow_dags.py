@@ -115,6 +115,9 @@ def test_the_deadlines_dag_computes_every_active_alert_through_airflow(airflow_e
     # 23 November 2026 is a Monday: the officers' weekly reminder went out, once, by the async task.
     [reminder] = mail_server.handler.messages_for("officers@example.org")
     assert "caution alert reviews, week of 23 November 2026" in reminder["Subject"]
+    # Then the open appeals to the demo's appeals manager (Dover 6.35), once, by the third task.
+    [appeals] = mail_server.handler.messages_for("appeals-manager@example.org")
+    assert "appeals awaiting an answer, 23 November 2026" in appeals["Subject"]
 
 
 def test_the_housekeeping_dag_runs_retention_and_the_governance_reports_through_airflow(airflow_env, demo_deployment):

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,15 +39,47 @@ def deployment(tmp_path: Path, databases) -> Path:
     return path
 
 
+class Stderr:
+    """A process's stderr, read line by line as it comes (a thread), so a test can wait for a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        for line in process.stderr:  # type: ignore[union-attr]
+            self.lines.append(line)
+
+    def wait_for(self, text: str, *, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def text(self) -> str:
+        self._thread.join(timeout=30)
+        return "".join(self.lines)
+
+
 def test_two_first_loads_at_once_both_succeed_and_load_once(databases, tmp_path):
     config = deployment(tmp_path, databases)
     holder = Register(databases.register_url)
     try:
         with holder.sync_lock(wait_seconds=0):
             syncs = [start_sync(tmp_path, config) for _ in range(2)]
-            time.sleep(3)  # long enough for both to start and reach the lock (a sync of 2,000 rows takes ~1 s)
-            assert all(p.poll() is None for p in syncs), [p.communicate() for p in syncs]  # both still waiting
-        results = [p.communicate(timeout=120) for p in syncs]
+            errors = [Stderr(p) for p in syncs]
+            # Let go only once both say they wait for the lock: on a loaded machine a process can take
+            # seconds to start, and one that reached the lock after it was let go would not have waited.
+            waiting = [e.wait_for("waiting for the sync already running", seconds=120) for e in errors]
+            assert waiting == [True, True], [e.lines for e in errors]
+            assert all(p.poll() is None for p in syncs)  # both still waiting
+        outputs = [p.stdout.read() for p in syncs]  # type: ignore[union-attr]
+        for p in syncs:
+            p.wait(timeout=120)
+        results = [(out, e.text()) for out, e in zip(outputs, errors, strict=True)]
     finally:
         holder.dispose()
 

@@ -170,9 +170,9 @@ def test_the_print_manifest_keeps_a_hostile_name_and_address_as_text(databases, 
     assert queued(databases)["H1"].person_name == NAME  # the register keeps the text as it is
 
     path = write_config(config, tmp_path)
-    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat())
+    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat(), "--as-of", AS_OF.isoformat())
     assert code == 0, out
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", AS_OF.isoformat())
     assert code == 0, out
     result = json.loads(out.splitlines()[-1])
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deployment import CONTACT
 from tests.support import AS_OF, alert_row, migrated_airflow, write_sqlite_source
 
 BIN = Path(sys.executable).parent
@@ -47,7 +48,7 @@ def deployment(folder: Path, *, auto_approve: bool) -> Path:
         "output_dir": "reports",
         # The file names a mail server that is not there: only the Connection's settings can deliver.
         "smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "sender": "Example Homes <alerts@example.org>"},
-        "letters": {"output_dir": "letters", "auto_approve": auto_approve},
+        "letters": {"output_dir": "letters", "auto_approve": auto_approve, "contact": CONTACT},
     }
     path = folder / "cautionflow.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deployment import translated_pdf
+from tests.deployment import CONTACT, translated_pdf
 from tests.support import AS_OF, alert_row, cautionflow, write_sqlite_source
 
 ERIN = "erin@example.com"
+DAY = AS_OF.isoformat()  # the day the officer approves and dispatches: the letters bear it
 SOURCE = [
     alert_row(alert_id="ADD", person_ref="P1", person_name="Alex Added", address="1 Larkspur Close, Eastwick",
               effective_from="2026-11-20"),
@@ -58,7 +59,7 @@ def queued(tmp_path: Path, mail_server) -> Path:
         "output_dir": "var/reports",
         "smtp": {"host": "127.0.0.1", "port": mail_server.port, "security": "none",
                  "sender": "Example Homes <alerts@example.org>"},
-        "letters": {"output_dir": "var/letters"},
+        "letters": {"output_dir": "var/letters", "contact": CONTACT},
     }))
     for step in ("sync", "deadlines", "letters"):
         done = cautionflow("run", step, "--config", str(config), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
@@ -87,13 +88,18 @@ def test_letters_list_shows_the_queue_and_filters_by_status(queued):
 def test_letters_approve_one_letter_then_the_rest_of_the_batch(queued):
     ids = {r["alert"]: r["id"] for r in rows(run(queued, "letters", "list"))}
 
-    one = run(queued, "letters", "approve", "--id", ids["ADD"])
-    assert last_json(one) == {"approved": 1, "batch": None, "id": int(ids["ADD"])}
-    assert last_json(run(queued, "letters", "approve", "--id", ids["ADD"]))["approved"] == 0  # already approved
-    assert last_json(run(queued, "letters", "approve", "--id", ids["POLSKI"]))["approved"] == 0  # held stays held
+    one = run(queued, "letters", "approve", "--id", ids["ADD"], "--as-of", DAY)
+    assert last_json(one) == {"approved": 1, "ids": [int(ids["ADD"])], "batch": None, "id": int(ids["ADD"])}
+    # The officer sees what was approved, a line a letter, before the JSON.
+    assert [(r["id"], r["alert"], r["kind"], r["name"]) for r in rows(one)] == [
+        (ids["ADD"], "ADD", "alert_added", "Alex Added")]
+    assert last_json(run(queued, "letters", "approve", "--id", ids["ADD"], "--as-of", DAY))["approved"] == 0  # already approved
+    assert last_json(run(queued, "letters", "approve", "--id", ids["POLSKI"], "--as-of", DAY))["approved"] == 0  # held stays held
 
-    batch = run(queued, "letters", "approve", "--batch", AS_OF.isoformat())
-    assert last_json(batch) == {"approved": 2, "batch": AS_OF.isoformat(), "id": None}  # MAIL and KEPT; POLSKI held
+    batch = run(queued, "letters", "approve", "--batch", DAY, "--as-of", DAY)
+    assert last_json(batch) == {"approved": 2, "ids": sorted(int(ids[a]) for a in ("MAIL", "KEPT")),
+                                "batch": AS_OF.isoformat(), "id": None}  # MAIL and KEPT; POLSKI held
+    assert sorted(r["alert"] for r in rows(batch)) == ["KEPT", "MAIL"]
     approved = run(queued, "letters", "list", "--status", "approved")
     assert sorted(r["alert"] for r in rows(approved)) == ["ADD", "KEPT", "MAIL"]
 
@@ -103,10 +109,31 @@ def test_letters_approve_one_letter_then_the_rest_of_the_batch(queued):
     assert bad_date.returncode == 2 and "expected a date as YYYY-MM-DD" in bad_date.stderr
 
 
-def test_letters_dispatch_prints_and_emails_the_approved_letters_once(queued, mail_server):
-    assert last_json(run(queued, "letters", "approve", "--batch", AS_OF.isoformat()))["approved"] == 3
+def test_letters_show_prints_the_letter_as_the_resident_reads_it(queued):
+    ids = {r["alert"]: r["id"] for r in rows(run(queued, "letters", "list"))}
 
-    dispatched = run(queued, "letters", "dispatch")
+    shown = run(queued, "letters", "show", "--id", ids["ADD"])
+    assert shown.returncode == 0, shown.stderr
+    first, *rest = shown.stdout.splitlines()
+    assert first == f"Letter {ids['ADD']}: alert_added for alert ADD, queued; by post; batch {AS_OF.isoformat()}"
+    text = " ".join(" ".join(rest).split())
+    assert "--- page 1 of" in text
+    # The PDF's own words: the envelope window's name and address, and the letter's title.
+    assert "Alex Added" in text and "1 Larkspur Close" in text
+    assert "We have added a caution alert to your record" in text
+    held = run(queued, "letters", "show", "--id", ids["POLSKI"])
+    assert held.returncode == 0 and "held (translation needed (pl))" in held.stdout.splitlines()[0]
+
+    missing = run(queued, "letters", "show", "--id", "999")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "cautionflow: error: letter 999: no such letter (cautionflow letters list shows the queue)")
+
+
+def test_letters_dispatch_prints_and_emails_the_approved_letters_once(queued, mail_server):
+    assert last_json(run(queued, "letters", "approve", "--batch", DAY, "--as-of", DAY))["approved"] == 3
+
+    dispatched = run(queued, "letters", "dispatch", "--as-of", DAY)
 
     assert dispatched.returncode == 0, dispatched.stderr
     summary = last_json(dispatched)
@@ -117,7 +144,7 @@ def test_letters_dispatch_prints_and_emails_the_approved_letters_once(queued, ma
     assert sorted(r["alert"] for r in rows(run(queued, "letters", "list", "--status", "dispatched"))) == [
         "ADD", "KEPT", "MAIL"]
 
-    again = last_json(run(queued, "letters", "dispatch"))
+    again = last_json(run(queued, "letters", "dispatch", "--as-of", DAY))
     assert (again["approved"], again["sent"], again["printed"]) == (0, 0, 0)
     assert len(mail_server.handler.messages_for(ERIN)) == 1  # never twice
 

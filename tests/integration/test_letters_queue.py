@@ -103,10 +103,11 @@ def test_letters_are_queued_once_approved_and_dispatched_by_post_and_email(datab
     path = write_config(config, tmp_path)
     code, out = cli(capsys, "letters", "list", "--config", path, "--status", "held")
     assert code == 0 and "POLSKI" in out and json.loads(out.splitlines()[-1])["letters"] == 1
-    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat())
-    assert (code, json.loads(out)["approved"]) == (0, 6)  # held letters stay held
+    day = AS_OF.isoformat()  # approved and dispatched the day they were queued: dated that day
+    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", day, "--as-of", day)
+    assert (code, json.loads(out.splitlines()[-1])["approved"]) == (0, 6)  # held letters stay held
 
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", day)
     result = json.loads(out.splitlines()[-1])
     assert code == 0, out
     assert (result["approved"], result["printed"], result["emailed"], result["sent"]) == (6, 5, 1, 1)
@@ -134,7 +135,7 @@ def test_letters_are_queued_once_approved_and_dispatched_by_post_and_email(datab
     assert "Erin Email" in emailed and "Dangerous animal" in emailed and "by 21 December 2026" in emailed
 
     assert {x.status for k, x in queued(databases).items() if k in SENDABLE} == {"dispatched"}
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", day)
     rerun = json.loads(out.splitlines()[-1])
     assert (code, rerun["approved"], rerun["sent"]) == (0, 0, 0)
     assert len(mail_server.handler.messages_for(ERIN)) == 1  # never twice

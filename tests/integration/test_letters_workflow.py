@@ -122,9 +122,9 @@ def test_a_letter_held_for_translation_goes_with_the_officers_translation(databa
     assert main(["letters", "translated", "--config", path, "--id", str(held.id), "--file", str(translation)]) == 2
     capsys.readouterr()
 
-    code, out = cli(capsys, "letters", "approve", "--config", path, "--id", str(held.id))
-    assert (code, json.loads(out)["approved"]) == (0, 1)
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)
+    code, out = cli(capsys, "letters", "approve", "--config", path, "--id", str(held.id), "--as-of", AS_OF.isoformat())
+    assert (code, json.loads(out.splitlines()[-1])["approved"]) == (0, 1)
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", AS_OF.isoformat())
     result = json.loads(out.splitlines()[-1])
     assert code == 0 and result["printed"] == 1
     assert "TLUMACZENIE" in pdf_text(result["print_batch"])
@@ -155,9 +155,9 @@ def test_dover_sends_a_letter_by_post_and_by_email(databases, tmp_path, mail_ser
     assert letters["DOVER1"].channels == ("post", "email") and letters["DOVER2"].channels == ("post",)
 
     path = write_config(config, tmp_path)
-    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat())
-    assert (code, json.loads(out)["approved"]) == (0, 2)
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)
+    code, out = cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat(), "--as-of", AS_OF.isoformat())
+    assert (code, json.loads(out.splitlines()[-1])["approved"]) == (0, 2)
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", AS_OF.isoformat())
     result = json.loads(out.splitlines()[-1])
     assert code == 0, out
     assert (result["printed"], result["emailed"], result["sent"], result["complete"]) == (2, 1, 1, True)
@@ -195,12 +195,12 @@ def test_a_dispatch_waits_for_one_already_running_and_writes_nothing_meanwhile(d
                                                address="1 Queue Street", effective_from="2026-11-20")], as_of=AS_OF)
     run_letters(config, as_of=AS_OF, run_id="letters-wait", retry=FAST)
     path = write_config(config, tmp_path)
-    assert cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat())[0] == 0
+    assert cli(capsys, "letters", "approve", "--config", path, "--batch", AS_OF.isoformat(), "--as-of", AS_OF.isoformat())[0] == 0
     monkeypatch.setattr(service, "DISPATCH_LOCK_WAIT_SECONDS", 1.0)
     holder = Register(config.register_url)
     try:
         with holder.dispatch_lock(wait_seconds=0):  # another dispatch is running
-            code = main(["letters", "dispatch", "--config", path])
+            code = main(["letters", "dispatch", "--config", path, "--as-of", AS_OF.isoformat()])
             assert code == 2
             assert "another dispatch has held it for over 1 s" in capsys.readouterr().err
             assert not list((tmp_path / "letters").rglob("print-batch-*"))  # nothing written meanwhile
@@ -208,7 +208,7 @@ def test_a_dispatch_waits_for_one_already_running_and_writes_nothing_meanwhile(d
     finally:
         holder.dispose()
 
-    code, out = cli(capsys, "letters", "dispatch", "--config", path)  # the other one has finished
+    code, out = cli(capsys, "letters", "dispatch", "--config", path, "--as-of", AS_OF.isoformat())  # the other one has finished
     assert code == 0 and json.loads(out.splitlines()[-1])["printed"] == 1
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deployment import CONTACT
 from tests.smtp_server import serving
 from tests.support import AS_OF, REPO
 
@@ -135,7 +136,7 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_repository(tmp_path):
                  "areas": ["NORTH", "EAST", "SOUTH", "WEST", "CENTRAL"]},
                 {"name": "Housing Officers", "email": "officers@example.org", "role": "officer"},
             ],
-            "letters": {"output_dir": "letters"},
+            "letters": {"output_dir": "letters", "contact": CONTACT},
             "output_dir": "reports",
         }
         (home / "cfg.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cautionflow.demo.days import differences
-from cautionflow.demo.housing import VIEW_NAME, build_housing_database
+from cautionflow.demo.housing import _RESIDENT_REASONS, VIEW_NAME, build_housing_database
 from cautionflow.demo.second_day import (
     ADDED,
     ENDED,
@@ -67,8 +67,27 @@ def test_new_alerts_are_today_s_on_residents_without_one_with_fresh_ids():
         assert row["asset_ref"] in {r["asset_ref"] for r in RESIDENTS}
     people = [r for r in plan.added if r["subject_kind"] == "P"]
     assert len(people) == 2 and all(r["notify_resident"] == 1 and r["person_ref"] for r in people)
+    assert all(r["resident_reason"] for r in people)  # their decision letters can go (Hexagon 5.3)
     [place] = [r for r in plan.added if r["subject_kind"] == "A"]
     assert place["person_ref"] is None and place["notify_resident"] == 0 and place["no_notify_reason"]
+    assert place["resident_reason"] is None  # no resident to tell
+
+
+def test_a_reason_is_recorded_for_one_resident_whose_decision_letter_waits_for_it():
+    # Issue 14 (Hexagon 5.3): a letter held for want of a reason on day 1 is released on day 2.
+    waiting = {f"CA01000{n}" for n in range(20, 24)}
+    alerts = [*ALERTS, *(alert(ref, "DOG", effective_from="2026-11-10") for ref in sorted(waiting)),
+              alert("CA0100030", "DOG", effective_from="2026-11-10", resident_reason="Recorded already."),
+              alert("CA0100031", "DOG", effective_from="2026-11-10", notified_on="2026-11-11"),
+              alert("CA0100032", "HAZ", effective_from="2026-11-10"),  # no letter under Dover
+              alert("CA0100033", "DOG", effective_from="2026-11-10", source="police"),  # Teign 4
+              alert("CA0100034", "DOG", effective_from="2026-09-01")]  # past the letters' look-back
+    plan = plan_second_day(alerts, RESIDENTS, DAY_TWO, ended=1)
+    [(ref, reason)] = plan.reasoned
+    assert ref in waiting and ref not in {plan.escalated.alert_ref, plan.ended[0].alert_ref}
+    assert reason in _RESIDENT_REASONS["DOG"]
+    assert plan.as_dict()["reason_recorded"] == [{"alert_id": ref}]
+    assert plan_second_day(ALERTS, RESIDENTS, DAY_TWO).reasoned == ()  # none waiting: none recorded
 
 
 def test_deterministic_for_a_seed_and_day_and_input_order():
@@ -97,8 +116,11 @@ def test_applied_to_the_demo_database_once(tmp_path: Path):
     for ending in plan.ended:
         assert before[ending.alert_ref]["status"] == "active"
         assert (after[ending.alert_ref]["status"], after[ending.alert_ref]["ends_on"]) == ("ended", "2026-11-24")
+    # Issue 14: the reason recorded for a resident whose decision letter waited for it (if one did).
+    for reasoned, reason in plan.reasoned:
+        assert before[reasoned]["resident_reason"] is None and after[reasoned]["resident_reason"] == reason
     changed = {k for k in before if before[k] != after[k]}
-    assert changed == {plan.escalated.alert_ref, *(e.alert_ref for e in plan.ended)}
+    assert changed == {plan.escalated.alert_ref, *(e.alert_ref for e in plan.ended), *dict(plan.reasoned)}
     with pytest.raises(ValueError, match="already applied"):
         apply_second_day(path, DAY_TWO, seed=5)
     assert _view(path) == after

@@ -205,9 +205,11 @@ def test_channels_follow_the_profile_and_the_residents_choice():
 
 
 def test_the_survey_notice_where_the_profile_says_so():
-    # Wandle 5.0: residents are told they are left out of feedback surveys.
-    assert only([alert()], policy="wandle").survey_exclusion is True
-    assert only([alert()]).survey_exclusion is False
+    # Wandle 5.0: residents are told they are left out of feedback surveys, for the alerts the survey
+    # exclusion list includes (a contact restriction of a tenancy: tests/unit/test_letter_remedy.py).
+    assert only([alert(alert_code="CM")], policy="wandle").survey_exclusion is True
+    assert only([alert()], policy="wandle").survey_exclusion is False  # VIP: not on the list, so not said
+    assert only([alert(alert_code="CM")]).survey_exclusion is False
 
 
 # --- one letter per key, ever -------------------------------------------------------------------

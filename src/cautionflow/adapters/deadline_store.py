@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from cautionflow.adapters import register_schema as schema
 from cautionflow.adapters.database import bulk_insert, fetch_all
 
 if TYPE_CHECKING:
@@ -21,12 +22,20 @@ if TYPE_CHECKING:
 ALERT_FIELDS = (
     "alert_id", "alert_code", "effective_from", "last_reviewed_on", "ends_on", "notified_on",
     "appeal_received_on", "person_name", "subject_type", "asset_ref", "address", "postcode", "area",
+    "appeal_decided_on",  # not a rule's input: which appeals are still awaiting an answer (the count)
 )
 # One stored deadline row, in this order.
 STORED = (
     "alert_id", "policy", "review_due", "review_window_opens", "expires_on", "appeal_deadline",
     "appeal_response_due", "overdue", "error", "evaluated_on",
 )
+
+
+def _selected(fields: Sequence[str]) -> list[str]:
+    """The fields as selected: `notified_on` is when the resident was told by the source's record or
+    else by cautionflow's dispatched letter (`register_schema.NOTIFIED_OR_TOLD`), so an alert told by
+    letter gets its appeal deadline from that day (Teign 9, Dover 6.34)."""
+    return [schema.NOTIFIED_OR_TOLD if f == "notified_on" else f for f in fields]
 
 
 class DeadlineStore:
@@ -43,7 +52,8 @@ class DeadlineStore:
         with self.engine.connect() as conn:
             columns, rows = fetch_all(
                 conn,
-                f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts WHERE register_state = 'active' ORDER BY alert_id",
+                f"SELECT {', '.join(_selected(ALERT_FIELDS))} FROM alerts WHERE register_state = 'active' "
+                "ORDER BY alert_id",
             )
         return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False).astype(object)
 

@@ -202,6 +202,13 @@ class FiguresReading:
                         error[0][0] if error else ""))
         return out
 
+    def appeals(self) -> list[dict[str, Any]]:
+        """The active alerts with an appeal on record, as the appeals list reads them
+        (`adapters.appeal_reads.appeal_rows`: never the note); which are open is the domain's rule."""
+        from cautionflow.adapters.appeal_reads import appeal_rows
+
+        return appeal_rows(self.conn)
+
     def letters_by_status(self) -> dict[str, Any]:
         return dict(self._rows("SELECT status, COUNT(*) FROM letters GROUP BY status"))
 

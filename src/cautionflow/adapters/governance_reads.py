@@ -23,7 +23,8 @@ class GovernanceReads:
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def survey_exclusions(self, codes: Sequence[str]) -> list[str]:
-        """Distinct tenancy references with an active alert of one of `codes` (upper case), sorted."""
+        """Distinct tenancy references with an active alert of one of `codes` (upper case), sorted: the
+        rule `cautionflow.domain.surveys.on_survey_exclusion_list` in SQL (a property test keeps them equal)."""
         marks = ", ".join("?" * len(codes))
         rows = self._rows(
             "SELECT DISTINCT tenancy_ref FROM alerts WHERE register_state = 'active' AND tenancy_ref IS NOT NULL "

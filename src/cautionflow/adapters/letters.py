@@ -34,7 +34,9 @@ ALERT_COLUMNS = (
     "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "address", "postcode", "effective_from",
     "last_reviewed_on", "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
     "appeal_decided_on", "appeal_outcome", "source", "preferred_channel", "email", "language", "large_print",
-    "register_state",
+    "register_state", "resident_reason",
+    "tenancy_ref",  # the survey exclusion list's rule (Wandle 5.0)
+    "ends_on",  # with the dates above, the review date before Dover 6.21 moved it
 )
 
 
@@ -60,6 +62,8 @@ class NewLetter:
     language: str
     html: str
     pdf_path: str
+    dated_on: dt.date | None = None  # the date the letter bears (None: its as_of)
+    appeal_by: dt.date | None = None  # the appeal deadline it gives
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class StoredLetter:
     translated_at: dt.datetime | None = None
     translation_file: str | None = None
     english_pdf_path: str | None = None
+    dated_on: dt.date | None = None  # the date the letter bears: the day it was approved or dispatched
+    appeal_by: dt.date | None = None  # the appeal deadline it gives; None when it gives none
 
     @property
     def translated(self) -> bool:
@@ -148,7 +154,8 @@ class LetterQueue:
                         "decision_date": n.decision_date, "as_of": n.as_of, "batch": n.as_of, "status": n.status,
                         "hold_reason": n.hold_reason, "channels": "+".join(n.channels),
                         "large_print": int(n.large_print), "language": n.language, "html": n.html,
-                        "pdf_path": n.pdf_path, "dispatch_ref": None, "created_at": now,
+                        "pdf_path": n.pdf_path, "dated_on": n.dated_on or n.as_of, "appeal_by": n.appeal_by,
+                        "dispatch_ref": None, "created_at": now,
                         "approved_at": now if n.status == "approved" else None, "dispatched_at": None,
                     }
                     for n in letters
@@ -203,18 +210,41 @@ class LetterQueue:
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount
 
-    def approve(self, *, now: dt.datetime, batch: dt.date | None = None, letter_id: int | None = None) -> int:
-        """Approve queued letters of one batch, or one letter; held letters stay held."""
+    def release(self, letter_id: int, letter: NewLetter, *, held_for: str, now: dt.datetime) -> int:
+        """A letter held for `held_for` takes its new rendering (HTML, PDF, who and where, status and any
+        other hold it now waits on) and joins the approval batch of the day it is released; the key,
+        kind and decision stay. 0 when it is no longer held for that (another run released it)."""
         from sqlalchemy import update
 
         t = schema.letters
-        query = update(t).where(t.c.status == "queued").values(status="approved", approved_at=now)
+        query = (
+            update(t)
+            .where(t.c.id == letter_id, t.c.status == "held", t.c.hold_reason == held_for)
+            .values(
+                person_ref=letter.person_ref, person_name=letter.person_name,
+                address_lines="\n".join(letter.address_lines), email=letter.email, alert_code=letter.alert_code,
+                batch=letter.as_of, status=letter.status, hold_reason=letter.hold_reason,
+                channels="+".join(letter.channels), large_print=int(letter.large_print), language=letter.language,
+                html=letter.html, pdf_path=letter.pdf_path, approved_at=now if letter.status == "approved" else None,
+                dated_on=letter.dated_on or letter.as_of, appeal_by=letter.appeal_by,
+            )
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    def approve(self, *, now: dt.datetime, batch: dt.date | None = None, letter_id: int | None = None) -> list[int]:
+        """Approve queued letters of one batch, or one letter; held letters stay held. The ids this
+        call approved, in order (RETURNING: a letter two officers approve at once is counted once)."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        query = update(t).where(t.c.status == "queued").values(status="approved", approved_at=now).returning(t.c.id)
         if batch is not None:
             query = query.where(t.c.batch == batch)
         if letter_id is not None:
             query = query.where(t.c.id == letter_id)
         with self.engine.begin() as conn:
-            return conn.execute(query).rowcount
+            return sorted(conn.execute(query).scalars())
 
     def mark_dispatched(self, refs: dict[int, str], *, now: dt.datetime) -> int:
         """Mark approved letters dispatched, each with its print batch file or Message-ID(s); a problem
@@ -281,11 +311,69 @@ class LetterQueue:
                 [{"b_id": letter_id, "b_reason": reason} for letter_id, reason in problems.items()],
             ).rowcount
 
+    # --- dates at dispatch, telling recorded, the export ----------
+
+    def redate(
+        self, letter_id: int, letter: NewLetter, *, dated_was: dt.date, english_pdf_path: str | None = None,
+    ) -> int:
+        """An approved or queued letter, not in any print batch yet, takes its rendering dated
+        `letter.dated_on`: who and where (as the register now has them), HTML, PDF, date and appeal
+        deadline; status, hold, key and batch stay. Guarded by the date it bore (`dated_was`): 0 when
+        another process re-dated it meanwhile, or it left for a print batch."""
+        from sqlalchemy import update
+
+        t = schema.letters
+        values: dict[str, Any] = {
+            "person_ref": letter.person_ref, "person_name": letter.person_name,
+            "address_lines": "\n".join(letter.address_lines), "email": letter.email,
+            "channels": "+".join(letter.channels), "large_print": int(letter.large_print), "html": letter.html,
+            "pdf_path": letter.pdf_path, "dated_on": letter.dated_on, "appeal_by": letter.appeal_by,
+        }
+        if english_pdf_path is not None:  # a translated letter: the English part was rendered again
+            values["english_pdf_path"] = english_pdf_path
+        query = update(t).where(
+            t.c.id == letter_id, t.c.status.in_(("queued", "approved")), t.c.dispatch_ref.is_(None),
+            t.c.dated_on == dated_was,
+        ).values(**values)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    def record_told(self) -> int:
+        """Record in the register that the resident was told of each alert whose "alert added" letter
+        has been dispatched: `alerts.told_on`, the date that letter bears (the day it left), set only
+        where empty (the first telling counts; the source's `notified_on` is another column and never
+        written). Derived from the dispatched letters, so it is idempotent and a dispatch that died
+        before recording is mended by the next. Returns how many alerts it set."""
+        t = schema.letters
+        told = (
+            f"SELECT MIN(l.dated_on) FROM {t.name} l WHERE l.alert_id = alerts.alert_id "
+            "AND l.kind = 'alert_added' AND l.status = 'dispatched'"
+        )
+        with self.engine.begin() as conn:
+            return conn.exec_driver_sql(
+                f"UPDATE alerts SET told_on = ({told}) WHERE told_on IS NULL AND alert_id IN "
+                f"(SELECT alert_id FROM {t.name} WHERE kind = 'alert_added' AND status = 'dispatched')"
+            ).rowcount
+
+    def dispatched_since(self, since: dt.date) -> list[StoredLetter]:
+        """The dispatched letters dated `since` or later, by date then id (the housing system's export)."""
+        from sqlalchemy import select
+
+        t = schema.letters
+        query = (
+            select(*(t.c[c] for c in _LISTED))
+            .where(t.c.status == "dispatched", t.c.dated_on >= since)
+            .order_by(t.c.dated_on, t.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_stored(r) for r in conn.execute(query)]
+
 
 _LISTED = (
     "id", "letter_key", "alert_id", "person_ref", "person_name", "address_lines", "email", "kind", "outcome",
     "alert_code", "decision_date", "as_of", "batch", "status", "hold_reason", "channels", "large_print",
     "language", "pdf_path", "dispatch_ref", "translated_at", "translation_file", "english_pdf_path",
+    "dated_on", "appeal_by",
 )
 
 
@@ -300,6 +388,8 @@ def _stored(r: Any) -> StoredLetter:
             "batch": _date(values["batch"]),
             "channels": tuple(values["channels"].split("+")),
             "large_print": bool(values["large_print"]),
+            "dated_on": _date(values["dated_on"]) if values["dated_on"] is not None else None,
+            "appeal_by": _date(values["appeal_by"]) if values["appeal_by"] is not None else None,
         }
     )
 
@@ -325,18 +415,27 @@ class LetterReads:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def alerts_with_deadlines(self) -> list[dict[str, Any]]:
-        """Every alert (active and ended) with its stored review_due and expires_on."""
+    def alerts_with_deadlines(self, alert_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Every alert (active and ended) with its stored review_due and expires_on; only those of
+        `alert_ids` when given (the letters being dated again at approval or dispatch)."""
         from cautionflow.adapters.database import fetch_all
 
-        columns = ", ".join(f"a.{c}" for c in ALERT_COLUMNS)
+        # The resident was told when the source says, else when cautionflow's letter went (one expression,
+        # `register_schema.NOTIFIED_OR_TOLD`): a letter's alert is never "never told" once it has gone.
+        columns = ", ".join(schema.NOTIFIED_OR_TOLD if c == "notified_on" else f"a.{c}" for c in ALERT_COLUMNS)
+        select = (f"SELECT {columns}, d.review_due, d.expires_on FROM alerts a "
+                  "LEFT JOIN alert_deadlines d ON d.alert_id = a.alert_id")
+        found: list[tuple[Any, ...]] = []
         with self.engine.connect() as conn:
-            names, rows = fetch_all(
-                conn,
-                f"SELECT {columns}, d.review_due, d.expires_on FROM alerts a "
-                "LEFT JOIN alert_deadlines d ON d.alert_id = a.alert_id ORDER BY a.alert_id",
-            )
-        return [dict(zip(names, row, strict=True)) for row in rows]
+            if alert_ids is None:
+                names, found = fetch_all(conn, f"{select} ORDER BY a.alert_id")
+            else:
+                names = []
+                for chunk in _chunks(list(dict.fromkeys(alert_ids))):
+                    marks = ", ".join("?" * len(chunk))
+                    names, rows = fetch_all(conn, f"{select} WHERE a.alert_id IN ({marks}) ORDER BY a.alert_id", chunk)
+                    found.extend(rows)
+        return [dict(zip(names, row, strict=True)) for row in found]
 
 
 class LetterFlags:

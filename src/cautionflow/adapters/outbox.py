@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "superseded")
 OUTSTANDING = ("pending", "sending")
-# A newer digest or reminder replaces an unsent older one to the same recipient; letters never do:
-# each letter is owed on its own.
-SUPERSEDING_KINDS = frozenset({"digest", "reminder"})
+# A newer digest, reminder or appeals list replaces an unsent older one to the same recipient;
+# letters never do: each letter is owed on its own.
+SUPERSEDING_KINDS = frozenset({"digest", "reminder", "appeals"})
 _CHUNK = 500
 _DELIVERY_LOCK = 7_2026_1124  # one delivery run at a time on PostgreSQL
 _WAL_CHECKPOINT_PAGES = 16_000

@@ -6,7 +6,8 @@
   Helvetica; one with any other character (Łukasiewicz, Ŵ, Cyrillic) embeds DejaVu Sans from
   `include/fonts/` (a subset, per document), so names are printed as recorded (`PdfFace`).
 * A letter's name and address sit in a DL window envelope's window (20 mm from the left, 45 mm from
-  the top, 90 x 35 mm): `window_letter_pdf`.
+  the top, 90 x 35 mm): `window_letter_pdf`. Beside it, right of the window, the letterhead, the
+  landlord's return address, "Our ref" and the date; on every page a footer "Ref ... · Page N of M".
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ class PdfBlocks:
         return self.blocks
 
 
+KEEP_TOGETHER_LINES = 6  # a block of at most this many lines is never split across pages
 _WIDTHS: dict[tuple[str, str, float, str], float] = {}
 
 
@@ -288,6 +290,11 @@ def lay_out_pdf(pdf: Any, blocks: Sequence[tuple[str, list[tuple[str, bool]]]], 
                 x, space = 0.0, 0.0
             lines[-1].append(word)
             x += space + w
+        # A short block (the signature, a few lines) moves whole to the next page rather than split:
+        # "Yours sincerely" on one page and the name signing it on the next reads as unsigned.
+        if 1 < len(lines) <= KEEP_TOGETHER_LINES and y + line_h * len(lines) > bottom and y > pdf.t_margin + line_h:
+            pdf.add_page()
+            y = pdf.t_margin
         for i, line in enumerate(lines):
             if y + line_h > bottom:
                 pdf.add_page()
@@ -332,20 +339,87 @@ def _a4(title: str, created_on: dt.date) -> Any:
     return pdf
 
 
+# Page 1's right-hand column (the letterhead, the return address, "Our ref" and the date): from the
+# window's right edge plus a 5 mm gutter to the right margin, so none of it shows through the window.
+COLUMN_X = WINDOW_X + WINDOW_W + 5.0
+LETTERHEAD_H = 22.0  # mm: the tallest a letterhead is drawn (a wide one is scaled to the column's width)
+FOOTER_TOP = 280.0  # mm from the top: the footer's line, below the body (lay_out_pdf stops at 277 mm)
+
+
+def _column_lines(pdf: Any, line: str, room: float, size: float, family: str) -> list[str]:
+    """One entry of the right-hand column broken to fit `room` mm: between words, and inside a word
+    wider than the column (an odd alert id in "Our ref"), so that nothing runs left into the window."""
+    pieces: list[str] = []
+    for word in line.split():
+        while len(word) > 1 and _width(pdf, word, "", size, family) > room:
+            cut = len(word) - 1
+            while cut > 1 and _width(pdf, word[:cut], "", size, family) > room:
+                cut -= 1
+            pieces.append(word[:cut])
+            word = word[cut:]
+        pieces.append(word)
+    lines: list[str] = []
+    for piece in pieces:
+        joined = f"{lines[-1]} {piece}" if lines else piece
+        if lines and _width(pdf, joined, "", size, family) <= room:
+            lines[-1] = joined
+        else:
+            lines.append(piece)
+    return lines
+
+
+def _draw_letterhead(pdf: Any, image: Path) -> float:
+    """The letterhead at the top of the right-hand column, right-aligned, at most LETTERHEAD_H tall
+    and the column wide, its proportions kept; returns its bottom edge in mm."""
+    from PIL import Image  # fpdf2's own dependency; read here for the image's proportions only
+
+    with Image.open(image) as picture:
+        width_px, height_px = picture.size
+    room = pdf.w - pdf.r_margin - COLUMN_X
+    w, h = LETTERHEAD_H * width_px / height_px, LETTERHEAD_H
+    if w > room:
+        w, h = room, room * height_px / width_px
+    top = 10.0
+    pdf.image(str(image), x=pdf.w - pdf.r_margin - w, y=top, w=w, h=h)
+    return top + h
+
+
 def window_letter_pdf(
     body_html: str, *, sender: str, dated: str, address_lines: Sequence[str], size: float, title: str,
-    created_on: dt.date,
+    created_on: dt.date, return_address: Sequence[str] = (), reference: str | None = None,
+    letterhead: Path | None = None,
 ) -> bytes:
-    """An A4 letter: sender and date top right, the address in the envelope window, then the body."""
+    """An A4 letter. Page 1: the letterhead (if any) and under it, top right, the sender, its return
+    address, "Our ref" and the date; the resident's name and address in the envelope window; then the
+    body. Every page: a footer "Ref ... · Page N of M", so a page that comes loose finds its letter."""
     line_h = size * _PT_TO_MM * 1.25
     pdf = _a4(title, created_on)
-    face = PdfFace(pdf, sender, body_html, *address_lines)
+    face = PdfFace(pdf, sender, body_html, *address_lines, *return_address, reference or "")
+    footer = f"Ref {face.clean(reference)} \u00b7 " if reference else ""
+
+    def page_footer() -> None:
+        # fpdf2 calls this as each page is finished; a cell's "{nb}" becomes the page count on output.
+        # In the letter's own size: a large print letter is large print to its last line.
+        pdf.set_font(face.family, size=size)
+        pdf.set_xy(pdf.l_margin, FOOTER_TOP)
+        pdf.cell(w=0, h=line_h, text=f"{footer}Page {pdf.page_no()} of {{nb}}")
+
+    pdf.footer = page_footer  # type: ignore[method-assign]
     pdf.add_page()
     pdf.set_font(face.family, size=size)
-    top = 15 + line_h
-    for line in (face.clean(sender), dated):
-        pdf.text(pdf.w - pdf.r_margin - _width(pdf, line, "", size, face.family), top, line)
-        top += line_h
+    right, room = pdf.w - pdf.r_margin, pdf.w - pdf.r_margin - COLUMN_X
+    top = (_draw_letterhead(pdf, letterhead) + 2 if letterhead is not None else 15.0) + line_h
+    column = [face.clean(sender), *(face.clean(line) for line in return_address)]
+    if reference:
+        column += ["", f"Our ref: {face.clean(reference)}"]
+    column.append(dated)
+    for entry in column:
+        if not entry:  # half a line between the address and "Our ref"
+            top += line_h / 2
+            continue
+        for line in _column_lines(pdf, entry, room, size, face.family):
+            pdf.text(right - _width(pdf, line, "", size, face.family), top, line)
+            top += line_h
 
     lines, address_pt = _fit_address(pdf, [face.clean(line) for line in address_lines], size, face.family)
     address_h = address_pt * _PT_TO_MM * 1.2
@@ -355,7 +429,8 @@ def window_letter_pdf(
         y += address_h
         pdf.text(WINDOW_X + _INSET, y - address_h * 0.25, line)
 
-    pdf.set_y(WINDOW_Y + WINDOW_H + 6)
+    # The body starts below the window, or below a return address that runs longer (large print).
+    pdf.set_y(max(WINDOW_Y + WINDOW_H, top - line_h) + 6)
     lay_out_pdf(pdf, PdfBlocks().feed(body_html), size, face)
     return bytes(pdf.output())
 
@@ -401,3 +476,27 @@ def combine_pdfs(parts: Sequence[Path], out: Path) -> list[int]:
     with out.open("wb") as handle:
         writer.write(handle)
     return pages
+
+
+def pdf_text(path: Path) -> list[str]:
+    """Each page's text as a reader of the PDF gets it (pypdf's extraction, layout kept): what an
+    officer previews before approving a letter (`cautionflow letters show`)."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        return [page.extract_text(extraction_mode="layout") for page in PdfReader(path).pages]
+    except (OSError, PyPdfError, ValueError) as exc:
+        raise UnreadablePdfError(type(exc).__name__) from None
+
+
+def replace_first_pages(combined: Path, first: int, replacement: Path, out: Path) -> None:
+    """`out`: `replacement`'s pages, then `combined`'s pages after its first `first` (a translated
+    letter whose English letter, its first pages, was rendered again: the translation is kept as supplied)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(replacement)
+    writer.append(combined, pages=(first, len(PdfReader(combined).pages)))
+    with out.open("wb") as handle:
+        writer.write(handle)

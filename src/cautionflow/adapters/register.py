@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection, Engine
 
+    from cautionflow.adapters.appeal_reads import AppealReads
     from cautionflow.adapters.deadline_store import DeadlineStore
     from cautionflow.adapters.digest_reads import DigestReads
     from cautionflow.adapters.figures import RegisterFigures
@@ -348,6 +349,12 @@ class Register:
         from cautionflow.adapters.digest_reads import DigestReads
 
         return DigestReads(self.engine)
+
+    @functools.cached_property
+    def appeal_reads(self) -> AppealReads:
+        from cautionflow.adapters.appeal_reads import AppealReads
+
+        return AppealReads(self.engine)
 
     @functools.cached_property
     def figures(self) -> RegisterFigures:

@@ -48,6 +48,10 @@ _SOURCE_COLUMNS = (
     Column("appeal_outcome", String(16)),
     Column("source", String(32)),
     Column("note", Text),
+    Column(
+        "resident_reason", Text,
+        comment="what the resident may be told of why, printed in their letters; never the internal note",
+    ),
     Column("preferred_channel", String(16)),
     Column("email", Text),
     Column("language", String(32)),
@@ -68,6 +72,10 @@ alerts = Table(
     Column("last_changed_run", String(250), nullable=False),
     Column("last_changed_on", Date, nullable=False),
     Column("anonymised_on", Date, comment="when retention last cleared its personal details"),
+    Column(
+        "told_on", Date,
+        comment="the day cautionflow's alert-added letter told the resident; the register's own, never the sync's",
+    ),
     Index("ix_alerts_register_state", "register_state"),
     Index("ix_alerts_person_ref", "person_ref"),
 )
@@ -178,6 +186,12 @@ disclosures = Table(
     Index("ix_disclosures_recipient_email", "recipient_email"),
 )
 
+# When the resident was told of an alert, as every deadline and letter reads it: what the housing system
+# says (`notified_on`, never overwritten), else the day cautionflow's "alert added" letter went
+# (`told_on`). One expression, so the appeal deadline (Teign 9, Dover 6.34) and the letters' "never
+# told" flag agree on it (`adapters.deadline_store`, `adapters.letters.LetterReads`).
+NOTIFIED_OR_TOLD = "COALESCE(notified_on, told_on) AS notified_on"
+
 # The resident letters queue: one row per (alert, kind, decision date), ever.
 # queued -> approved -> dispatched; held letters (translation, no address) wait for an officer.
 letters = Table(
@@ -210,6 +224,11 @@ letters = Table(
     Column("translated_at", DateTime(timezone=True), comment="when an officer attached the translation"),
     Column("translation_file", Text, comment="the translated PDF's name as supplied"),
     Column("english_pdf_path", Text, comment="the English letter, kept when a translation is attached"),
+    Column(
+        "dated_on", Date, nullable=False,
+        comment="the date the letter bears: the day it was approved or dispatched (rendered again then)",
+    ),
+    Column("appeal_by", Date, comment="the appeal deadline the letter gives, counted from dated_on; NULL when it gives none"),
     UniqueConstraint("letter_key", name="uq_letters_letter_key"),
     Index("ix_letters_status", "status"),
     Index("ix_letters_batch", "batch"),
@@ -226,7 +245,7 @@ letter_flags = Table(
     Column(
         "flag", String(32), nullable=False,
         comment="untold_before_lookback | no_notify_reason_missing | review_without_outcome | "
-        "appeal_without_outcome",
+        "appeal_without_outcome | resident_reason_missing",
     ),
     Column("reason", Text, nullable=False, comment="what the officer must do, in words"),
     Column("first_flagged_on", Date, nullable=False, comment="the as-of date it was first seen"),

@@ -1,4 +1,4 @@
-"""`cautionflow letters list|approve|dispatch|translated|flags --config FILE`: the officers' side of
+"""`cautionflow letters list|show|approve|dispatch|export|translated|flags --config FILE`: the officers' side of
 the letters queue.
 
 Letters are queued by the `letters` step (`cautionflow run letters`, the `cautionflow_letters` DAG);
@@ -6,15 +6,21 @@ an officer reads them, approves a batch (or one letter), then dispatches the app
 print batch for the post room and email through the outbox. A letter held for translation leaves
 the hold when the officer attaches the translated PDF (`translated`); `flags` lists what no letter
 can settle (untold old alerts, decisions not to tell without a recorded reason).
+
+A letter is dated the day it leaves: `approve` and `dispatch` date the letters `--as-of` (default
+today), rendering again one that bears another date, its appeal deadline counted from that day.
+`export` lists the dispatched letters for the housing system, where the decision is recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
-from cautionflow.commands.common import CommandError, add_config_argument, parse_date, with_example
+from cautionflow.commands.common import CommandError, add_config_argument, parse_date, today_in, with_example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +46,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = approve.add_mutually_exclusive_group(required=True)
     which.add_argument("--batch", type=parse_date, help="approve every queued letter of this as-of date")
     which.add_argument("--id", type=int, help="approve one letter")
+    add_as_of_argument(approve, "the date the approved letters bear, their appeal deadline counted from it")
     approve.set_defaults(handler=handle_approve)
+
+    show = actions.add_parser(
+        "show", help="print one letter as the resident will read it (its PDF's text), to check before approving",
+        **with_example("cautionflow letters show --config cautionflow.yaml --id 42"),
+    )
+    add_config_argument(show)
+    show.add_argument("--id", type=int, required=True, help="the letter (its id in `letters list`)")
+    show.set_defaults(handler=handle_show)
 
     dispatch = actions.add_parser(
         "dispatch", help="print batch and email for the approved letters",
         **with_example("cautionflow letters dispatch --config cautionflow.yaml"),
     )
     add_config_argument(dispatch)
+    add_as_of_argument(dispatch, "the day the letters leave: each is dated it (rendered again if it bears another)")
     dispatch.set_defaults(handler=handle_dispatch)
+
+    export = actions.add_parser(
+        "export", help="CSV of the dispatched letters for the housing system: alert, kind, reference, dates",
+        **with_example("cautionflow letters export --config cautionflow.yaml --since 2026-11-01 --out sent.csv"),
+    )
+    add_config_argument(export)
+    export.add_argument("--since", type=parse_date, required=True, metavar="DATE", help="letters dispatched on or after this date")
+    export.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the CSV to this file (default: stdout)")
+    export.set_defaults(handler=handle_export)
 
     translated = actions.add_parser(
         "translated", help="attach the translated PDF of a letter held for translation; it is queued again",
@@ -93,11 +118,37 @@ def handle_approve(args: argparse.Namespace) -> int:
     from cautionflow.steps.letters import approve_letters
 
     try:
-        approved = approve_letters(load_config(args.config), batch=args.batch, letter_id=args.id)
+        config = load_config(args.config)
+        approved = approve_letters(config, batch=args.batch, letter_id=args.id, as_of=_as_of(args, config))
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
+    # What was approved, one line a letter (`letters show --id N` prints one whole), then the JSON.
+    print("id\tbatch\tkind\talert\tname\tchannels\tdated_on\tappeal_by\thold_reason")
+    for x in approved:
+        print("\t".join(str(v) for v in (
+            x.id, x.batch, x.kind, x.alert_id, x.person_name, "+".join(x.channels), x.dated_on, x.appeal_by or "",
+            x.hold_reason or "",
+        )))
     batch = args.batch.isoformat() if args.batch else None
-    print(json.dumps({"approved": approved, "batch": batch, "id": args.id}))
+    print(json.dumps({"approved": len(approved), "ids": [x.id for x in approved], "batch": batch, "id": args.id}))
+    return 0
+
+
+def handle_show(args: argparse.Namespace) -> int:
+    from cautionflow.config import load_config
+    from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import LetterNotFound, show_letter
+
+    try:
+        letter, pages = show_letter(load_config(args.config), args.id)
+    except (*step_errors(), LetterNotFound) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"Letter {letter.id}: {letter.kind} for alert {letter.alert_id}, {letter.status}"
+          f"{f' ({letter.hold_reason})' if letter.hold_reason else ''}; by {' and '.join(letter.channels)}"
+          f"{'; large print' if letter.large_print else ''}; batch {letter.batch}")
+    for number, page in enumerate(pages, start=1):
+        print(f"--- page {number} of {len(pages)} ---")
+        print(page.rstrip())
     return 0
 
 
@@ -109,11 +160,40 @@ def handle_dispatch(args: argparse.Namespace) -> int:
     from cautionflow.steps.letters import dispatch_approved_letters
 
     try:
-        summary = asyncio.run(dispatch_approved_letters(load_config(args.config)))
+        config = load_config(args.config)
+        summary = asyncio.run(dispatch_approved_letters(config, as_of=_as_of(args, config)))
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps(summary, sort_keys=True, default=str))
     return 0 if summary["complete"] else 3
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    import sys
+
+    from cautionflow.config import load_config
+    from cautionflow.steps import step_errors
+    from cautionflow.steps.letters import export_dispatched
+
+    try:
+        rows, text = export_dispatched(load_config(args.config), since=args.since, out=args.out)
+    except step_errors() as exc:
+        raise CommandError(str(exc)) from None
+    if text is not None:  # stdout is the CSV itself: nothing else is printed there
+        sys.stdout.write(text)
+        return 0
+    print(json.dumps({"rows": rows, "since": args.since.isoformat(), "out": str(args.out)}))
+    return 0
+
+
+def add_as_of_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--as-of", type=parse_date, default=None, metavar="DATE",
+                        help=f"{what} (default: today in the config's timezone)")
+
+
+def _as_of(args: argparse.Namespace, config: Any) -> dt.date:
+    """--as-of, or today in the deployment's timezone: a person approving or dispatching by hand means today."""
+    return args.as_of if args.as_of is not None else today_in(config.timezone)
 
 
 def handle_translated(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 RUN_LOG_TABLES = frozenset({"sync_runs", "alembic_version"})
 
 KIND_NAMES = {"digest": ("digest", "digests"), "reminder": ("officers' reminder", "officers' reminders"),
-              "letter": ("letter by email", "letters by email")}
+              "letter": ("letter by email", "letters by email"), "appeals": ("appeals list", "appeals lists")}
 LATE_SUBJECT = "had not finished by"  # the lateness notice's subject (domain.operations.LatenessNotice)
 
 
@@ -113,6 +113,9 @@ def format_day(
         [up] = script["escalated"]
         lines.append(f"  housing system overnight: added {len(script['added'])} ({added}); "
                      f"escalated {up['alert_id']} {up['from']} -> {up['to']}; ended {len(script['ended'])} ({ended})")
+        reasoned = ", ".join(r["alert_id"] for r in script.get("reason_recorded", []))
+        if reasoned:  # its decision letter, held for want of the reason, is released
+            lines.append(f"  reason for the resident recorded: {reasoned} (its held letter is released)")
     sync = summary["sync"]
     if sync is None:
         lines.append("  sync: none for this day")

@@ -178,6 +178,97 @@ _GENERIC_NOTES = (
     "Concern raised at the monthly case review.",
 )
 
+# What the resident may be told of why (resident_reason), three per code, each matching the internal
+# note of the same position in _NOTES: the facts put as the landlord would write them to the resident,
+# without the reporter's name or anything an agency asked to keep back (Hexagon 5.3, Karbon 5.2).
+_RESIDENT_REASONS: dict[str, tuple[str, str, str]] = {
+    "VIP": (
+        "During a rent visit you spoke to our officer aggressively and followed them to their car.",
+        "Two of our visitors were threatened at your door during a repairs appointment.",
+        "Our officer was shouted at and prevented from leaving your home.",
+    ),
+    "NFO": (
+        "You made repeated unwanted remarks to a female surveyor working for us.",
+        "A female officer found your behaviour intimidating during a tenancy audit.",
+        "Female members of our staff have reported harassment during contact with you.",
+    ),
+    "NMO": (
+        "Your support worker told us that visits by men cause you distress.",
+        "It was agreed at a meeting about your support that only female staff will visit.",
+        "You told us you feel unsafe when male operatives visit your home.",
+    ),
+    "NLF": (
+        "A female officer was prevented from leaving the hallway during an inspection of your home.",
+        "Inappropriate comments were made to a female caretaker working alone.",
+        "A female officer was repeatedly asked to stay after her visit had ended.",
+    ),
+    "NLM": (
+        "An allegation was made about a male operative who visited alone.",
+        "Your household asked that male staff do not visit alone.",
+        "There was a dispute with a male surveyor who visited alone.",
+    ),
+    "NFV": (
+        "A female visitor from our lettings team was spoken to abusively.",
+        "A female contractor reported unwanted contact after a repair.",
+        "A support agency advised us that female visitors should not attend.",
+    ),
+    "NMV": (
+        "A male visitor from our repairs team was spoken to abusively.",
+        "Your support plan says that male visitors should not attend.",
+        "A male contractor was threatened during a gas safety check.",
+    ),
+    "DOG": (
+        "A large dog was loose in the garden during a gas safety visit and our engineer could not get in.",
+        "A dog at your home bit the sleeve of one of our contractors at the front door.",
+        "Dogs kept in the hallway were not secured when our staff asked.",
+    ),
+    "WPN": (
+        "A knife was seen during a visit to your home.",
+        "We have been told that a weapon may be kept at your home.",
+        "A neighbour was threatened with a bat in the communal area.",
+    ),
+    "HAZ": (
+        "Used needles were found in the bathroom during a repair.",
+        "Items that could harm our staff were seen in the living room during a visit.",
+        "Belongings stored on the stairs block the way out in a fire.",
+    ),
+    "SPOC": (
+        "Many calls to our different teams have been abusive.",
+        "We have agreed that all contact with you goes through your named housing officer.",
+        "Complaints raised with many teams are best handled by one named contact.",
+    ),
+    "CM": (
+        "Emails sent to our staff have been abusive; contact is now limited to one email a week.",
+        "You shouted at our reception staff when you came to the office.",
+        "Persistent calls to our contact centre: contact with us is now by letter.",
+    ),
+    "DNV": (
+        "Our officer was threatened with violence at your home.",
+        "We have been advised not to make home visits for now.",
+        "One of our contractors was assaulted during a repair.",
+    ),
+    "AGY": (
+        "Another organisation told us of a risk to staff visiting your home.",
+        "Another organisation advised us of a risk of aggression to visitors.",
+        "Another organisation advised that visits to your home should be made in pairs.",
+    ),
+    "OFF": (
+        "Home visits became heated, so we will meet you at our office.",
+        "Our staff met aggression during home visits, so meetings will be at our office.",
+        "Because of a dispute at your address, we will meet you at our office.",
+    ),
+}
+_GENERIC_RESIDENT_REASONS = (
+    "A member of our staff raised a concern after a visit to your home.",
+    "Our neighbourhood team recorded an incident involving your home.",
+    "A concern was raised about contact with your household.",
+)
+# The share of person and household alerts with no reason recorded for the resident yet, higher among
+# those added in the last 60 days (the officer writes it after the decision): their decision letters
+# are held, so the demo shows the hold, the officers' flag and, on day 2, a release.
+NO_RESIDENT_REASON_SHARE = 0.04
+NO_RESIDENT_REASON_SHARE_RECENT = 0.25
+
 _REASONS_AGENCY = (
     "Information supplied by an agency; telling the resident could put the reporter at risk.",
     "Police asked that the resident is not told while an investigation is open.",
@@ -257,6 +348,7 @@ CREATE TABLE cx_alert (
     appeal_outcome TEXT,
     source TEXT,
     note TEXT,
+    resident_reason TEXT,
     updated_at TEXT
 );
 """
@@ -296,6 +388,7 @@ SELECT
     a.appeal_outcome AS appeal_outcome,
     a.source AS source,
     a.note AS note,
+    a.resident_reason AS resident_reason,
     c.preferred_channel AS preferred_channel,
     c.email AS email,
     c.language AS language,
@@ -312,7 +405,7 @@ _ALERT_COLUMNS = (
     "location_text", "location_postcode", "location_area", "effective_from", "ends_on",
     "last_reviewed_on", "review_outcome", "status", "notify_resident", "no_notify_reason",
     "notified_on", "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note",
-    "updated_at",
+    "resident_reason", "updated_at",
 )
 
 
@@ -578,7 +671,16 @@ def _alerts(
     ).astype(object)
 
     notes = _cats([note for c in codes for note in _NOTES.get(c, _GENERIC_NOTES)] + [_NULL])
-    note = notes[np.where(rng.random(n) < 0.05, -1, code_idx * 3 + rng.integers(0, 3, n))]
+    no_note = rng.random(n) < 0.05
+    story = code_idx * 3 + rng.integers(0, 3, n)  # which of the code's three incidents
+    note = notes[np.where(no_note, -1, story)]
+    # The reason the resident may be told tells the same incident as the note, in the resident's
+    # words; a few have none yet (their letters are held), and an address alert has no resident.
+    # Drawn after everything else, so the other columns are those of the same seed before it existed.
+    reasons = _cats([r for c in codes for r in _RESIDENT_REASONS.get(c, _GENERIC_RESIDENT_REASONS)] + [_NULL])
+    share = np.where(age < 60, NO_RESIDENT_REASON_SHARE_RECENT, NO_RESIDENT_REASON_SHARE)
+    no_reason = is_address | (rng.random(n) < share)
+    resident_reason = reasons[np.where(no_reason, -1, story)]
 
     days = _DayText([eff, rev, notified, received, decided, ends])
     cols: dict[str, np.ndarray] = {
@@ -604,6 +706,7 @@ def _alerts(
         "appeal_outcome": _cats((_NULL, "upheld", "dismissed"))[appeal_outcome],
         "source": _cats(_SOURCES)[source],
         "note": note,
+        "resident_reason": resident_reason,
         "updated_at": updated_at,
     }
     _inject_faults(cols, groups, dup_copies, eff)

@@ -2,7 +2,8 @@
 
 `make demo` runs the daily pipeline on the synthetic housing database (day 1), applies this script
 (day 2), and runs the pipeline again, so a newcomer sees what staff see from one day to the next:
-alerts added, one escalated to a more serious code, some ended, and what each of those sends.
+alerts added, one escalated to a more serious code, some ended, the reason recorded for a resident
+whose decision letter waited for it, and what each of those sends.
 
 `plan_second_day` is pure: it takes the housing system's alert rows, its residents and the date,
 and returns the changes, the same for the same input and seed. `apply_second_day` reads the
@@ -23,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cautionflow.demo.housing import _NOTES, _REASON_LOCATION
+from cautionflow.demo.housing import _NOTES, _REASON_LOCATION, _RESIDENT_REASONS
 from cautionflow.domain.codes import ALERT_CODES
 
 # Visit in pairs becomes weapons: still two people at the door, now with the lone-working
@@ -35,6 +36,15 @@ ESCALATION_NOTE = "Escalated: police reported a knife at the property after a ne
 ADDED_CODES = ("DOG", "NLF", "CM", "HAZ", "SPOC")
 ADDED = 4
 ENDED = 3
+# Teign Appendix E's reason for a removal, as the officer records it for the resident.
+REMOVAL_REASON = (
+    "At the review we found no further incidents since the alert was added, so it is no longer needed."
+)
+# How far back an alert's decision letter is still owed (the profiles' letters.lookback_days), and
+# the codes every shipped profile writes a decision letter about: a reason recorded for one of these,
+# from staff (never agency information, Teign 4), releases a letter whatever the demo's policy.
+LOOKBACK_DAYS = 60
+LETTER_CODES = frozenset({"CM", "DOG", "NFV", "NLF", "NLM", "NMV", "SPOC", "VIP", "WPN"})
 MARKER_TABLE = "demo_second_day"  # one row once the script ran: it never runs twice on one database
 
 _REF = re.compile(r"^CA(\d{7})$")
@@ -62,6 +72,9 @@ class SecondDay:
     added: tuple[dict[str, Any], ...]  # complete cx_alert rows (the housing module's columns)
     escalated: Escalation
     ended: tuple[Ending, ...]
+    # Alerts whose reason for the resident an officer recorded today: a decision letter held for want
+    # of it on day 1 is released on day 2. Empty when no held letter was waiting.
+    reasoned: tuple[tuple[str, str], ...] = ()  # (alert_ref, resident_reason)
 
     def as_dict(self) -> dict[str, Any]:
         """Alert ids and codes only (no names): the CLI's JSON line and the demo's summary."""
@@ -73,6 +86,7 @@ class SecondDay:
                            "to": self.escalated.new_code}],
             "ended": [{"alert_id": e.alert_ref, "code": e.code, "how": "removed at review" if e.at_review else "ended"}
                       for e in self.ended],
+            "reason_recorded": [{"alert_id": ref} for ref, _ in self.reasoned],
         }
 
 
@@ -83,7 +97,8 @@ def plan_second_day(
     """The changes for `day`, chosen with a Generator seeded by (seed, day) from:
 
     - `alerts`: cx_alert rows (alert_ref, alert_type, subject_kind, person_ref, asset_ref,
-      effective_from, ends_on, last_reviewed_on, status, notify_resident);
+      effective_from, ends_on, last_reviewed_on, status, notify_resident, and where known
+      notified_on, resident_reason and source);
     - `residents`: person_ref, tenancy_ref, asset_ref of each resident's home.
 
     Only clean, active person alerts already in force are escalated or ended (never one of the
@@ -124,7 +139,26 @@ def plan_second_day(
                    address_only=(i == added - 1 and added > 1), note_pick=rng.randrange(3))
         for i, resident in enumerate(rng.sample(free, added))
     )
-    return SecondDay(day=day, added=new_rows, escalated=escalation, ended=endings)
+    # An officer records the reason for one resident whose decision letter waits for it (told, not
+    # yet notified, added within the letters' look-back): the letter is released on day 2. Drawn
+    # last, so the changes above are those of the same seed before reasons existed.
+    touched = {chosen["alert_ref"], *(e.alert_ref for e in endings)}
+    waiting = [a for a in others if a["alert_ref"] not in touched and _waits_for_reason(a, day)]
+    reasoned: tuple[tuple[str, str], ...] = ()
+    if waiting:
+        alert = rng.choice(waiting)
+        reasoned = ((alert["alert_ref"], _RESIDENT_REASONS[alert["alert_type"]][rng.randrange(3)]),)
+    return SecondDay(day=day, added=new_rows, escalated=escalation, ended=endings, reasoned=reasoned)
+
+
+def _waits_for_reason(alert: Mapping[str, Any], day: date) -> bool:
+    start = _day(alert.get("effective_from"))
+    return (
+        str(alert.get("notify_resident")) == "1" and not alert.get("resident_reason")
+        and not alert.get("notified_on") and alert.get("alert_type") in LETTER_CODES
+        and alert.get("source", "staff") == "staff"
+        and start is not None and (day - start).days <= LOOKBACK_DAYS
+    )
 
 
 def _clean_and_active(alert: Mapping[str, Any], refs: Counter, day: date) -> bool:
@@ -159,7 +193,9 @@ def _new_alert(
         "review_outcome": None, "status": "active", "notify_resident": 0 if address_only else 1,
         "no_notify_reason": _REASON_LOCATION if address_only else None, "notified_on": None,
         "appeal_received_on": None, "appeal_decided_on": None, "appeal_outcome": None, "source": "staff",
-        "note": _NOTES[code][note_pick], "updated_at": f"{day.isoformat()}T{9 + i:02d}:15:00+00:00",
+        "note": _NOTES[code][note_pick],
+        "resident_reason": None if address_only else _RESIDENT_REASONS[code][note_pick],
+        "updated_at": f"{day.isoformat()}T{9 + i:02d}:15:00+00:00",
     }
 
 
@@ -167,7 +203,7 @@ def _new_alert(
 
 _READ_ALERTS = """
 SELECT alert_ref, alert_type, subject_kind, person_ref, asset_ref, effective_from, ends_on,
-       last_reviewed_on, status, notify_resident
+       last_reviewed_on, status, notify_resident, notified_on, resident_reason, source
 FROM cx_alert
 """
 _READ_RESIDENTS = """
@@ -208,14 +244,19 @@ def apply_second_day(path: Path, day: date, *, seed: int = 7) -> SecondDay:
             if ending.at_review:
                 con.execute(
                     "UPDATE cx_alert SET status = 'ended', ends_on = ?, last_reviewed_on = ?, "
-                    "review_outcome = 'removed', updated_at = ? WHERE alert_ref = ?",
-                    (day.isoformat(), day.isoformat(), stamp, ending.alert_ref),
+                    "review_outcome = 'removed', resident_reason = ?, updated_at = ? WHERE alert_ref = ?",
+                    (day.isoformat(), day.isoformat(), REMOVAL_REASON, stamp, ending.alert_ref),
                 )
             else:
                 con.execute(
                     "UPDATE cx_alert SET status = 'ended', ends_on = ?, updated_at = ? WHERE alert_ref = ?",
                     (day.isoformat(), stamp, ending.alert_ref),
                 )
+        for alert_ref, reason in plan.reasoned:
+            con.execute(
+                "UPDATE cx_alert SET resident_reason = ?, updated_at = ? WHERE alert_ref = ?",
+                (reason, stamp, alert_ref),
+            )
         con.execute(f"CREATE TABLE {MARKER_TABLE} (day TEXT NOT NULL, seed INTEGER NOT NULL)")
         con.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?, ?)", (day.isoformat(), seed))
         con.execute("COMMIT")

@@ -12,9 +12,16 @@ SOURCE_COLUMNS: tuple[str, ...] = (
     "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "tenancy_ref",
     "asset_ref", "address", "postcode", "area", "effective_from", "ends_on", "last_reviewed_on",
     "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
-    "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note",
+    "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note", "resident_reason",
     "preferred_channel", "email", "language", "large_print", "updated_at",
 )
+
+# Columns a source query may leave out: each is then read as empty for every row. `resident_reason`
+# (what the landlord has decided the resident may be told of why, printed in their decision letters;
+# Hexagon 5.3, Karbon 5.2, Teign Appendix E) is newer than the contract, and a landlord who records
+# none yet must still sync. Every other column stays required: a query missing one is refused.
+# An alert whose optional columns are empty keeps the fingerprint it had before they existed.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("resident_reason",)
 
 DATE_COLUMNS: tuple[str, ...] = (
     "effective_from", "ends_on", "last_reviewed_on", "notified_on",
@@ -51,6 +58,7 @@ MAX_LENGTHS: dict[str, int] = {
 # characters is not an address: it is emptied and flagged, never cut into another address.
 FREE_TEXT_CAPS: dict[str, int] = {
     "person_name": 200, "address": 500, "email": 254, "no_notify_reason": 2_000, "note": 8_000,
+    "resident_reason": 2_000,
 }
 
 # One-line columns hold no line breaks or other control characters: validation replaces line breaks
@@ -58,7 +66,7 @@ FREE_TEXT_CAPS: dict[str, int] = {
 # removes the other control characters (NUL, which PostgreSQL cannot store, ESC, DEL, C1...) and
 # flags the row `<column>_control_characters`. The multi-line free text below keeps its line breaks
 # (CR LF and CR become LF, silently) and loses only the other control characters, flagged the same.
-MULTI_LINE_COLUMNS: tuple[str, ...] = ("no_notify_reason", "note")
+MULTI_LINE_COLUMNS: tuple[str, ...] = ("no_notify_reason", "note", "resident_reason")
 
 # A quarantined row keeps its raw values whole up to this many characters each; a longer value is
 # cut there with a marker saying how long it was (the quarantine is for a person to read).

@@ -6,12 +6,15 @@ still owed the next, within the profile's look-back window. Each letter has a de
 (alert, kind, decision date): the queue holds one letter per key, ever.
 
 Policy clauses: Teign 4 (agency information, no letter), 7 (which codes need a decision letter;
-default is to tell), 9 (appeal within 28 days); Hexagon 5.3 (reason, length, appeal), 5.4-5.5
+default is to tell), 9 (appeal within 28 days); Hexagon 5.3 (reason, length, appeal; with Karbon 5.2
+and Teign Appendix E, the reason: a decision letter without `resident_reason` is held), 5.4-5.5
 (exceptional non-notification), 5.6 (alerts from before the policy are never contacted), 5.11
 (review outcomes answered); Wandle 3.6 (emergency contact always possible), 3.9 (review outcome),
-3.10 (right to appeal), 5.0 (survey exclusion); Dover 6.12/6.15/6.19 (post and where possible
-email), 6.33 (not informing), 6.34-6.35 (appeal window, outcome final); Karbon 4.2 (not
-advising), 12 (language and accessibility).
+3.10 (right to appeal), 5.0 (survey exclusion, for the alerts on the survey list only:
+`cautionflow.domain.surveys`); Dover 6.12/6.15/6.19 (post and where possible email), 6.21 (a review
+moved off a weekend or bank holiday is told), 6.33 (not informing), 6.34-6.35 (appeal window,
+outcome final); Karbon 4.2 (not advising), 12 (language and accessibility), 12.4 (the complaints
+process: its profile's `appeal.remedy` is `complaint`, so no appeal is offered).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Any
 
 from cautionflow.domain.calendar import WorkingCalendar
 from cautionflow.domain.codes import ALERT_CODES
-from cautionflow.domain.deadlines import read_date
+from cautionflow.domain.deadlines import deadlines_for_alert, read_date
 from cautionflow.domain.policy import DayCount, PolicyProfile
+from cautionflow.domain.surveys import on_survey_exclusion_list
 from cautionflow.frames import text
 
 KINDS: tuple[str, ...] = ("alert_added", "review_kept", "review_removed", "appeal_upheld", "appeal_dismissed")
@@ -43,6 +47,14 @@ CODE_NEEDS_NO_LETTER = "code_needs_no_letter"  # Teign 7
 # Why a queued letter cannot go yet (visible in the queue, never dropped).
 HOLD_TRANSLATION = "translation needed"  # never machine-translated (Karbon 12, Hexagon appendix)
 HOLD_NO_ADDRESS = "no postal address"
+# Hexagon 5.3 ("explaining the reason for giving the cautionary contact status"), Karbon 5.2 (the
+# incidents which led to the inclusion), Teign Appendix E ("Reason for Decision"): every decision
+# letter gives the reason the landlord recorded for the resident (`resident_reason`, never the
+# internal note). Without one it waits, and the first letters run after a sync brings the reason
+# releases it. This hold comes before the others: a translation is of the whole letter, reason
+# included, so a letter waits for its reason before it waits for its translation.
+HOLD_NO_REASON = "no reason recorded for the resident"
+NEEDS_REASON = frozenset(KINDS)  # every decision letter
 
 # What an officer must look at (no letter can settle it): stored in `letter_flags`, one open row per
 # (alert, flag) until the register no longer shows it.
@@ -50,11 +62,13 @@ FLAG_UNTOLD_OLD = "untold_before_lookback"
 FLAG_NO_REASON = "no_notify_reason_missing"  # Hexagon 5.4-5.5: a decision not to tell must be recorded
 FLAG_REVIEW_NO_OUTCOME = "review_without_outcome"
 FLAG_APPEAL_NO_OUTCOME = "appeal_without_outcome"
+FLAG_RESIDENT_REASON = "resident_reason_missing"  # a letter held for HOLD_NO_REASON, while it is held
 FLAG_REASONS = {
     FLAG_UNTOLD_OLD: "resident never told; older than the letters' look-back",
     FLAG_NO_REASON: "not to be told, but no reason recorded",
     FLAG_REVIEW_NO_OUTCOME: "review recorded without an outcome: no letter sent",
     FLAG_APPEAL_NO_OUTCOME: "appeal decided without an outcome: no letter sent",
+    FLAG_RESIDENT_REASON: "decision letter held: no reason recorded for the resident",
 }
 
 
@@ -84,7 +98,10 @@ class OwedLetter:
     appeal_by: dt.date | None  # None: no time limit (or no appeal in this letter)
     appeal_window: str  # "28 days", "20 working days" or ""
     appeal_final: bool
-    survey_exclusion: bool
+    survey_exclusion: bool  # Wandle 5.0: the alert is (or, in a removal letter, was) on the survey exclusion list
+    remedy: str = "appeal"  # the profile's appeal.remedy: "appeal", or "complaint" (Karbon 12.4: no appeal)
+    review_moved_from: dt.date | None = None  # Dover 6.21: the review date before it moved off a non-working day
+    resident_reason: str = ""  # why, as the resident may be told it (Hexagon 5.3); never the internal note
 
     @property
     def held(self) -> bool:
@@ -188,8 +205,7 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
     `expires_on` (from `alert_deadlines`; None for ended alerts)."""
     calendar = WorkingCalendar(profile.calendar)
     window_start = as_of - dt.timedelta(days=profile.letters.lookback_days)
-    appeal_by = period_after(as_of, profile.appeal.lodge_within, calendar)  # notified today (Teign 9)
-    appeal_window = describe_period(profile.appeal.lodge_within)
+    unmoved = _keeping_review_dates(profile)  # Dover 6.21; None when the profile never moves a review date
 
     def in_window(day: dt.date | None) -> bool:
         return day is not None and window_start <= day <= as_of
@@ -249,37 +265,114 @@ def owed_letters(alerts: Iterable[Mapping[str, Any]], profile: PolicyProfile, as
                 officers.append(OfficerItem.of(alert_id, name, FLAG_NO_REASON))
             continue
 
-        email = _text(alert.get("email")) or None
-        channels = channels_for(profile, alert.get("preferred_channel"), email)
-        lines = address_lines(name, alert.get("address"), alert.get("postcode"))
-        language = _text(alert.get("language"))
-        hold = None
-        if not is_english(language):
-            hold = f"{HOLD_TRANSLATION} ({language})"
-        elif "post" in channels and not lines:
-            hold = HOLD_NO_ADDRESS
-        known = ALERT_CODES.get(code)
-        for kind, outcome, decision_date in events:
-            key = letter_key(alert_id, kind, decision_date)
-            letters.setdefault(
-                key,
-                OwedLetter(
-                    key=key, alert_id=alert_id, kind=kind, outcome=outcome, decision_date=decision_date, as_of=as_of,
-                    person_ref=_text(alert.get("person_ref")) or None, person_name=name, address_lines=lines,
-                    email=email, channels=channels, large_print=_flag(alert.get("large_print"), 0) == 1,
-                    language=language or "en", hold_reason=hold, alert_code=code,
-                    code_title=known.title if known else "Caution alert",
-                    required_action=known.required_action if known else "",
-                    review_due=_day(alert.get("review_due")), expires_on=_day(alert.get("expires_on")),
-                    appeal_by=appeal_by if kind in ("alert_added", "review_kept") else None,
-                    appeal_window=appeal_window, appeal_final=profile.appeal.final,
-                    survey_exclusion=profile.letters.survey_exclusion_notice,
-                ),
-            )
+        for kind, _outcome, decision_date in events:
+            letter = _letter(alert, kind, decision_date, profile, as_of, calendar=calendar, unmoved=unmoved)
+            letters.setdefault(letter.key, letter)
 
     counts = Counter(s.reason for s in suppressed)
     flagged = tuple({(o.alert_id, o.code): o for o in officers}.values())  # one per (alert, flag)
     return LetterPlan(tuple(letters.values()), tuple(suppressed), flagged, dict(sorted(counts.items())))
+
+
+OUTCOMES = {"alert_added": "added", "review_kept": "retained", "review_removed": "removed",
+            "appeal_upheld": "upheld", "appeal_dismissed": "dismissed"}
+APPEALABLE_KINDS = frozenset({"alert_added", "review_kept"})  # the letters that tell of a decision to appeal
+
+
+def letter_for(
+    alert: Mapping[str, Any], kind: str, decision_date: dt.date, profile: PolicyProfile, as_of: dt.date,
+) -> OwedLetter:
+    """The letter (alert, kind, decision date) dated `as_of`, built as `owed_letters` builds it, from the
+    alert's register row (with its stored deadlines). A letter is dated the day it leaves:
+    approving or dispatching it on a later day than it was queued builds it again for that day, so its
+    date and its appeal deadline (Teign 9: 28 days; Dover 6.34: working days) count from the day the
+    resident is told. Whether the letter is owed is `owed_letters`' question, not this one's."""
+    calendar = WorkingCalendar(profile.calendar)
+    return _letter(alert, kind, decision_date, profile, as_of, calendar=calendar, unmoved=_keeping_review_dates(profile))
+
+
+def _letter(
+    alert: Mapping[str, Any], kind: str, decision_date: dt.date, profile: PolicyProfile, as_of: dt.date, *,
+    calendar: WorkingCalendar, unmoved: PolicyProfile | None,
+) -> OwedLetter:
+    """One letter dated `as_of`: the content, channels and holds of (alert, kind, decision date)."""
+    alert_id = _text(alert.get("alert_id"))
+    code = _text(alert.get("alert_code")).upper()
+    state = _text(alert.get("register_state")) or _text(alert.get("status")) or "active"
+    name = _text(alert.get("person_name"))
+    email = _text(alert.get("email")) or None
+    channels = channels_for(profile, alert.get("preferred_channel"), email)
+    lines = address_lines(name, alert.get("address"), alert.get("postcode"))
+    language = _text(alert.get("language"))
+    resident_reason = _text(alert.get("resident_reason"))
+    hold = None
+    if kind in NEEDS_REASON and not resident_reason:
+        hold = HOLD_NO_REASON
+    elif not is_english(language):
+        hold = f"{HOLD_TRANSLATION} ({language})"
+    elif "post" in channels and not lines:
+        hold = HOLD_NO_ADDRESS
+    known = ALERT_CODES.get(code)
+    # Notified the day the letter is dated (Teign 9; Dover 6.34-6.35 in working days).
+    appeal_by = period_after(as_of, profile.appeal.lodge_within, calendar) if kind in APPEALABLE_KINDS else None
+    key = letter_key(alert_id, kind, decision_date)
+    return OwedLetter(
+        key=key, alert_id=alert_id, kind=kind, outcome=OUTCOMES[kind], decision_date=decision_date, as_of=as_of,
+        person_ref=_text(alert.get("person_ref")) or None, person_name=name, address_lines=lines,
+        email=email, channels=channels, large_print=_flag(alert.get("large_print"), 0) == 1,
+        language=language or "en", hold_reason=hold, resident_reason=resident_reason, alert_code=code,
+        code_title=known.title if known else "Caution alert",
+        required_action=known.required_action if known else "",
+        review_due=_day(alert.get("review_due")), expires_on=_day(alert.get("expires_on")),
+        appeal_by=appeal_by, appeal_window=describe_period(profile.appeal.lodge_within),
+        appeal_final=profile.appeal.final,
+        survey_exclusion=_survey_sentence(profile, alert, code, state, kind),
+        remedy=profile.appeal.remedy,
+        review_moved_from=_review_moved_from(alert, kind, unmoved, calendar, as_of),
+    )
+
+
+REMOVAL_KINDS = frozenset({"review_removed", "appeal_upheld"})
+MOVED_REVIEW_KINDS = frozenset({"alert_added", "review_kept"})  # the letters that give the next review date
+
+
+def _survey_sentence(profile: PolicyProfile, alert: Mapping[str, Any], code: str, state: str, kind: str) -> bool:
+    """Wandle 5.0, where the profile tells residents: the letter says they are left out of feedback surveys
+    exactly when the survey exclusion list includes the alert (the list's own rule). A letter telling of
+    the removal says surveys resume, so it asks whether the alert was on the list until now."""
+    if not profile.letters.survey_exclusion_notice:
+        return False
+    active = state == "active" or kind in REMOVAL_KINDS
+    return on_survey_exclusion_list(alert_code=code, tenancy_ref=alert.get("tenancy_ref"), active=active)
+
+
+def _keeping_review_dates(profile: PolicyProfile) -> PolicyProfile | None:
+    """The profile with review dates left where they fall, to find the date a moved one came from;
+    None when the profile leaves them anyway."""
+    if profile.review.on_non_working_day != "next_working_day":
+        return None
+    return profile.model_copy(update={"review": profile.review.model_copy(update={"on_non_working_day": "stay"})})
+
+
+def _review_moved_from(
+    alert: Mapping[str, Any], kind: str, unmoved: PolicyProfile | None, calendar: WorkingCalendar, as_of: dt.date,
+) -> dt.date | None:
+    """Dover 6.21: "There may be occasions where a review is conducted beyond the restriction period, for
+    example if the date falls on a bank holiday or weekend. We will inform the resident where this is the
+    case." The date the review would fall on, when the profile moved it to the next working day and the
+    letter prints that moved date; else None. Worked out by the deadline engine's per-row reference on the
+    alert's own dates (no stored column), and only when the printed date agrees, so the letter never
+    explains a date it does not give."""
+    printed = _day(alert.get("review_due"))
+    if unmoved is None or kind not in MOVED_REVIEW_KINDS or printed is None:
+        return None
+    due = deadlines_for_alert(
+        unmoved, calendar, alert_code=alert.get("alert_code"), effective_from=alert.get("effective_from"),
+        last_reviewed_on=alert.get("last_reviewed_on"), ends_on=alert.get("ends_on"), as_of=as_of,
+    ).review_due
+    if due is None or calendar.is_working_day(due) or calendar.next_working_day(due) != printed:
+        return None
+    return due
 
 
 def _before_policy(profile: PolicyProfile, effective_from: dt.date | None) -> bool:

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from cautionflow.domain.codes import ALERT_CODES
@@ -131,9 +140,27 @@ class DurationRules(_Settings):
 
 
 class AppealRules(_Settings):
+    """What a resident can do about a decision, and the letters say it: `appeal` it (Hexagon 5.3, Teign 9,
+    Wandle 3.10, Dover 6.34), within `lodge_within` where the policy sets a window, or, where the policy
+    names no appeal, only `complaint` through the complaints process (Karbon 12.4). A complaint has no
+    appeal window, answer deadline or final outcome, so a complaint profile may set none of them."""
+
+    remedy: Literal["appeal", "complaint"] = "appeal"  # first: the check below reads it
     lodge_within: DayCount | None = None  # from notified_on; None: no time limit set
     answer_within: DayCount | None = None  # from appeal_received_on; None: no deadline set
     final: StrictBool = False  # the appeal outcome letter says there is no further appeal
+
+    @field_validator("lodge_within", "answer_within", "final")
+    @classmethod
+    def _no_appeal_under_a_complaint(cls, value: Any, info: ValidationInfo) -> Any:
+        # An invalid remedy is reported on its own; a letter must never offer an appeal the policy lacks.
+        if info.data.get("remedy") == "complaint" and value is not None and value is not False:
+            raise PydanticCustomError(
+                "complaint_remedy",
+                "must not be set when appeal.remedy is complaint (the policy names no appeal, only its "
+                "complaints process)",
+            )
+        return value
 
 
 class LetterRules(_Settings):

@@ -51,6 +51,7 @@ FACT_LABELS: tuple[tuple[str, str], ...] = (
     ("appeal_outcome", "Appeal outcome"),
     ("source", "Where the information came from"),
     ("note", "The facts recorded"),
+    ("resident_reason", "The reason recorded to give you"),
     ("preferred_channel", "Preferred way of contact"),
     ("email", "Email address"),
     ("language", "Language"),
@@ -63,6 +64,7 @@ REGISTER_LABELS: tuple[tuple[str, str], ...] = (
     ("first_seen_on", "First recorded in the register on"),
     ("last_changed_on", "Last changed in the register on"),
     ("anonymised_on", "Personal details anonymised on"),
+    ("told_on", "Told by our letter on"),  # the register's own record of telling
 )
 DEADLINE_LABELS: tuple[tuple[str, str], ...] = (
     ("review_due", "Review due"),

@@ -44,6 +44,7 @@ from cautionflow.domain.contract import (
     FREE_TEXT_CAPS,
     MAX_LENGTHS,
     MULTI_LINE_COLUMNS,
+    OPTIONAL_COLUMNS,
     RAW_VALUE_LIMIT,
     SOURCE_COLUMNS,
     TEXT_COLUMNS,
@@ -53,6 +54,10 @@ from cautionflow.domain.contract import (
 
 # Columns whose change is a change to the alert (updated_at alone is not).
 HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in SOURCE_COLUMNS if c != "updated_at")
+# Of those, the optional ones count in a row's fingerprint only where they hold a value, so an alert
+# without one hashes as it did before the column was added (no spurious "updated" on upgrading).
+_ALWAYS_HASHED = tuple(c for c in HASHED_COLUMNS if c not in OPTIONAL_COLUMNS)
+_OPTIONALLY_HASHED = tuple(c for c in HASHED_COLUMNS if c in OPTIONAL_COLUMNS)
 # Text columns normalised through their distinct values (few of them, many repeats)...
 _UPPER_COLUMNS = ("alert_code", "area", "postcode")
 _DISTINCT_COLUMNS = (*_UPPER_COLUMNS, *ENUMS, "language")
@@ -199,7 +204,7 @@ def validate_in_chunks(raw: SourceColumns | pd.DataFrame, *, rows_per_chunk: int
 
 def _source_columns(raw: SourceColumns | pd.DataFrame) -> dict[str, Sequence[Any]]:
     present = list(raw.columns) if isinstance(raw, pd.DataFrame) else list(raw)
-    missing = [c for c in SOURCE_COLUMNS if c not in present]
+    missing = [c for c in SOURCE_COLUMNS if c not in present and c not in OPTIONAL_COLUMNS]
     if missing:
         raise SourceShapeError(
             "the source query does not return the column(s) " + ", ".join(missing)
@@ -207,8 +212,12 @@ def _source_columns(raw: SourceColumns | pd.DataFrame) -> dict[str, Sequence[Any
         )
     # No copies: the cleaners treat NaN, NaT and pd.NA as missing themselves.
     if isinstance(raw, pd.DataFrame):
-        return {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS}
-    return {c: raw[c] for c in SOURCE_COLUMNS}
+        columns = {c: raw[c].to_numpy(dtype=object) for c in SOURCE_COLUMNS if c in present}
+    else:
+        columns = {c: raw[c] for c in SOURCE_COLUMNS if c in present}
+    # An optional column the query does not return is empty for every row (OPTIONAL_COLUMNS).
+    rows = len(columns["alert_id"])
+    return {c: columns[c] if c in columns else np.full(rows, None, dtype=object) for c in SOURCE_COLUMNS}
 
 
 def _duplicate_counts(alert_ids: list[str | None]) -> np.ndarray:
@@ -241,7 +250,9 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
         too_long = np.fromiter((v is not None and len(v) > id_width for v in alert_id), dtype=bool, count=n)
         reasons.add(too_long, f"alert_id longer than {id_width} characters: the register cannot identify it")
     quarantined = reasons.mask(n)
-    hashes = _combined_fingerprint([columns[c].fingerprint for c in HASHED_COLUMNS], n)
+    hashes = _combined_fingerprint([columns[c].fingerprint for c in _ALWAYS_HASHED], n)
+    for column in _OPTIONALLY_HASHED:
+        hashes = _with_optional(hashes, columns[column].fingerprint, ~_is_none(cleaned[column]))
     dq_flags = _object_array(problems.joined(n))
     factorised = {c: (column.codes, column.distinct) for c, column in columns.items() if column.codes is not None}
     if quarantined.any():
@@ -254,7 +265,7 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
         kept = {**cleaned, "dq_flags": dq_flags, "row_hash": hashes}
 
     rows_out = np.flatnonzero(quarantined)
-    raw_rows = [json.dumps({c: _raw_value(source[c][i]) for c in SOURCE_COLUMNS}, sort_keys=True) for i in rows_out]
+    raw_rows = [json.dumps(_raw_row(source, i), sort_keys=True) for i in rows_out]
     quarantine = pd.DataFrame(
         {
             # The whole id is in the raw row; the column holds what fits.
@@ -414,6 +425,25 @@ def _rows_with(codes: np.ndarray, messages: np.ndarray) -> dict[int, str]:
         return {}
     rows = np.flatnonzero(has_message[codes])
     return dict(zip(rows.tolist(), messages[codes[rows]].tolist(), strict=True))
+
+
+def _raw_row(source: Mapping[str, Sequence[Any]], row: int) -> dict[str, Any]:
+    """A quarantined row as read. An optional column appears only when it holds a value, so a row
+    quarantined before the column existed keeps its fingerprint (and is not resolved and re-added)."""
+    return {
+        c: _raw_value(source[c][row]) for c in SOURCE_COLUMNS
+        if c not in OPTIONAL_COLUMNS or not _is_missing(source[c][row])
+    }
+
+
+def _with_optional(hashes: np.ndarray, fingerprint: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Row fingerprints with an optional column's hash mixed in where it holds a value (`present`);
+    the other rows keep theirs as they were."""
+    if not present.any():
+        return hashes
+    mixed = hashes.view(np.uint64).copy()
+    mixed[present] = (mixed[present] ^ fingerprint[present]) * np.uint64(1_000_003)
+    return mixed.view("int64")
 
 
 def _combined_fingerprint(fingerprints: Sequence[np.ndarray], length: int) -> np.ndarray:

@@ -78,10 +78,18 @@ def _to_dates(values: pd.Series) -> list[dt.date | None]:
 
 
 def count_deadlines(frame: pd.DataFrame, as_of: dt.date) -> dict[str, int]:
+    from cautionflow.domain.appeals import appeal_is_open
+    from cautionflow.domain.deadlines import read_date
+
     soon = as_of + dt.timedelta(days=DUE_SOON_DAYS)
     due = frame["review_due"]
     opens = frame["review_window_opens"]
-    awaiting = frame["appeal_response_due"].notna()
+    # Open appeals only (received, not decided by the as-of date): the appeals register's rule. A
+    # stored answer date alone counted appeals long decided.
+    awaiting = sum(
+        1 for received, decided in zip(frame["appeal_received_on"], frame["appeal_decided_on"], strict=True)
+        if appeal_is_open(read_date(received)[0], read_date(decided)[0], as_of)
+    )
     return {
         "alerts": len(frame),
         "overdue": int(frame["overdue"].sum()),
@@ -89,7 +97,7 @@ def count_deadlines(frame: pd.DataFrame, as_of: dt.date) -> dict[str, int]:
         "review_window_open": int(
             sum(1 for o, d in zip(opens, due, strict=True) if o is not None and o <= as_of <= d)
         ),
-        "appeals_awaiting_answer": int(awaiting.sum()),
+        "appeals_awaiting_answer": awaiting,
         "errors": int(frame["error"].notna().sum()),
     }
 

@@ -4,7 +4,8 @@
   aggregate counts (never stored in the register), the rate ratio of being flagged in each group
   versus the rest, its 95% interval and small-count suppression (`cautionflow.domain.equality`).
 - **Feedback survey exclusions** (Wandle 5.0): tenancy references with an active alert whose code
-  restricts contact (`AlertCode.restricts_contact`: CM, SPOC), and nothing else (minimum disclosure).
+  restricts contact (`AlertCode.restricts_contact`: CM, SPOC), and nothing else (minimum disclosure);
+  the rule is `cautionflow.domain.surveys`, which also decides the letters' survey sentence.
 - **Non-notification decisions to reconsider**: active alerts with `notify_resident = 0`, the
   recorded reason or its absence, and the days since the decision (the last review, or else the
   alert's start: each review re-takes the decision).
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cautionflow.adapters.database import stored_date
 from cautionflow.adapters.files import write_atomically, write_csv
 from cautionflow.config import ConfigError
-from cautionflow.domain.codes import ALERT_CODES
+from cautionflow.domain.surveys import SURVEY_EXCLUSION_CODES
 from cautionflow.frames import is_missing
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 REPORTS: tuple[str, ...] = ("equality", "survey-exclusions", "non-notification", "stale")
 
-CONTACT_RESTRICTION_CODES: tuple[str, ...] = tuple(sorted(c.code for c in ALERT_CODES.values() if c.restricts_contact))
+# The survey exclusion list's codes come from the one rule the letters' survey sentence uses too.
+CONTACT_RESTRICTION_CODES: tuple[str, ...] = SURVEY_EXCLUSION_CODES
 
 SURVEY_COLUMNS = ("tenancy_ref",)
 NON_NOTIFICATION_COLUMNS = (

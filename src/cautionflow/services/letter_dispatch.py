@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cautionflow.adapters.files import write_csv
 from cautionflow.adapters.letters import BEING_WRITTEN, StoredLetter
 from cautionflow.clock import Clock, system_clock
-from cautionflow.services.letters import stored_pdf
+from cautionflow.services.letters import letter_reference, stored_pdf
 from cautionflow.services.outbox_delivery import send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.letters import LetterQueue
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
     from cautionflow.adapters.outbox import Outbox
+    from cautionflow.services.letters import LetterContact
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class DispatchSummary:
     waiting: list[dict[str, str]] = field(default_factory=list)
     not_dispatched: int = 0  # approved letters this dispatch could not send: kept approved, reason recorded
     problems: list[dict[str, Any]] = field(default_factory=list)  # {"id", "alert_id", "reason"} of those
+    told: int = 0  # alerts the register now records as told, by an "alert added" letter dispatched (told_on)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,9 +113,11 @@ def _manifest_row(letter: StoredLetter, *, first_page: int, pages: int) -> list[
 
 
 def letter_email(
-    letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime, output_dir: Path
+    letter: StoredLetter, *, organisation: str, settings: SmtpSettings, now: dt.datetime, output_dir: Path,
+    contact: LetterContact | None = None,
 ) -> Any:
-    """The outbox message for one letter: a short covering note with the PDF attached.
+    """The outbox message for one letter: a short covering note with the PDF attached, Reply-To the
+    landlord's appeals email and the contact details in its text (`contact`).
 
     Raises ValueError when the letter's email is not one address, OSError when its PDF is gone.
     """
@@ -143,20 +147,48 @@ def letter_email(
     message["Date"] = format_datetime(now)
     message["Message-ID"] = mid
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
-        f"Dear {recipient},\n\nPlease find attached a letter from {organisation}, dated "
-        f"{long_date(letter.as_of)}. It is a PDF file; if you cannot open it, or need it in another format "
-        f"or language, please contact us.\n\n{organisation}\n"
-    )
+    if contact is not None:
+        # Answers go to the people who read appeals (Dover 6.34), not to the sender's mailbox, which
+        # nobody reads: a letter that names who answers it looks less like phishing, too.
+        message["Reply-To"] = safe_address(organisation, contact.appeals_email)
+    message.set_content(_covering_note(
+        letter, recipient, dated=long_date(letter.dated_on or letter.as_of), organisation=organisation, contact=contact,
+    ))
     message.add_attachment(
         attachment, maintype="application", subtype="pdf",
-        filename=f"{organisation}-letter-{letter.as_of.isoformat()}.pdf".replace(" ", "-").lower(),
+        filename=f"{organisation}-letter-{(letter.dated_on or letter.as_of).isoformat()}.pdf".replace(" ", "-").lower(),
     )
     return QueuedMessage(
         idempotency_key=key, kind=KIND, recipient_name=recipient, recipient_email=to.addr_spec,
         recipient_role="resident", as_of=letter.batch, content_hash=letter.letter_key, message_id=mid,
         subject=subject, message=message.as_bytes().decode("ascii"), current_ids=(letter.alert_id,),
     )
+
+
+def _covering_note(
+    letter: StoredLetter, recipient: str, *, dated: str, organisation: str, contact: LetterContact | None,
+) -> str:
+    """The email's text: what is attached, our reference, and how to reach the landlord (the letter's
+    own contact block). What the letter decides is in the PDF only: mailboxes are shared."""
+    lines = [
+        f"Dear {recipient},", "",
+        f"Please find attached a letter from {organisation}, dated {dated}. It is a PDF file; if you cannot "
+        "open it, or need it in another format or language, please contact us.", "",
+        f"Our reference: {letter_reference(letter.alert_id, letter.letter_key)} (please quote it when you "
+        "contact us)", "",
+    ]
+    if contact is not None:
+        lines += [
+            "How to contact us:",
+            f"- reply to this email, or write to {contact.appeals_email}",
+            f"- phone {contact.phone}",
+            f"- by post: {organisation}, {', '.join(contact.address)}",
+        ]
+        if contact.appeals_address != contact.address:
+            lines.append(f"- appeals by post: {', '.join(contact.appeals_address)}")
+        lines += ["", "Yours sincerely,", "", contact.signed_by, contact.signed_title]
+    lines.append(organisation)
+    return "\n".join(lines) + "\n"
 
 
 def _print_batch_of(letter: StoredLetter) -> str | None:
@@ -170,13 +202,17 @@ def _problem(letter: StoredLetter, what: str, exc: BaseException) -> str:
     return " ".join(f"{what}: {exc}".split())  # one line, for the officers' list
 
 
+# Renders approved letters again for the dispatch's day; returns {letter id: why not} (services.letters).
+Redate = Callable[[Sequence[StoredLetter]], dict[int, str]]
+
 # How long a letters dispatch waits for another one to finish (seconds; a dispatch takes seconds).
 DISPATCH_LOCK_WAIT_SECONDS = 300.0
 
 
 async def dispatch_letters(
     register: DispatchRegister, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
-    retry: RetryPolicy | None = None, clock: Clock = system_clock,
+    retry: RetryPolicy | None = None, clock: Clock = system_clock, contact: LetterContact | None = None,
+    redate: Redate | None = None,
 ) -> DispatchSummary:
     """Print batch for approved post letters; approved email letters through the outbox; mark them.
 
@@ -187,17 +223,24 @@ async def dispatch_letters(
     one address, its PDF gone) stays approved with the reason recorded (`hold_reason`, shown by
     `letters list`) and counted in `not_dispatched`; the others go on, and the step returns
     normally, not complete (so `run all` goes on to the digests).
+
+    A letter is dated the day it leaves: `redate` (the step's `services.letters.redate_letters`
+    for the dispatch's as-of date) first renders again every approved letter not dated that day; one
+    it cannot is kept back, approved, with the reason. Without `redate` letters go as they were dated.
+    Once an "alert added" letter is dispatched the register records the resident told that day
+    (`alerts.told_on`, `LetterQueue.record_told`), so the alert gets its appeal deadline and is never
+    flagged "never told" (Dover 6.24/6.36, Teign 11: the decision recorded).
     """
     register.migrate()
     # One dispatch at a time (the DAG's beside an officer's): both would write the same unfinished batch.
     with register.dispatch_lock(wait_seconds=DISPATCH_LOCK_WAIT_SECONDS):
         return await _dispatch_letters(register, settings, organisation=organisation, output_dir=output_dir,
-                                       retry=retry, clock=clock)
+                                       retry=retry, clock=clock, contact=contact, redate=redate)
 
 
 async def _dispatch_letters(
     register: DispatchRegister, settings: SmtpSettings | None, *, organisation: str, output_dir: Path,
-    retry: RetryPolicy | None, clock: Clock,
+    retry: RetryPolicy | None, clock: Clock, contact: LetterContact | None, redate: Redate | None,
 ) -> DispatchSummary:
     from cautionflow.config import ConfigError
 
@@ -207,10 +250,17 @@ async def _dispatch_letters(
     if settings is None and any("email" in letter.channels and letter.email for letter in approved):
         raise ConfigError("smtp: letters are approved for email but the config has no smtp section to send them")
     problems: dict[int, str] = {}
+    told = queue.record_told()  # mends a dispatch that died before recording its letters' telling
+    if redate is not None:  # dated the day they leave, before anything is printed or emailed
+        problems.update(redate(approved))
+        approved = queue.list(status="approved")
+    kept_back = set(problems)
 
     # Post: claim the letters not in a batch yet; one whose PDF is gone stays out, with the reason.
     unclaimed = []
     for letter in approved:
+        if letter.id in kept_back:
+            continue
         if "post" in letter.channels and _print_batch_of(letter) is None:
             if stored_pdf(output_dir, letter.pdf_path).is_file():
                 unclaimed.append(letter.id)
@@ -235,7 +285,7 @@ async def _dispatch_letters(
     # Email: the approved letters whose post, if any, is done.
     by_email = [
         letter for letter in queue.list(status="approved") if "email" in letter.channels and letter.email
-        and ("post" not in letter.channels or _print_batch_of(letter) is not None)
+        and ("post" not in letter.channels or _print_batch_of(letter) is not None) and letter.id not in kept_back
     ]
     emailed = sent = 0
     states: dict[str, Any] = {}
@@ -246,7 +296,7 @@ async def _dispatch_letters(
         for letter in by_email if settings is not None else []:
             try:
                 message = letter_email(letter, organisation=organisation, settings=settings, now=now,
-                                       output_dir=output_dir)
+                                       output_dir=output_dir, contact=contact)
             except (ValueError, OSError) as exc:  # this letter's data, not the run's: the others still go
                 problems[letter.id] = _problem(letter, "not emailed", exc)
             else:
@@ -259,6 +309,7 @@ async def _dispatch_letters(
             now=now,
         )
         queue.record_problem(problems)
+        told += queue.record_told()
         if settings is not None:
             sent = await send_outstanding(outbox, settings, KIND, retry=retry, clock=clock)
         states = outbox.states(m.idempotency_key for m in messages)
@@ -278,4 +329,23 @@ async def _dispatch_letters(
                   "error": s.last_error or ""} for s in outstanding],
         not_dispatched=len(problems),
         problems=[{"id": i, "alert_id": alert_of.get(i, ""), "reason": r} for i, r in sorted(problems.items())],
+        told=told,
     )
+
+
+# --- the dispatch export for the housing system ------------------------------------------------------
+
+# Dover 6.24/6.36 and Teign 11 expect the decision, and the telling, recorded in the housing system:
+# one row per dispatched letter, for its import. No name, address or code: the alert id is the key.
+EXPORT_COLUMNS = ("alert_id", "kind", "reference", "channels", "dispatched_on", "appeal_by")
+
+
+def dispatch_export_rows(letters: Sequence[StoredLetter]) -> list[list[str]]:
+    """The export's rows for dispatched letters (in the order given: by date, then id). `dispatched_on`
+    is the date the letter bears, the day it left (dispatch dates it so); `appeal_by` the deadline it
+    gave, empty when it gave none; `reference` its "our ref"; `channels` post, email or post+email."""
+    return [
+        [x.alert_id, x.kind, letter_reference(x.alert_id, x.letter_key), "+".join(x.channels),
+         (x.dated_on or x.as_of).isoformat(), x.appeal_by.isoformat() if x.appeal_by else ""]
+        for x in letters
+    ]

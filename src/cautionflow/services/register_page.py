@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cautionflow.adapters.database import stored_date
+from cautionflow.domain.appeals import OpenAppeal, open_appeals
 
 if TYPE_CHECKING:
     from cautionflow.adapters.figures import FiguresReading, RegisterFigures
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 HORIZON_DAYS = 30
 CHART_WEEKS = 12
 REVIEW_LISTS = ("overdue", "due")
-MAIL_KINDS = ("digest", "reminder")
+MAIL_KINDS = ("digest", "reminder", "appeals")
 LETTER_STATUSES = ("queued", "held", "approved", "dispatched")
 
 
@@ -103,6 +104,9 @@ class RegisterPage:
     deliveries: list[RecipientDelivery] = field(default_factory=list)
     letters_by_status: dict[str, int] = field(default_factory=dict)
     held_letters: list[HeldLetter] = field(default_factory=list)
+    open_appeals: list[OpenAppeal] = field(default_factory=list)  # overdue first (domain/appeals.py)
+    appeals_open: int = 0  # all of them; the list stops at `listed`
+    appeals_overdue: int = 0
 
     def by_code(self, code: str) -> int:
         return sum(n for (c, _), n in self.by_code_area.items() if c == code)
@@ -162,6 +166,9 @@ def register_page(register: FiguresRegister, *, horizon: int = HORIZON_DAYS, wee
             page.overdue, page.deadline_errors = int(overdue), int(errors)
             page.due_soon = int(read.reviews_due_between(as_of, as_of + dt.timedelta(days=horizon)))
             page.due_by_week = due_by_week(read, as_of, weeks)
+            appeals = open_appeals(read.appeals(), as_of)
+            page.appeals_open, page.appeals_overdue = len(appeals), sum(1 for a in appeals if a.overdue)
+            page.open_appeals = list(appeals[:listed])
         if "quarantine" in tables:
             open_rows = read.open_quarantine()
             page.quarantine_by_reason = dict(Counter(r[2] for r in open_rows).most_common())

@@ -9,8 +9,8 @@ summary says retention is not configured (no period is pretended to be law).
 What counts as personal details (cleared) and what stays for statistics:
 
 * `alerts`: PERSONAL_FIELDS are set to NULL (who: person and tenancy references, name; where:
-  address, postcode, property reference; contact: email; the facts: note and the recorded reason
-  for not telling). Kept: alert id, code, subject type, area, every date, statuses, outcomes,
+  address, postcode, property reference; contact: email; the facts: note, the reason the resident
+  was given, and the recorded reason for not telling). Kept: alert id, code, subject type, area, every date, statuses, outcomes,
   source, channel, language, large print, data-quality flags, and `row_hash` (left as it was,
   so a source that still holds the ended alert unchanged does not bring the details back; if the
   source changes it, the sync writes it again and the next run anonymises it again).
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 PERSONAL_FIELDS: tuple[str, ...] = (
     "person_ref", "person_name", "tenancy_ref", "asset_ref", "address", "postcode", "email", "note",
-    "no_notify_reason",
+    "no_notify_reason", "resident_reason",
 )
 ANONYMISED = "[anonymised]"
 TERMINAL = ("sent", "failed", "superseded")

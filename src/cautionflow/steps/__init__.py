@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cautionflow.steps.appeals import run_appeals_async
 from cautionflow.steps.deadlines import run_deadlines, run_reminders_async
 from cautionflow.steps.digests import run_digests_async, run_summary_async
 from cautionflow.steps.housekeeping import run_governance, run_retention
@@ -60,6 +61,7 @@ _TABLE = (
     Step("sync", "cautionflow_sync", run_sync),
     Step("deadlines", "cautionflow_deadlines", run_deadlines),
     Step.sending_mail("reminders", "cautionflow_deadlines", run_reminders_async),
+    Step.sending_mail("appeals", "cautionflow_deadlines", run_appeals_async),
     Step("letters", "cautionflow_letters", run_letters),
     Step.sending_mail("letters_dispatch", "cautionflow_letters", run_letters_dispatch_async),
     Step.sending_mail("digests", "cautionflow_digests", run_digests_async),
@@ -70,8 +72,10 @@ _TABLE = (
 STEPS: dict[str, Step] = {step.name: step for step in _TABLE}
 # `cautionflow run STEP` offers these (the letters' dispatch and the run summary run inside the
 # letters and digests steps' DAGs; by hand, `cautionflow letters dispatch`); `run all` runs PIPELINE.
-COMMAND_STEPS: tuple[str, ...] = ("sync", "deadlines", "reminders", "digests", "letters", "retention", "governance")
-PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "letters", "digests")
+COMMAND_STEPS: tuple[str, ...] = (
+    "sync", "deadlines", "reminders", "appeals", "digests", "letters", "retention", "governance",
+)
+PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "appeals", "letters", "digests")
 # Every cautionflow DAG, in the order operations read them (the register page shows them so).
 DAGS: tuple[str, ...] = (
     *dict.fromkeys(step.dag_id for step in _TABLE if step.dag_id != "cautionflow_housekeeping"),
@@ -80,6 +84,7 @@ DAGS: tuple[str, ...] = (
 
 # The blocking entries by name, for callers that run one step directly (tests, notebooks).
 run_reminders = STEPS["reminders"].run
+run_appeals = STEPS["appeals"].run
 run_digests = STEPS["digests"].run
 run_summary = STEPS["summary"].run
 
@@ -112,7 +117,7 @@ def mass_end_errors() -> tuple[type[BaseException], ...]:
 
 __all__ = [
     "COMMAND_STEPS", "DAGS", "PIPELINE", "STEPS", "Step", "blocking", "mail_not_ready_errors", "mass_end_errors",
-    "policy_profile", "run_deadlines", "run_digests", "run_digests_async", "run_governance", "run_letters",
+    "policy_profile", "run_appeals", "run_appeals_async", "run_deadlines", "run_digests", "run_digests_async", "run_governance", "run_letters",
     "run_letters_dispatch_async", "run_reminders", "run_reminders_async", "run_retention", "run_summary",
     "run_summary_async", "run_sync", "step_errors",
 ]

@@ -23,7 +23,7 @@ def run_retention(
     with open_register(config) as register:
         summary = anonymise_expired(
             register, profile, as_of=as_of, run_id=run_id, dry_run=dry_run,
-            letters_dir=config.path(config.letters.output_dir), clock=clock,
+            letters_dir=config.letters_dir(), clock=clock,
         )
     return summary.as_dict()
 

@@ -100,6 +100,11 @@ async def run_reminders_task(context: Any) -> dict[str, Any]:
     return await _run_mail_task("reminders", "review reminder(s)", context)
 
 
+async def run_appeals_task(context: Any) -> dict[str, Any]:
+    """The open appeals to the `appeals` recipients: weekly on their weekday, daily once one is overdue."""
+    return await _run_mail_task("appeals", "appeals list(s)", context)
+
+
 async def run_digests_task(context: Any) -> dict[str, Any]:
     return await _run_mail_task("digests", "digest(s)", context)
 
