@@ -98,7 +98,7 @@ def query(db: Path, sql: str, *params) -> list[tuple]:
 ROUTES = (
     "/cautionflow/", "/cautionflow/reviews/overdue", "/cautionflow/reviews/due?area=NORTH",
     f"/cautionflow/reports/all-alerts-{AS_OF.isoformat()}.html", f"/cautionflow/reports/all-alerts-{AS_OF.isoformat()}.csv",
-    "/cautionflow/reports/no-such-report.csv",
+    "/cautionflow/reports/no-such-report.csv", "/cautionflow/letters/1.pdf",
 )
 
 
@@ -123,7 +123,7 @@ def test_every_route_of_the_app_depends_on_the_airflow_login():
 
     app = create_app(dag_runs=list)
     routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    assert {r.path for r in routes} == {"/", "/reviews/{which}", "/reports/{name}"}
+    assert {r.path for r in routes} == {"/", "/reviews/{which}", "/reports/{name}", "/letters/{letter_id}.pdf"}
     for route in routes:
         assert require_airflow_user in [d.call for d in route.dependant.dependencies], route.path
     assert app.openapi_url is None and app.docs_url is None  # nothing served without a login
@@ -424,6 +424,30 @@ def test_an_empty_output_folder_says_how_to_produce_each_report(client, auth_man
 
 
 @pytest.mark.airflow
+def test_the_letters_waiting_for_an_officer_link_to_their_pdf(client, auth_manager, demo):
+    # Issue 14, "preview before approval": the page lists the queue with a link to each letter's PDF,
+    # behind the same login; only letters not dispatched yet, only the file the queue records.
+    import io
+
+    from pypdf import PdfReader
+
+    _, register = demo
+    waiting = query(register, "SELECT id, alert_id, person_name, status FROM letters "
+                              "WHERE status IN ('held', 'queued', 'approved') ORDER BY id")
+    assert waiting, "the demo deployment queues letters"
+    html = client.get("/cautionflow/", cookies={"_token": token(auth_manager)}).text
+    letter_id, alert_id, name, status = waiting[0]
+    link = f'href="http://airflow.test/cautionflow/letters/{letter_id}.pdf"'
+    assert link in html and alert_id in html
+    response = client.get(f"/cautionflow/letters/{letter_id}.pdf", cookies={"_token": token(auth_manager)})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.headers["cache-control"] == "no-store"
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert name.split()[0] in text  # the resident's letter, as it will be printed
+    assert client.get("/cautionflow/letters/999999.pdf", cookies={"_token": token(auth_manager)}).status_code == 404
+    assert client.get(f"/cautionflow/letters/{letter_id}.pdf").status_code == 401  # no login, no letter
+
+
 def test_the_real_api_server_mounts_the_page_behind_airflows_login(api_server):
     page = f"{api_server.url}/cautionflow/"
     status, headers, body = http_get(page)

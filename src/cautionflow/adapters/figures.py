@@ -212,13 +212,15 @@ class FiguresReading:
     def letters_by_status(self) -> dict[str, Any]:
         return dict(self._rows("SELECT status, COUNT(*) FROM letters GROUP BY status"))
 
-    def held_letters(self) -> list[tuple[Any, str, str, dt.date | None, str, str | None]]:
-        """(id, alert_id, kind, batch, person_name, hold_reason) of each held letter, by batch and id."""
+    def letters_waiting(self) -> list[tuple[Any, str, str, dt.date | None, str, str, str | None]]:
+        """(id, alert_id, kind, batch, person_name, status, hold_reason) of each letter not dispatched yet
+        (held, queued, approved), held first, then by batch and id: what officers have to act on."""
         return [
-            (i, a, k, stored_date(b), n, h)
-            for i, a, k, b, n, h in self._rows(
-                "SELECT id, alert_id, kind, batch, person_name, hold_reason FROM letters "
-                "WHERE status = 'held' ORDER BY batch, id",
+            (i, a, k, stored_date(b), n, s, h)
+            for i, a, k, b, n, s, h in self._rows(
+                "SELECT id, alert_id, kind, batch, person_name, status, hold_reason FROM letters "
+                "WHERE status IN ('held', 'queued', 'approved') "
+                "ORDER BY CASE status WHEN 'held' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, batch, id",
             )
         ]
 

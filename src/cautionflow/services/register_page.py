@@ -75,12 +75,15 @@ class RecipientDelivery:
 
 
 @dataclass(frozen=True)
-class HeldLetter:
+class WaitingLetter:
+    """A letter not dispatched yet: held, queued for approval, or approved; the page links its PDF."""
+
     id: int
     alert_id: str
     kind: str
     batch: dt.date
     person_name: str
+    status: str
     hold_reason: str
 
 
@@ -103,7 +106,7 @@ class RegisterPage:
     flagged_rows: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[RecipientDelivery] = field(default_factory=list)
     letters_by_status: dict[str, int] = field(default_factory=dict)
-    held_letters: list[HeldLetter] = field(default_factory=list)
+    letters_waiting: list[WaitingLetter] = field(default_factory=list)
     open_appeals: list[OpenAppeal] = field(default_factory=list)  # overdue first (domain/appeals.py)
     appeals_open: int = 0  # all of them; the list stops at `listed`
     appeals_overdue: int = 0
@@ -183,8 +186,8 @@ def register_page(register: FiguresRegister, *, horizon: int = HORIZON_DAYS, wee
             page.letters_by_status = {s: int(counts.get(s, 0)) for s in LETTER_STATUSES} | {
                 s: int(n) for s, n in counts.items() if s not in LETTER_STATUSES
             }
-            page.held_letters = [
-                HeldLetter(int(i), a, k, b, n, h or "") for i, a, k, b, n, h in read.held_letters()[:listed]
+            page.letters_waiting = [
+                WaitingLetter(int(i), a, k, b, n, s, h or "") for i, a, k, b, n, s, h in read.letters_waiting()[:listed]
             ]
     return page
 

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from cautionflow.domain.subject_access import SubjectAccessExport
     from cautionflow.services.register_page import RegisterPage, ReportGroup, ReviewRow
 
-__all__ = ["HORIZON_DAYS", "REVIEW_LISTS", "ExportNotWritten", "page_renderer", "register_page", "register_status",
-           "report_file", "report_files", "review_list", "subject_access_export"]
+__all__ = ["HORIZON_DAYS", "REVIEW_LISTS", "ExportNotWritten", "letter_pdf_file", "page_renderer", "register_page",
+           "register_status", "report_file", "report_files", "review_list", "subject_access_export"]
 
 
 def register_status(config: CautionflowConfig) -> tuple[dict[str, Any], str]:
@@ -64,6 +64,22 @@ def report_file(config: CautionflowConfig, name: str) -> Path | None:
 def page_renderer(config: CautionflowConfig):
     """render(template name, **values) for the register page's templates."""
     return renderer(config)
+
+
+def letter_pdf_file(config: CautionflowConfig, letter_id: int) -> Path | None:
+    """The PDF of a letter not dispatched yet (held, queued or approved), for the register page's
+    link; None for any other id. Only the path the queue records, inside `letters.output_dir`."""
+    from cautionflow.services.letters import stored_pdf
+
+    if config.letters is None:
+        return None
+    with open_register(config) as register:
+        letter = register.letter_queue.get(letter_id)
+    if letter is None or letter.status not in ("held", "queued", "approved"):
+        return None
+    folder = config.path(config.letters.output_dir).resolve()
+    path = stored_pdf(folder, letter.pdf_path).resolve()
+    return path if path.is_relative_to(folder) and path.suffix == ".pdf" and path.is_file() else None
 
 
 class ExportNotWritten(Exception):

@@ -187,10 +187,11 @@ def create_app(
         report_links = {
             f.name: str(request.url_for("report_file", name=f.name)) for group in reports for f in group.files
         }
+        letter_links = {x.id: str(request.url_for("letter_pdf", letter_id=x.id)) for x in page.letters_waiting}
         html = render(
             "web/register_page.html", organisation=config.organisation, page=page, links=links,
             runs=runs, runs_error=runs_error, chart=week_chart(page.due_by_week), horizon=reads.HORIZON_DAYS,
-            reports=reports, reports_error=reports_error, report_links=report_links,
+            reports=reports, reports_error=reports_error, report_links=report_links, letter_links=letter_links,
         )
         return HTMLResponse(html)
 
@@ -222,6 +223,26 @@ def create_app(
             return Response(content, media_type="text/html; charset=utf-8", headers=headers)
         headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
         return Response(content, media_type="text/csv; charset=utf-8", headers=headers)
+
+    @app.get("/letters/{letter_id}.pdf", name="letter_pdf")
+    def letter_pdf(letter_id: int) -> Response:
+        """A letter's PDF, to read before approving it: only a letter not dispatched yet, only the file
+        the queue records inside `letters.output_dir`; 404 for anything else. Inline, never cached."""
+        from cautionflow.steps import reads, step_errors
+
+        try:
+            path = reads.letter_pdf_file(load_config(), letter_id)
+        except step_errors() as exc:
+            return trouble(str(exc))
+        if path is None:
+            raise HTTPException(status_code=404, detail="no such letter")
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise HTTPException(status_code=404, detail="no such letter") from exc
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                   "Content-Disposition": f'inline; filename="letter-{letter_id}.pdf"'}
+        return Response(content, media_type="application/pdf", headers=headers)
 
     @app.get("/reviews/{which}", response_class=HTMLResponse, name="review_list")
     def review_list(
