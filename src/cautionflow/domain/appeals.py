@@ -20,24 +20,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from cautionflow.domain.codes import ALERT_CODES
-from cautionflow.domain.digests import WEEKDAYS
+from cautionflow.domain.reminders import Officer, on_their_weekday
 
 KIND = "appeals"  # the outbox's kind for the list
 ROLE = "appeals"  # the recipients who answer appeals
-DEFAULT_WEEKDAY = "monday"  # as the officers' review reminder (domain/reminders.py)
-
-
-class AppealsRecipient(Protocol):
-    """What the list's schedule reads of a configured recipient (`cautionflow.config.Recipient`)."""
-
-    @property
-    def role(self) -> str: ...
-
-    @property
-    def weekday(self) -> Sequence[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +98,13 @@ def _order(appeal: OpenAppeal) -> tuple[Any, ...]:
     return (not appeal.overdue, no_date, appeal.due_on or dt.date.max, appeal.received_on, appeal.alert_id)
 
 
-def appeals_list_is_due(recipient: AppealsRecipient, as_of: dt.date, appeals: Sequence[OpenAppeal]) -> bool:
+def appeals_list_is_due(recipient: Officer, as_of: dt.date, appeals: Sequence[OpenAppeal]) -> bool:
     """An `appeals` recipient gets the list on each of its `weekday`s (Monday unless the config names
     another), and every day while any open appeal is overdue, so that an answer past its policy's
     deadline is chased daily until it is given. The outbox key holds the as-of date: once a day."""
     if recipient.role != ROLE:
         return False
-    if WEEKDAYS[as_of.weekday()] in (recipient.weekday or (DEFAULT_WEEKDAY,)):
-        return True
-    return any(a.overdue for a in appeals)
+    return on_their_weekday(recipient, as_of) or any(a.overdue for a in appeals)
 
 
 def appeals_subject(organisation: str, as_of: dt.date, appeals: Sequence[OpenAppeal]) -> str:

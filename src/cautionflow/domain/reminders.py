@@ -51,8 +51,12 @@ def reminder_is_due(recipient: Officer, as_of: dt.date) -> bool:
     """Officers get it on their `weekday`, or on each day of a list of them (Monday unless the
     config names another). Several days are several reminders a week; the outbox key holds the
     as-of date, so each day's goes once however often that day is rerun."""
-    if recipient.role != "officer":
-        return False
+    return recipient.role == "officer" and on_their_weekday(recipient, as_of)
+
+
+def on_their_weekday(recipient: Officer, as_of: dt.date) -> bool:
+    """Is `as_of` one of the recipient's `weekday`s (Monday when the config names none)? The officers'
+    lists (the review reminder, the appeals list) go on those days."""
     return WEEKDAYS[as_of.weekday()] in (recipient.weekday or (DEFAULT_WEEKDAY,))
 
 

@@ -14,12 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.mail import build_message
 from cautionflow.adapters.outbox import QueuedMessage
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import appeals as a
-from cautionflow.domain.digests import idempotency_key, message_id
-from cautionflow.services.outbox_delivery import send_outstanding
+from cautionflow.services.outbox_delivery import officer_lists, send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.appeal_reads import AppealReads
@@ -27,8 +25,7 @@ if TYPE_CHECKING:
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.config import Recipient
 
-TEXT_TEMPLATE = "email/appeals.txt"
-HTML_TEMPLATE = "email/appeals.html"
+TEMPLATE = "email/appeals"  # .txt and .html
 
 
 class AppealsRegister(Protocol):
@@ -77,25 +74,11 @@ def compose_appeals_lists(
         "organisation": organisation, "as_of": as_of,
         "overdue": [x for x in appeals if x.overdue], "open": [x for x in appeals if not x.overdue],
     }
-    messages = []
-    for recipient in recipients:
-        key = idempotency_key(a.KIND, recipient.name, recipient.email, as_of, content)
-        mid = message_id(a.KIND, key, as_of, sender_domain)
-        text = render(TEXT_TEMPLATE, recipient=recipient.name, **values)
-        html = render(HTML_TEMPLATE, recipient=recipient.name, **values)
-        messages.append(
-            QueuedMessage(
-                idempotency_key=key, kind=a.KIND, recipient_name=recipient.name, recipient_email=recipient.email,
-                recipient_role=recipient.role, as_of=as_of, content_hash=content, message_id=mid, subject=subject,
-                message=build_message(
-                    sender=sender, to_name=recipient.name, to_email=recipient.email, subject=subject, message_id=mid,
-                    date=now, text=text, html=html, headers={"Auto-Submitted": "auto-generated"},
-                ),
-                # The disclosure log records each alert the list named to whom (as the reminder's does).
-                current_ids=tuple(x.alert_id for x in appeals),
-            )
-        )
-    return messages
+    return officer_lists(
+        a.KIND, recipients, template=TEMPLATE, values=values, content=content, subject=subject,
+        alert_ids=[x.alert_id for x in appeals], as_of=as_of, sender=sender, sender_domain=sender_domain,
+        render=render, now=now,
+    )
 
 
 async def send_appeals_lists(

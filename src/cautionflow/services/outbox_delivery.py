@@ -6,14 +6,46 @@ compose and send a thousand messages at once; these kinds are few, so the plain 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.mail import OutgoingMessage, deliver
+from cautionflow.adapters.mail import OutgoingMessage, build_message, deliver
+from cautionflow.adapters.outbox import QueuedMessage
 from cautionflow.clock import Clock, system_clock
+from cautionflow.domain.digests import idempotency_key, message_id
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
     from cautionflow.adapters.outbox import Outbox
+    from cautionflow.config import Recipient
+
+
+def officer_lists(
+    kind: str, recipients: Sequence[Recipient], *, template: str, values: dict[str, Any], content: str,
+    subject: str, alert_ids: Sequence[str], as_of: dt.date, sender: str, sender_domain: str,
+    render: Callable[..., str], now: dt.datetime,
+) -> list[QueuedMessage]:
+    """One list per recipient and day for the officers (the review reminder, the appeals list): the
+    text and HTML of `template` (`.txt`, `.html`), keyed per recipient, day and `content`, so a rerun
+    finds the same key and sends nothing twice. The disclosure log records each alert the list names
+    to whom (`alert_ids`)."""
+    messages = []
+    for recipient in recipients:
+        key = idempotency_key(kind, recipient.name, recipient.email, as_of, content)
+        mid = message_id(kind, key, as_of, sender_domain)
+        text = render(f"{template}.txt", recipient=recipient.name, **values)
+        html = render(f"{template}.html", recipient=recipient.name, **values)
+        messages.append(QueuedMessage(
+            idempotency_key=key, kind=kind, recipient_name=recipient.name, recipient_email=recipient.email,
+            recipient_role=recipient.role, as_of=as_of, content_hash=content, message_id=mid, subject=subject,
+            message=build_message(
+                sender=sender, to_name=recipient.name, to_email=recipient.email, subject=subject, message_id=mid,
+                date=now, text=text, html=html, headers={"Auto-Submitted": "auto-generated"},
+            ),
+            current_ids=tuple(alert_ids),
+        ))
+    return messages
 
 
 async def send_outstanding(

@@ -11,12 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.mail import build_message
 from cautionflow.adapters.outbox import QueuedMessage
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain import reminders as r
-from cautionflow.domain.digests import idempotency_key, message_id
-from cautionflow.services.outbox_delivery import send_outstanding
+from cautionflow.services.outbox_delivery import officer_lists, send_outstanding
 
 if TYPE_CHECKING:
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
@@ -54,24 +52,11 @@ def compose_reminders(
         "organisation": organisation, "as_of": as_of, "horizon": r.HORIZON_DAYS,
         "overdue": [row for row in rows if row.overdue], "due_soon": [row for row in rows if not row.overdue],
     }
-    messages = []
-    for officer in officers:
-        key = idempotency_key(r.KIND, officer.name, officer.email, as_of, content)
-        mid = message_id(r.KIND, key, as_of, sender_domain)
-        text = render("email/review_reminder.txt", recipient=officer.name, **values)
-        html = render("email/review_reminder.html", recipient=officer.name, **values)
-        messages.append(
-            QueuedMessage(
-                idempotency_key=key, kind=r.KIND, recipient_name=officer.name, recipient_email=officer.email,
-                recipient_role=officer.role, as_of=as_of, content_hash=content, message_id=mid, subject=subject,
-                message=build_message(
-                    sender=sender, to_name=officer.name, to_email=officer.email, subject=subject, message_id=mid,
-                    date=now, text=text, html=html, headers={"Auto-Submitted": "auto-generated"},
-                ),
-                current_ids=tuple(row.alert_id for row in rows),
-            )
-        )
-    return messages
+    return officer_lists(
+        r.KIND, officers, template="email/review_reminder", values=values, content=content, subject=subject,
+        alert_ids=[row.alert_id for row in rows], as_of=as_of, sender=sender, sender_domain=sender_domain,
+        render=render, now=now,
+    )
 
 
 async def send_review_reminders(
