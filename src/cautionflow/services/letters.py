@@ -72,6 +72,7 @@ class LettersSummary:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
 # --- rendering ----------------------------------------------------------------------------------
 
 
