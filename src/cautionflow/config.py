@@ -82,12 +82,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# One plain ASCII addr-spec (no display name, no list, no comment): what a recipient's or the appeals
+# email must be, since a message built from it must go to exactly one mailbox.
+EMAIL_ADDRESS = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+
+
 class Recipient(_Model):
     name: str = Field(min_length=1)
     # One plain ASCII addr-spec: no display name, comma, quote or bracket that could make the header
     # built from it name a second mailbox (mail.safe_address refuses those at send time; refused here,
     # a mistyped address fails the config's load, not a digest run).
-    email: str = Field(pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+    email: str = Field(pattern=f"^{EMAIL_ADDRESS}$")
     # `appeals`: the senior officer who answers residents' appeals (Teign 9's Head of Service, Wandle
     # 3.10's director, Dover 6.35's manager) gets the open appeals on their `weekday`, daily once one
     # is overdue (domain/appeals.py).
@@ -134,8 +139,8 @@ class Recipient(_Model):
         return self
 
 
-# One plain ASCII addr-spec, the rule Recipient.email keeps: the letters' Reply-To is built from it.
-_ONE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# The letters' Reply-To is built from the appeals email: one address, by Recipient.email's rule.
+_ONE_ADDRESS = re.compile(EMAIL_ADDRESS)
 _PHONE = re.compile(r"\+?[0-9][0-9 ()-]*[0-9]")
 # A line of the contact block: what fits page 1's right-hand column (and an envelope) at 11 pt.
 ADDRESS_LINE_MAX = 60
