@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -281,3 +282,27 @@ def placed_text(pdf: bytes) -> list[tuple[str, float, float, float]]:
 
     PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
     return placed
+
+
+# --- a fake monotonic clock, for rate limits ---------------------------------------------------
+
+
+class FakeTime:
+    """A monotonic clock that moves only when someone sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)  # let the other connections run, as a real sleep would
+
+
+def most_in_any_window(starts: list[float], window: float = 60.0) -> int:
+    starts = sorted(starts)
+    return max((sum(1 for u in starts if t <= u < t + window) for t in starts), default=0)

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from cautionflow.progress import Progress, ProgressEvent
 
 # Each module in cautionflow.commands registers its own sub-commands.
-COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests")
+COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests",
+                   "mail")
 
 DEBUG_ENV = "CAUTIONFLOW_DEBUG"  # set: an unexpected error shows its traceback instead of one line
 

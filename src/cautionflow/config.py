@@ -62,6 +62,10 @@ class SmtpConfig(_Model):
     # storing it). Giving up sooner, then sending again, is how one digest became five copies.
     data_timeout_seconds: float = Field(default=600, gt=0, le=3600)
     max_concurrency: int = Field(default=4, ge=1, le=64)
+    # The provider's sending limit, shared by all `max_concurrency` connections (Exchange Online: 30
+    # messages a minute per mailbox; beyond it the server answers 4.7.x and may block the mailbox).
+    # None: no limit, what a council's own relay usually needs.
+    max_messages_per_minute: int | None = Field(default=None, ge=1, strict=True)
 
     @model_validator(mode="after")
     def _insecure_only_on_loopback(self) -> SmtpConfig:

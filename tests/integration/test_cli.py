@@ -162,7 +162,8 @@ def test_config_falls_back_to_the_environment_variable(deployment):
     assert status.returncode == 0 and json.loads(status.stdout.splitlines()[-1])["active"] == 2
 
 
-@pytest.mark.parametrize("args", [("run", "sync"), ("status",), ("letters", "list"), ("digests", "resend-failed")])
+@pytest.mark.parametrize("args", [("run", "sync"), ("status",), ("letters", "list"), ("digests", "resend-failed"),
+                                  ("mail", "resend-failed")])
 def test_without_config_or_variable_the_error_is_one_line(tmp_path, args):
     result = cautionflow(*args, cwd=tmp_path)
     assert result.returncode == 2
@@ -200,7 +201,8 @@ def test_every_commands_help_ends_with_one_example():
     from cautionflow.cli import build_parser
 
     commands = dict(_commands(build_parser()))
-    assert {"run", "status", "letters", "letters list", "digests resend-failed", "compute-deadlines"} <= {
+    assert {"run", "status", "letters", "letters list", "digests resend-failed", "mail resend-failed",
+            "compute-deadlines"} <= {
         " ".join(path) for path in commands
     }
     for path, parser in commands.items():

@@ -28,6 +28,7 @@ CONFIG_COMMANDS = {
     "letters list": ["letters", "list"],
     "letters flags": ["letters", "flags"],
     "digests resend-failed": ["digests", "resend-failed", "--dry-run"],
+    "mail resend-failed": ["mail", "resend-failed", "--dry-run"],
 }
 # Config mistakes found at load, whatever the command (the probe: an unknown policy passed `run sync`
 # and failed only in `run all`; a missing templates_dir and an unreal time zone were ignored).

@@ -121,13 +121,15 @@ def test_each_recipient_receives_only_what_it_may_see(databases, tmp_path, mail_
     assert acme.subject == "Confidential: Example Homes caution alerts for Acme Repairs, 23 November 2026 (2 flags)"
     assert acme.message["From"] == "Example Homes <alerts@example.org>"
     assert acme.message["To"] == f"Acme Repairs <{ACME}>"
-    assert list(acme.rows[0]) == ["Address", "Postcode", "Area", "Asset reference", "Alert code", "Required action",
-                                  "Review due"]
+    assert list(acme.rows[0]) == ["Alert ID", "Address", "Postcode", "Area", "Asset reference", "Alert code",
+                                  "Required action", "Review due"]
+    assert [r["Alert ID"] for r in acme.rows] == ["N1", "N2"]
     assert [(r["Address"], r["Alert code"], r["Required action"]) for r in acme.rows] == [
         ("1 Larkspur Close, Eastwick", "VIP", required_action("VIP")),
         (SCRIPT_ADDRESS, "DOG", required_action("DOG")),
     ]
-    assert acme.rows[0]["Review due"] == "2 March 2027"  # Dover 6.16: 12 months from 2 March 2026
+    assert acme.rows[0]["Review due"] == "2027-03-02"  # Dover 6.16: 12 months from 2 March 2026; ISO in the CSV
+    assert "Review due 2 March 2027." in acme.plain  # the email itself keeps the date as people write it
     southside = only_digest(mail_server, SOUTHSIDE)
     assert [(r["Address"], r["Area"], r["Required action"]) for r in southside.rows] == [
         ("9 Quay Street", "EAST", UNKNOWN_CODE_ACTION),  # flagged row, still a warning with an action
@@ -226,6 +228,78 @@ def test_the_next_digest_lists_flags_added_and_lifted(databases, tmp_path, mail_
     assert "No flags added or lifted." in text_of(southside.get_body(("plain",)))
     lifted_log = [(x["alert_id"], x["recipient_email"]) for x in disclosures(databases) if x["listed_as"] == "lifted"]
     assert sorted(lifted_log) == sorted([("N1", ACME), ("N1", NIGHT_DESK)])
+
+
+# --- the attachment in a spreadsheet, and review dates per role (issue 15) -------------------------
+
+
+def stored_review_due(dbs, alert_id: str) -> dt.date:
+    engine = create_engine(normalise_url(dbs.register_url))
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(schema.alert_deadlines.c.review_due).where(schema.alert_deadlines.c.alert_id == alert_id)
+        ).scalar()
+    engine.dispose()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+@dataclass
+class Received:
+    plain: str
+    html: str
+    csv: str
+    rows: dict[str, dict[str, str]]
+
+
+def only_digest_on(server: MailServer, recipient: str) -> Received:
+    """One recipient's digest, its CSV rows by alert id."""
+    [message] = server.handler.messages_for(recipient)
+    [attachment] = list(message.iter_attachments())
+    text = attachment.get_payload(decode=True).decode("utf-8-sig")
+    rows = {r["Alert ID"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}
+    return Received(text_of(message.get_body(("plain",))), text_of(message.get_body(("html",))), text, rows)
+
+
+def test_the_csv_opens_in_excel_with_iso_dates_the_alert_id_and_no_live_formula(databases, tmp_path, mail_server):
+    recipients = [r for r in RECIPIENTS if r["email"] in (ACME, NIGHT_DESK)]
+    config = deployment(databases, tmp_path, mail_server.port, recipients=recipients)
+    hyperlink = '=HYPERLINK("x")'
+    prepare(databases, config, rows=[
+        alert_row(alert_id="Z1", area="NORTH", address="Zoë's Cottage, 4 Mill Lane", person_name="Zoë Example"),
+        # Dover 6.16: 12 months from 24 August 2025, so the review date is three months past on AS_OF.
+        alert_row(alert_id="Z2", area="NORTH", address=hyperlink, person_ref="P0002", person_name="Sam Sample",
+                  effective_from="2025-08-24"),
+    ])
+    past = stored_review_due(databases, "Z2")
+    assert past < AS_OF  # the register really holds a past review date (the flag is still active)
+
+    assert run_digests(config, as_of=AS_OF, run_id="digests", retry=FAST)["sent"] == 2
+
+    for email in (ACME, NIGHT_DESK):
+        [message] = mail_server.handler.messages_for(email)
+        [attachment] = list(message.iter_attachments())
+        data = attachment.get_payload(decode=True)
+        assert data.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads the UTF-8, "Zoë" not "ZoÃ«"
+        rows = {r["Alert ID"]: r for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))}
+        assert sorted(rows) == ["Z1", "Z2"] and list(rows["Z1"])[0] == "Alert ID"  # the id first
+        assert rows["Z1"]["Address"] == "Zoë's Cottage, 4 Mill Lane"
+        assert rows["Z1"]["Review due"] == "2027-03-02"  # ISO 8601, not "2 March 2027"
+        # OWASP CSV Injection: the address arrives as text behind a single quote, never a live formula.
+        assert rows["Z2"]["Address"] == "'" + hyperlink
+        assert not [c for r in rows.values() for c in r.values() if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+    # A contractor never reads a past review date as "expired": the flag is under review and applies.
+    acme = only_digest_on(mail_server, ACME)
+    assert acme.rows["Z2"]["Review due"] == "under review"
+    for text in (acme.plain, acme.html, acme.csv):
+        assert past.isoformat() not in text and f"{past.day} {past:%B %Y}" not in text
+    assert "Under review: this still applies." in acme.plain and "Review due 2 March 2027." in acme.plain
+    assert "<td>under review</td>" in acme.html and "It still applies" in acme.html
+    assert "Zoë Example" not in acme.csv + acme.plain + acme.html  # minimum disclosure unchanged
+    # Call handlers still see the date (Karbon 7.3), in the email and the CSV.
+    night = only_digest_on(mail_server, NIGHT_DESK)
+    assert night.rows["Z2"]["Review due"] == past.isoformat() and night.rows["Z2"]["Name"] == "Sam Sample"
+    assert f"Review due {past.day} {past:%B %Y}." in night.plain and "under review" not in night.plain.lower()
 
 
 # --- exactly once ---------------------------------------------------------------------------------

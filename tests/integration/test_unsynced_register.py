@@ -101,6 +101,7 @@ COMMANDS = {
     "dsar": ["dsar", "--person-ref", "P0001", "--as-of", AS_OF.isoformat()],
     "letters list": ["letters", "list"],
     "digests resend-failed": ["digests", "resend-failed", "--dry-run"],
+    "mail resend-failed": ["mail", "resend-failed", "--dry-run"],
 }
 
 

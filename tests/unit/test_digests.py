@@ -50,18 +50,51 @@ def test_contractor_columns_are_where_and_what_to_do_only():
     assert [c.key for c in d.CONTRACTOR_COLUMNS] == [
         "address", "postcode", "area", "asset_ref", "alert_code", "required_action", "review_due",
     ]
-    row = d.digest_row("contractor", alert())
+    row = d.digest_row("contractor", alert(), as_of=AS_OF)
     assert row.cells == (
         "1 Larkspur Close", "EW1 2AB", "NORTH", "H1", "VIP", required_action("VIP"), "2 March 2027",
     )
     assert row.alert_id == "A1"
+    assert row.values[-1] == dt.date(2027, 3, 2)  # the CSV's value: a date, written ISO 8601
+
+
+# --- review dates (issue 15: a past "Review due" reads as "expired" to a contractor) ------------------
+
+
+@pytest.mark.parametrize(("review_due", "shown"), [
+    (AS_OF - dt.timedelta(days=1), d.UNDER_REVIEW),  # past: still applies, being reviewed (Dover 6.18)
+    (dt.date(2025, 8, 24), d.UNDER_REVIEW),
+    (AS_OF, "23 November 2026"),  # due today is not past yet
+    (AS_OF + dt.timedelta(days=1), "24 November 2026"),
+])
+def test_a_contractor_sees_under_review_for_a_past_review_date_and_the_date_otherwise(review_due, shown):
+    row = d.digest_row("contractor", alert(review_due=review_due), as_of=AS_OF)
+    assert row.cells[-1] == shown
+    assert row.values[-1] == (d.UNDER_REVIEW if shown == d.UNDER_REVIEW else review_due)
+    text = d.digest_csv(d.CONTRACTOR_COLUMNS, [row])
+    assert (review_due.isoformat() in text) is (shown != d.UNDER_REVIEW)
+
+
+def test_call_handlers_still_see_a_past_review_date():
+    # Karbon 7.3: call handlers answer the resident; the date is theirs to see, past or not.
+    past = dt.date(2026, 8, 24)
+    row = d.digest_row("out_of_hours", alert(review_due=past), as_of=AS_OF)
+    assert (row.cells[-1], row.values[-1]) == ("24 August 2026", past)
+    [parsed] = csv.DictReader(io.StringIO(d.digest_csv(d.OUT_OF_HOURS_COLUMNS, [row]).removeprefix("\ufeff")))
+    assert (parsed["Alert ID"], parsed["Review due"], parsed["Name"]) == ("A1", "2026-08-24", "Alex Example")
+
+
+def test_the_selector_judges_review_dates_on_its_day():
+    rows = [alert(alert_id="A1", review_due=dt.date(2026, 11, 22))]
+    assert d.DigestSelector(rows, as_of=AS_OF).rows_for(ACME)[0].cells[-1] == d.UNDER_REVIEW
+    assert d.DigestSelector(rows, as_of=dt.date(2026, 11, 22)).rows_for(ACME)[0].cells[-1] == "22 November 2026"
 
 
 def test_out_of_hours_also_get_who_it_is_about_but_never_the_note():
     # Karbon 7.3: call handlers are told of all flagged individuals and the required actions.
     keys = [c.key for c in d.OUT_OF_HOURS_COLUMNS]
     assert set(keys) == {c.key for c in d.CONTRACTOR_COLUMNS} | {"person_name", "subject_type"}
-    cells = dict(zip(keys, d.digest_row("out_of_hours", alert()).cells, strict=True))
+    cells = dict(zip(keys, d.digest_row("out_of_hours", alert(), as_of=AS_OF).cells, strict=True))
     assert cells["person_name"] == "Alex Example" and cells["subject_type"] == "person"
     assert "Threatened" not in " ".join(cells.values())
 
@@ -69,15 +102,16 @@ def test_out_of_hours_also_get_who_it_is_about_but_never_the_note():
 def test_contractors_see_only_their_areas_and_call_handlers_see_everything():
     alerts = [alert(alert_id="N", area="NORTH"), alert(alert_id="S", area="SOUTH"), alert(alert_id="E", area="east"),
               alert(alert_id="X", area=None)]
-    assert [r.alert_id for r in d.digest_rows(ACME, alerts)] == ["N", "E"]
-    assert [r.alert_id for r in d.digest_rows(NIGHT_DESK, alerts)] == ["N", "S", "E", "X"]
+    assert [r.alert_id for r in d.digest_rows(ACME, alerts, as_of=AS_OF)] == ["N", "E"]
+    assert [r.alert_id for r in d.digest_rows(NIGHT_DESK, alerts, as_of=AS_OF)] == ["N", "S", "E", "X"]
     officer = Recipient(name="Officers", email="o@example.org", role="officer")
-    assert d.digest_rows(officer, alerts) == ()
+    assert d.digest_rows(officer, alerts, as_of=AS_OF) == ()
 
 
 def test_flagged_rows_still_warn_with_the_required_action_and_no_problem_text():
     # Safety first: a row with data-quality problems still reaches the people who visit.
-    row = d.digest_row("contractor", alert(alert_code="XXZ", dq_flags="unknown alert_code 'XXZ'", review_due=None))
+    row = d.digest_row(
+        "contractor", alert(alert_code="XXZ", dq_flags="unknown alert_code 'XXZ'", review_due=None), as_of=AS_OF)
     assert UNKNOWN_CODE_ACTION in row.cells
     assert not any("unknown alert_code" in cell for cell in row.cells)
     assert row.cells[-1] == ""  # no review date computed
@@ -107,12 +141,14 @@ def register_rows(draw):
 def test_no_contractor_row_ever_contains_a_forbidden_field(rows, areas):
     rows = [dict(r, alert_id=f"A{i}") for i, r in enumerate(rows)]  # ids are unique in the register
     contractor = Recipient(name="C", email="c@contractor.example", role="contractor", areas=tuple(areas))
-    digest = d.digest_rows(contractor, rows)
+    digest = d.digest_rows(contractor, rows, as_of=AS_OF)
     shown = {x.alert_id for x in digest}
     assert shown == {r["alert_id"] for r in rows if (r["area"] or "").upper() in areas}
     for row in digest:
-        assert len(row.cells) == len(d.CONTRACTOR_COLUMNS)
+        assert len(row.cells) == len(row.values) == len(d.CONTRACTOR_COLUMNS)
         assert not any("FORBIDDEN" in cell for cell in row.cells), row
+        due = row.values[-1]  # never a date already past (issue 15)
+        assert due in ("", d.UNDER_REVIEW) or (isinstance(due, dt.date) and due >= AS_OF), row
     csv_text = d.digest_csv(d.CONTRACTOR_COLUMNS, digest)
     assert "FORBIDDEN" not in csv_text
     # A flag lifted since the previous digest shows no more than a current one.
@@ -126,7 +162,7 @@ def test_no_contractor_row_ever_contains_a_forbidden_field(rows, areas):
 @settings(max_examples=100, deadline=None)
 @given(rows=st.lists(register_rows(), max_size=8))
 def test_out_of_hours_rows_never_contain_the_note_or_problem_text(rows):
-    for row in d.digest_rows(NIGHT_DESK, rows):
+    for row in d.digest_rows(NIGHT_DESK, rows, as_of=AS_OF):
         leaked = [cell for cell in row.cells if "FORBIDDEN" in cell]
         # Only the name and subject type are theirs to see (Karbon 7.3).
         assert all(c.startswith(("FORBIDDEN[person_name]", "FORBIDDEN[subject_type]")) for c in leaked), leaked
@@ -139,9 +175,9 @@ def test_out_of_hours_rows_never_contain_the_note_or_problem_text(rows):
 def test_the_selector_gives_every_recipient_the_same_rows_as_digest_rows(rows, areas):
     rows = sorted((dict(r, alert_id=f"A{i}") for i, r in enumerate(rows)), key=lambda r: str(r["area"] or ""))
     contractor = Recipient(name="C", email="c@contractor.example", role="contractor", areas=tuple(areas))
-    selector = d.DigestSelector(rows)
+    selector = d.DigestSelector(rows, as_of=AS_OF)
     for recipient in (contractor, NIGHT_DESK, ACME):
-        assert selector.rows_for(recipient) == d.digest_rows(recipient, rows)
+        assert selector.rows_for(recipient) == d.digest_rows(recipient, rows, as_of=AS_OF)
 
 
 # --- when -----------------------------------------------------------------------------------------
@@ -163,7 +199,7 @@ def test_daily_recipients_are_due_every_day_and_weekly_ones_on_their_weekday():
 
 
 def test_first_digest_has_no_changes_and_later_ones_list_added_and_lifted():
-    current = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A3")])
+    current = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A3")], as_of=AS_OF)
     assert d.changes_since(None, None, current, {}).first
 
     lifted = {"A2": d.lifted_row(ACME, alert(alert_id="A2", address="2 Old Road"), "A2")}
@@ -186,10 +222,11 @@ def test_a_flag_that_moved_out_of_a_contractors_areas_is_lifted_without_its_new_
 
 
 def test_content_hash_changes_with_what_is_disclosed_only():
-    rows = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2")])
-    same = d.digest_rows(ACME, [alert(alert_id="A1", note="other"), alert(alert_id="A2", person_name="Someone")])
+    rows = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2")], as_of=AS_OF)
+    same = d.digest_rows(
+        ACME, [alert(alert_id="A1", note="other"), alert(alert_id="A2", person_name="Someone")], as_of=AS_OF)
     assert d.content_hash("contractor", rows) == d.content_hash("contractor", same)
-    changed = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2", alert_code="DOG")])
+    changed = d.digest_rows(ACME, [alert(alert_id="A1"), alert(alert_id="A2", alert_code="DOG")], as_of=AS_OF)
     assert d.content_hash("contractor", rows) != d.content_hash("contractor", changed)
     assert d.content_hash("contractor", ()) != d.content_hash("out_of_hours", ())
 
@@ -209,11 +246,13 @@ def test_subject_says_who_from_for_whom_when_and_how_many():
 
 
 def test_csv_keeps_spreadsheet_formulas_as_text():
-    rows = d.digest_rows(ACME, [alert(address='=HYPERLINK("http://evil.example")', asset_ref="@SUM(A1)")])
+    rows = d.digest_rows(
+        ACME, [alert(address='=HYPERLINK("http://evil.example")', asset_ref="@SUM(A1)")], as_of=AS_OF)
     text = d.digest_csv(d.CONTRACTOR_COLUMNS, rows)
-    # The one CSV writer (cautionflow.domain.csv_format): a BOM for Excel, every text cell quoted, CRLF.
+    # The one CSV writer (cautionflow.domain.csv_format): a BOM for Excel, every text cell quoted, CRLF;
+    # the alert id first (issue 15), so a flag is quoted back exactly.
     assert text.splitlines()[0] == (
-        '\ufeff"Address","Postcode","Area","Asset reference","Alert code","Required action","Review due"')
+        '\ufeff"Alert ID","Address","Postcode","Area","Asset reference","Alert code","Required action","Review due"')
     [row] = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     assert (row["Address"], row["Asset reference"]) == ("'=HYPERLINK(\"http://evil.example\")", "'@SUM(A1)")
     assert text.endswith("\r\n") and text.count("\n") == text.count("\r\n")
@@ -224,7 +263,7 @@ def test_csv_lines_shared_between_digests_give_the_same_csv():
     alerts.append(alert(alert_id="F1", address="=cmd|' /C calc'!A0", area="NORTH"))
     lines: dict = {}
     for recipient in (ACME, NIGHT_DESK, ACME):
-        rows = d.digest_rows(recipient, alerts)
+        rows = d.digest_rows(recipient, alerts, as_of=AS_OF)
         columns = d.columns_for(recipient.role)
         assert d.digest_csv(columns, rows, lines) == d.digest_csv(columns, rows)
     assert len(lines) == 7 + 7  # each row once per role

@@ -13,6 +13,11 @@ Used for the digests, the officers' review reminders, letters by email and the n
   anything else, so the caller can record the acceptance first. Temporary failures (4xx replies,
   refused or dropped connections, timeouts) are retried with exponential backoff and then given
   back as not permanent; 5xx replies are permanent. One bad recipient never stops the others.
+* Provider limits: `max_messages_per_minute` is one `RateLimiter` shared by every connection of a
+  `deliver` call (never more than that many messages begun in any 60 s). A throttling reply (421,
+  or any 4.7.x enhanced status: "452 4.7.0", "421 4.7.0 Try again later") is never a failure: every
+  connection pauses for the retry delay, the pace is lowered for the rest of the call, and a message
+  whose attempts run out stays pending for the task's retry.
 * The reply to the end of a message is awaited for `data_timeout` (RFC 5321 4.5.3.2.6: 10
   minutes), not the command timeout. If it still does not come, or the connection drops after
   the final "." went, the server may have the message: that failure is `uncertain` and never
@@ -28,7 +33,10 @@ import inspect
 import logging
 import os
 import random
+import re
 import ssl
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
@@ -69,6 +77,7 @@ class SmtpSettings:
     tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
     local_hostname: str | None = None
     retry_attempts: int | None = None  # the connection's retry_limit: attempts per message when none is given
+    max_messages_per_minute: int | None = None  # the provider's limit across all connections; None: none
 
     @classmethod
     def from_config(
@@ -92,7 +101,8 @@ class SmtpSettings:
             key: overrides[source]
             for key, source in (("host", "host"), ("port", "port"), ("username", "login"),
                                 ("security", "security"), ("sender", "sender"),
-                                ("timeout_seconds", "timeout_seconds"), ("allow_insecure", "allow_insecure"))
+                                ("timeout_seconds", "timeout_seconds"), ("allow_insecure", "allow_insecure"),
+                                ("max_messages_per_minute", "max_messages_per_minute"))
             if overrides.get(source) not in (None, "")
         }
         if overrides.get("from_email") and "sender" not in updates:
@@ -117,7 +127,7 @@ class SmtpSettings:
             host=smtp.host, port=smtp.port, sender=smtp.sender, security=smtp.security,
             username=smtp.username, password=password or None, timeout=smtp.timeout_seconds,
             data_timeout=smtp.data_timeout_seconds, max_concurrency=smtp.max_concurrency, tls_context=tls_context,
-            retry_attempts=overrides.get("retry_attempts"),
+            retry_attempts=overrides.get("retry_attempts"), max_messages_per_minute=smtp.max_messages_per_minute,
         )
 
     @property
@@ -368,10 +378,11 @@ class _NoReply(Exception):
 class _SetupFailed(Exception):
     """The connection (connect, TLS, EHLO, AUTH) could not be set up."""
 
-    def __init__(self, reply: str, *, retryable: bool) -> None:
+    def __init__(self, reply: str, *, retryable: bool, throttled: bool = False) -> None:
         super().__init__(reply)
         self.reply = reply
         self.retryable = retryable
+        self.throttled = throttled  # "421 4.7.0 too many connections": slow down, then try again
 
 
 def describe_smtp_error(exc: BaseException) -> str:
@@ -386,10 +397,36 @@ def describe_smtp_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def is_permanent(exc: BaseException) -> bool:
-    """5xx replies are permanent; 4xx, dropped or refused connections and timeouts are temporary."""
+# RFC 3463's enhanced status at the start of a reply's text: class.subject.detail.
+_ENHANCED_STATUS = re.compile(r"\s*(\d)\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def _throttling_reply(code: int, message: str) -> bool:
+    """421 (RFC 5321 4.2.3: the service is closing the channel, try later), or a 4.7.x enhanced
+    status (RFC 3463 3.8, security or policy status, persistent transient: Exchange Online's
+    "4.7.0 ... rate limited" and its kin), whatever the basic code beside it."""
+    status = _ENHANCED_STATUS.match(message or "")
+    return code == 421 or (status is not None and status.group(1, 2) == ("4", "7"))
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """The server asks us to slow down: a 421 or 4.7.x reply (to a command, or to every recipient)."""
     import aiosmtplib
 
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and any(_throttling_reply(r.code, r.message) for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _throttling_reply(exc.code, exc.message)
+    return False
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """5xx replies are permanent; 4xx, dropped or refused connections and timeouts are temporary.
+    Throttling (`is_throttling`) is never permanent, even beside a 5xx code."""
+    import aiosmtplib
+
+    if is_throttling(exc):
+        return False
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(r.code >= 500 for r in exc.recipients)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -422,10 +459,12 @@ class _Connection:
                 await client.login(s.username, s.password or "")
         except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported, ssl.SSLCertVerificationError) as exc:
             await _abandon(client)
-            raise _SetupFailed(describe_smtp_error(exc), retryable=False) from None
+            # "454 4.7.0 Temporary authentication failure" is the server busy, not a wrong password.
+            throttled = is_throttling(exc)
+            raise _SetupFailed(describe_smtp_error(exc), retryable=throttled, throttled=throttled) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await _abandon(client)
-            raise _SetupFailed(describe_smtp_error(exc), retryable=True) from None
+            raise _SetupFailed(describe_smtp_error(exc), retryable=True, throttled=is_throttling(exc)) from None
         self.client = client
         return client
 
@@ -507,6 +546,74 @@ async def _call(callback: Callable[..., Any], *args: Any) -> None:
         await result
 
 
+class RateLimiter:
+    """At most `per_minute` messages begun in any `window` seconds, shared by every connection of one
+    `deliver` call; None is no limit. A sliding window, not a token bucket: a full bucket refilling
+    as it empties lets nearly twice the limit through in one minute, and a provider counts minutes.
+
+    `throttled(delay)` is the server asking us to slow down: every connection waits `delay` (the
+    retry policy's) before its next message, and the pace is lowered for the rest of the call:
+    messages begin at least `delay` apart (the longest such delay yet), and a configured limit is
+    halved (at least one a window), once per pause however many connections report it. Without a
+    configured limit only the spacing slows it, so a greylisting relay's one 421 costs seconds, not
+    minutes.
+
+    Time is an input: `monotonic` and `sleep` default to the event loop's real ones (durations, not
+    dates: no wall clock is read); tests pass a fake clock.
+    """
+
+    def __init__(
+        self,
+        per_minute: int | None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        window: float = 60.0,
+    ) -> None:
+        if per_minute is not None and per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1, got {per_minute}")
+        self.limit = per_minute
+        self.window = window
+        self.spacing = 0.0  # the least time between two messages' starts; raised by throttling
+        self._monotonic, self._sleep = monotonic, sleep
+        self._starts: deque[float] = deque()  # when each message of the last window began, oldest first
+        self._paused_until = float("-inf")
+        self._lock = asyncio.Lock()  # one waiter computes at a time: no two take the same free slot
+
+    def _recent(self, now: float) -> int:
+        while self._starts and now - self._starts[0] >= self.window:
+            self._starts.popleft()
+        return len(self._starts)
+
+    async def acquire(self) -> None:
+        """Wait until one more message may begin, and count it."""
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                wait = self._paused_until - now
+                recent = self._recent(now)
+                if recent and self.spacing:
+                    wait = max(wait, self._starts[-1] + self.spacing - now)
+                if self.limit is not None and recent >= self.limit:
+                    # The slot frees when enough of the oldest starts have left the window.
+                    wait = max(wait, self._starts[recent - self.limit] + self.window - now)
+                if wait <= 0:
+                    self._starts.append(now)
+                    return
+                await self._sleep(wait)
+
+    def throttled(self, delay: float) -> None:
+        """The server said slow down: pause every connection for `delay` and lower the pace."""
+        now = self._monotonic()
+        if now >= self._paused_until:  # the first report of this pause: the others lower nothing more
+            self.spacing = max(self.spacing, delay)
+            if self.limit is not None:
+                self.limit = max(1, self.limit // 2)
+            log.warning("mail server is throttling: all connections pause %.1f s, then send %.1f s apart%s",
+                        delay, self.spacing, f", at most {self.limit} a minute" if self.limit else "")
+        self._paused_until = max(self._paused_until, now + delay)
+
+
 class MessageQueue:
     """Messages handed to `deliver` while it runs: a producer can compose the next ones while the
     first are being sent. `close()` says no more are coming."""
@@ -534,8 +641,12 @@ async def deliver(
     on_accepted: OnAccepted,
     on_failed: OnFailed,
     retry: RetryPolicy | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> DeliveryReport:
-    """Send every message once, through at most `settings.max_concurrency` reused connections.
+    """Send every message once, through at most `settings.max_concurrency` reused connections,
+    never beginning more than `settings.max_messages_per_minute` in any minute across them all.
+    `monotonic` and `sleep` time the pace and the backoff (real by default; tests pass fakes).
 
     `messages` is a list, or a `MessageQueue` still being filled (delivery ends when it is closed).
     An exception raised by a callback (the caller could not record an outcome) stops every worker
@@ -555,6 +666,7 @@ async def deliver(
         queue.close()
     accepted: list[str] = []
     failures: list[DeliveryFailure] = []
+    pace = RateLimiter(settings.max_messages_per_minute, monotonic=monotonic, sleep=sleep)
     unavailable: list[str] = []  # set once the server cannot be reached at all: stop trying
 
     async def fail(
@@ -573,6 +685,7 @@ async def deliver(
             if unavailable:
                 await fail(message, permanent=False, reply=f"not attempted: {unavailable[0]}", attempts=attempt - 1)
                 return
+            await pace.acquire()  # before connecting: a connection idle through a long wait is checked after it
             try:
                 client = await connection.ready()
             except _SetupFailed as exc:
@@ -580,7 +693,10 @@ async def deliver(
                     unavailable.append(f"{settings.host}:{settings.port}: {exc.reply}")
                     await fail(message, permanent=False, reply=exc.reply, attempts=attempt)
                     return
-                await asyncio.sleep(retry.delay(attempt))
+                if exc.throttled:
+                    pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
+                else:
+                    await sleep(retry.delay(attempt))
                 continue
             try:
                 await _transaction(client, settings.sender_address, message, data_timeout=settings.data_timeout)
@@ -592,13 +708,16 @@ async def deliver(
                 replied = isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
                 if not replied or not client.is_connected:  # a refusal leaves the connection usable
                     await connection.close(polite=False)
-                if is_permanent(exc):
+                if is_permanent(exc):  # never a throttling reply: that only ever waits
                     await fail(message, permanent=True, reply=describe_smtp_error(exc), attempts=attempt)
                     return
-                if attempt == retry.attempts:
+                if attempt == retry.attempts:  # pending: the task's retry, or the next run, sends it
                     await fail(message, permanent=False, reply=describe_smtp_error(exc), attempts=attempt)
                     return
-                await asyncio.sleep(retry.delay(attempt))
+                if is_throttling(exc):
+                    pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
+                else:
+                    await sleep(retry.delay(attempt))
                 continue
             accepted.append(message.message_id)
             await _call(on_accepted, message.message_id)  # recorded before this worker sends anything else
@@ -612,7 +731,8 @@ async def deliver(
         finally:
             await connection.close()
 
-    log.info("sending via %s with up to %d connection(s)", settings.describe(), workers)
+    log.info("sending via %s with up to %d connection(s)%s", settings.describe(), workers,
+             f", at most {pace.limit} message(s) a minute" if pace.limit else "")
     tasks = [asyncio.create_task(worker()) for _ in range(workers)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -10,7 +10,7 @@ older `pending` one `superseded`: it was never sent and is out of date.
 
 `uncertain` is never claimed again by a run: sending it blindly is how a slow server got five
 copies of one digest. Operations see it (`cautionflow status`, the run summary, the register page)
-and only `cautionflow digests resend-failed --include-uncertain` queues it again (`pending`), or
+and only `cautionflow mail resend-failed --include-uncertain` queues it again (`pending`), or
 marks it `superseded` when a later message replaces it. Nothing is written to the disclosure log
 for it: that records what the server is known to have accepted.
 
@@ -519,6 +519,15 @@ class Outbox:
         with self._transaction() as conn:
             rows = conn.execute(query.order_by(t.c.id)).all()
         return [FailedMessage(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], bool(r[7]), r[8]) for r in rows]
+
+    def kinds(self) -> list[str]:
+        """Every kind of message the outbox has held, sorted: what `mail resend-failed` looks at
+        when no kind is named (a new kind of mail needs no list of kinds kept up to date)."""
+        from sqlalchemy import select
+
+        t = schema.outbox
+        with self._transaction() as conn:
+            return sorted(conn.execute(select(t.c.kind).distinct()).scalars())
 
     def requeue_failed(self, ids: Collection[int], *, now: dt.datetime) -> int:
         """Failed or uncertain messages queued again (`pending`: the next delivery sends them, with

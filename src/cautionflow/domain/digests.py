@@ -5,6 +5,11 @@ areas it works in, and only where and what to do (Karbon 7.1-7.2, Dover 6.31, He
 out-of-hours call handler sees every active alert with the person's name (Karbon 7.3). Nobody is
 sent the note (the facts behind the alert), the data-quality text or any other field: rows are
 built from an allow-list of columns, so a field added to the register later cannot leak by default.
+
+A review date in the past is not shown to contractors: it reads as "expired" when the alert still
+applies until an officer lifts it (Dover 6.18: reviewed at the end of the period and may be
+extended; Karbon 7.1: contractors are given the action required). They see "under review" instead;
+out-of-hours call handlers, who are told of every flag (Karbon 7.3), keep the date.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from cautionflow.domain.csv_format import BOM, csv_line
 from cautionflow.frames import is_missing
 
 KIND = "digest"
+UNDER_REVIEW = "under review"
+# Roles shown "under review" instead of a review date already past (see the module's docstring).
+PAST_REVIEW_HIDDEN = frozenset({"contractor"})
 DIGEST_ROLES = frozenset({"contractor", "out_of_hours"})
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -75,13 +83,21 @@ ROLE_COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 
 
+# The CSV's first column: a contractor or call handler quoting a flag back to the landlord names it
+# exactly (an address can hold several alerts). Not shown in the email's table, which is read, not quoted.
+ALERT_ID_LABEL = "Alert ID"
+
+
 @dataclass(frozen=True, slots=True)
 class DigestRow:
-    """One flag as a recipient sees it: display text per column. The alert id is kept for the
-    disclosure log and for change tracking, and is not shown."""
+    """One flag as a recipient sees it, per column: `cells`, display text for the email ("2 March
+    2027"); `values`, the same cells for the CSV, a date kept as a date so the one CSV writer prints
+    it ISO 8601 (a spreadsheet sorts and filters it as a date). The alert id is the CSV's first
+    column, and is kept for the disclosure log and for change tracking."""
 
     alert_id: str
     cells: tuple[str, ...]
+    values: tuple[str | dt.date, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,23 +154,40 @@ def display(value: Any) -> str:
     return str(value).strip()
 
 
-def _cell(key: str, alert: Mapping[str, Any]) -> str:
+def _value(key: str, alert: Mapping[str, Any], role: str, as_of: dt.date | None) -> str | dt.date:
+    """One column's value: text, or a date (a datetime is cut to its day)."""
     if key == "required_action":
         return required_action(alert.get("alert_code"))
-    return display(alert.get(key))
+    value = alert.get(key)
+    if is_missing(value):
+        return ""
+    if isinstance(value, dt.date):
+        day = value.date() if isinstance(value, dt.datetime) else value
+        if key == "review_due" and role in PAST_REVIEW_HIDDEN and as_of is not None and day < as_of:
+            return UNDER_REVIEW  # due today is not past: the date is still shown that day
+        return day
+    return str(value).strip()
 
 
-def digest_row(role: str, alert: Mapping[str, Any]) -> DigestRow:
-    """Project a register row (any fields) onto the role's allow-listed columns."""
-    return DigestRow(str(alert["alert_id"]), tuple(_cell(c.key, alert) for c in columns_for(role)))
+def _project(role: str, alert: Mapping[str, Any], as_of: dt.date | None) -> DigestRow:
+    values = tuple(_value(c.key, alert, role, as_of) for c in columns_for(role))
+    return DigestRow(str(alert["alert_id"]), tuple(display(v) for v in values), values)
 
 
-def digest_rows(recipient: Recipient, alerts: Iterable[Mapping[str, Any]]) -> tuple[DigestRow, ...]:
+def digest_row(role: str, alert: Mapping[str, Any], *, as_of: dt.date) -> DigestRow:
+    """Project a register row (any fields) onto the role's allow-listed columns, as of a day: a
+    contractor's review date before that day shows "under review"."""
+    return _project(role, alert, as_of)
+
+
+def digest_rows(
+    recipient: Recipient, alerts: Iterable[Mapping[str, Any]], *, as_of: dt.date
+) -> tuple[DigestRow, ...]:
     """The current flags this recipient is entitled to see, in the order given.
 
     Rows with data-quality problems are included like any other (safety first); only their
     problem text is never shown."""
-    return tuple(digest_row(recipient.role, a) for a in alerts if entitled(recipient, a))
+    return tuple(digest_row(recipient.role, a, as_of=as_of) for a in alerts if entitled(recipient, a))
 
 
 class DigestSelector:
@@ -163,8 +196,9 @@ class DigestSelector:
     The same as `digest_rows` for each recipient, but each alert is projected once per role and a
     contractor's rows come from an index by area: composing 1,000 digests stays linear."""
 
-    def __init__(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, alerts: Sequence[Mapping[str, Any]], *, as_of: dt.date) -> None:
         self._alerts = alerts
+        self._as_of = as_of
         self._by_area: dict[str, list[int]] = {}
         for index, alert in enumerate(alerts):
             self._by_area.setdefault(_area(alert), []).append(index)
@@ -173,7 +207,7 @@ class DigestSelector:
     def _row(self, role: str, index: int) -> DigestRow:
         row = self._rows.get((role, index))
         if row is None:
-            row = self._rows[(role, index)] = digest_row(role, self._alerts[index])
+            row = self._rows[(role, index)] = digest_row(role, self._alerts[index], as_of=self._as_of)
         return row
 
     def rows_for(self, recipient: Recipient) -> tuple[DigestRow, ...]:
@@ -196,7 +230,7 @@ def lifted_row(recipient: Recipient, alert: Mapping[str, Any] | None, alert_id: 
     if recipient.role == "contractor" and not entitled(recipient, known):
         known["area"] = None
     known["review_due"] = None
-    return digest_row(recipient.role, known)
+    return _project(recipient.role, known, None)  # no review date, so no day to judge it by
 
 
 def changes_since(
@@ -249,17 +283,18 @@ def digest_subject(organisation: str, recipient_name: str, as_of: dt.date, count
 def digest_csv(
     columns: Sequence[Column], rows: Sequence[DigestRow], lines: dict[DigestRow, str] | None = None
 ) -> str:
-    """The current list as CSV: the attachment, the same rows as the table, by the one CSV writer
-    (`cautionflow.domain.csv_format`: a cell a spreadsheet would run as a formula, `=HYPERLINK(...)`
-    in an address, is kept as text; a BOM so Excel reads the UTF-8; CRLF lines).
+    """The current list as CSV: the attachment, the same rows as the table with the alert id first
+    and dates ISO 8601 (2027-03-02), by the one CSV writer (`cautionflow.domain.csv_format`: a cell
+    a spreadsheet would run as a formula, `=HYPERLINK(...)` in an address, is kept as text behind
+    OWASP's `'`; a BOM so Excel reads the UTF-8 "Zoë"; CRLF lines).
 
     `lines`, shared between digests composed together, keeps each row's CSV line, so a flag that
     is in many recipients' digests is formatted once."""
     known = {} if lines is None else lines
-    parts = [BOM, csv_line([c.label for c in columns])]
+    parts = [BOM, csv_line([ALERT_ID_LABEL, *(c.label for c in columns)])]
     for row in rows:
         line = known.get(row)
         if line is None:
-            line = known[row] = csv_line(row.cells)
+            line = known[row] = csv_line((row.alert_id, *row.values))
         parts.append(line)
     return "".join(parts)

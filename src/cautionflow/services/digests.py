@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cautionflow.adapters.digest_reads import DigestReads
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
     from cautionflow.config import Recipient
+    from cautionflow.services.resend import ResendSummary
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def alerts_by_id(register: DigestRegister, alert_ids: set[str]) -> dict[str, dic
 
 def plan_digests(register: DigestRegister, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date) -> DigestPlan:
     """What each due recipient is to be sent today, and which of those the outbox already has."""
-    selector = d.DigestSelector(current_alerts(register) if due else [])
+    selector = d.DigestSelector(current_alerts(register) if due else [], as_of=as_of)
     selected = []
     for recipient in due:
         rows = selector.rows_for(recipient)
@@ -228,6 +229,7 @@ def render_digest(
         "organisation": organisation, "recipient_name": recipient.name, "role": recipient.role,
         "areas": list(recipient.areas), "as_of": as_of, "count": len(rows), "subject": subject,
         "columns": columns, "rows": _template_rows(columns, rows, cache), "attachment_name": attachment_name,
+        "under_review": d.UNDER_REVIEW,  # a contractor's review date already past (the domain's rule)
         "changes": {
             "first": changes.first, "previous_as_of": changes.previous_as_of,
             "added": _template_rows(columns, changes.added, cache),
@@ -473,39 +475,6 @@ def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstandin
 
 # --- failed digests, again ------------------------------------------------------------------------
 
-REPLACED = "a later digest to this recipient was sent or is queued: it replaces this one"
-ADDRESS_GONE = "this name and address are no longer a digest recipient in the config: the next digest goes to the address there"
-
-
-@dataclass(frozen=True)
-class ResendSummary:
-    step: str
-    since: str | None
-    requeued: int  # failed digests queued again, to be sent to the same address with the same Message-ID
-    retired: int  # failed digests that will not be sent: marked superseded (see `retired_messages`)
-    sent: int  # digests accepted by the server in this run (the re-queued and any others outstanding)
-    failed: int  # re-queued digests the server refused again
-    pending: int  # digests still to go: temporary failures, or another run is delivering
-    # digests whose delivery is uncertain after this run: left alone without `include_uncertain`,
-    # or resent and again not confirmed; listed in `uncertain_messages`
-    uncertain: int
-    delivery: str
-    complete: bool  # nothing refused again, nothing pending, nothing resent left uncertain
-    requeued_messages: list[dict[str, str]] = field(default_factory=list)
-    retired_messages: list[dict[str, str]] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
-    waiting: list[dict[str, str]] = field(default_factory=list)
-    uncertain_messages: list[dict[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _failed_entry(m: Any, **extra: str) -> dict[str, str]:
-    return {"recipient": m.recipient_name, "email": m.recipient_email, "as_of": m.as_of.isoformat(),
-            "status": m.status, "error": m.last_error or "", **extra}
-
-
 async def resend_failed(
     register: DigestRegister,
     settings: SmtpSettings | None,
@@ -517,78 +486,16 @@ async def resend_failed(
     retry: RetryPolicy | None = None,
     clock: Callable[[], dt.datetime] = system_clock,
 ) -> ResendSummary:
-    """Digests the server refused for good (5xx), queued again once the operator fixed the cause
-    (the mailbox exists now, the server accepts the address), then sent.
+    """Failed digests again: `services.resend.resend_failed` for the digest kind (`cautionflow
+    digests resend-failed`, the older name of `cautionflow mail resend-failed --kind digest`).
 
-    Only each recipient's latest digest is resent, and only while that name and address are still
-    a digest recipient in the config and no later digest to them was sent or queued; the others
-    are marked superseded (a changed address gets its next digest at the new address, composed by
-    the next `run digests`). A refused message was never accepted, so resending it cannot make a
-    second copy; it keeps its Message-ID. With `dry_run`, nothing changes and nothing is sent.
+    Only each recipient's latest digest is resent, and only while that name, address and role are
+    still a recipient in the config and no later digest to them was sent or queued; the others are
+    marked superseded (a changed address gets its next digest at the new address, composed by the
+    next `run digests`). Uncertain digests are listed, and resent only with `include_uncertain`."""
+    from cautionflow.services.resend import resend_failed as resend_failed_mail
 
-    Digests whose delivery is `uncertain` (the server took the whole message and never answered)
-    are left alone and listed, unless `include_uncertain`: then they are treated as the refused
-    ones, and the recipient may get a second copy (same Message-ID, which many systems drop)."""
-    from cautionflow.services.outbox_delivery import deliver_outstanding
-
-    outbox = register.outbox
-    try:
-        register.migrate()
-        current = {(r.name, r.email.strip().lower()) for r in recipients if r.role in d.DIGEST_ROLES}
-        statuses = ("failed", "uncertain") if include_uncertain else ("failed",)
-        found = outbox.failed(d.KIND, since=since, statuses=statuses)
-        latest = {(m.recipient_name, m.recipient_email.strip().lower()): m.id for m in found}  # oldest first
-        requeue, retire = [], []
-        for m in found:
-            who = (m.recipient_name, m.recipient_email.strip().lower())
-            if who not in current:
-                retire.append(_failed_entry(m, reason=ADDRESS_GONE) | {"id": m.id})
-            elif m.replaced or latest[who] != m.id:
-                retire.append(_failed_entry(m, reason=REPLACED) | {"id": m.id})
-            else:
-                requeue.append(_failed_entry(m) | {"id": m.id, "message_id": m.message_id})
-        report = None
-        if dry_run:
-            delivery = "dry run: nothing changed"
-        else:
-            outbox.retire_failed([x["id"] for x in retire], now=clock())
-            outbox.requeue_failed([x["id"] for x in requeue], now=clock())
-            if settings is None:
-                delivery = "no smtp settings"
-            else:
-                report = await deliver_outstanding(outbox, settings, d.KIND, retry=retry, clock=clock)
-                delivery = "skipped: another run is delivering" if report is None else "done"
-        outstanding = outbox.outstanding(d.KIND)
-        unknown = [s for s in outbox.uncertain(d.KIND) if since is None or s.as_of >= since]
-    finally:
-        outbox.close()
-    requeued_ids = {x["message_id"]: x for x in requeue}
-    resent_uncertain = {f.message_id for f in (report.uncertain if report else ())}
-    uncertain = [
-        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
-         "error": s.last_error or "", "resent": s.message_id in resent_uncertain}
-        for s in unknown
-    ]
-    failures = [
-        {**{k: v for k, v in requeued_ids[f.message_id].items() if k in ("recipient", "email", "as_of")},
-         "error": f.reply}
-        for f in (report.permanent if report else ()) if f.message_id in requeued_ids
-    ]
-    waiting = [
-        {"recipient": s.recipient_name, "email": s.recipient_email, "as_of": s.as_of.isoformat(),
-         "status": s.status, "error": s.last_error or ""}
-        for s in outstanding
-    ]
-    for entry in (*requeue, *retire):
-        entry.pop("id", None)
-    summary = ResendSummary(
-        step="resend-failed", since=since.isoformat() if since else None, requeued=len(requeue),
-        retired=len(retire), sent=len(report.accepted) if report else 0, failed=len(failures),
-        pending=len(outstanding), uncertain=len(uncertain), delivery=delivery,
-        complete=not failures and not outstanding and not resent_uncertain,
-        requeued_messages=requeue, retired_messages=retire, failures=failures, waiting=waiting,
-        uncertain_messages=uncertain,
+    return await resend_failed_mail(
+        register, settings, recipients, kinds=(d.KIND,), since=since, dry_run=dry_run,
+        include_uncertain=include_uncertain, retry=retry, clock=clock,
     )
-    log.info("failed digests: %d queued again, %d retired, %d sent, %d failed again, %d pending, %d uncertain",
-             summary.requeued, summary.retired, summary.sent, summary.failed, summary.pending, summary.uncertain)
-    return summary

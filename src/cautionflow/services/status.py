@@ -82,8 +82,8 @@ def format_status(status: dict[str, Any], *, organisation: str) -> str:
         # Said in words: these are never resent by a run, so a person has to decide.
         lines.append(
             f"  emails whose delivery is uncertain (the server took them and never confirmed): {uncertain}; "
-            "never resent by a run: ask the recipient, and for a digest that did not arrive run "
-            "`cautionflow digests resend-failed --include-uncertain`"
+            "never resent by a run: ask the recipient, and for one that did not arrive run "
+            "`cautionflow mail resend-failed --include-uncertain`"
         )
     if status["letters"]:
         lines.append("  resident letters: " + ", ".join(f"{state} {n}" for state, n in status["letters"].items()))

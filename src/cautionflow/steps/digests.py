@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.clock import Clock, system_clock
-from cautionflow.steps.wiring import open_register, register_to_mail_from, renderer, smtp_settings
+from cautionflow.steps.wiring import register_to_mail_from, renderer, smtp_settings
 
 if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
@@ -40,15 +40,15 @@ async def resend_failed_digests(
     config: CautionflowConfig, *, since: dt.date | None, dry_run: bool, include_uncertain: bool,
 ) -> dict[str, Any]:
     """`cautionflow digests resend-failed`: digests the server refused (and, when asked, those whose
-    delivery is uncertain) since a day, resent; with `dry_run`, only listed."""
-    from cautionflow.services.digests import resend_failed
+    delivery is uncertain) since a day, resent; with `dry_run`, only listed. The same step as
+    `cautionflow mail resend-failed`, for the digest kind only."""
+    from cautionflow.domain.digests import KIND
+    from cautionflow.steps.mail import resend_failed_mail
 
-    settings = smtp_settings(config, "failed digests", not dry_run)
-    with open_register(config) as register:
-        summary = await resend_failed(
-            register, settings, config.recipients, since=since, dry_run=dry_run, include_uncertain=include_uncertain,
-        )
-    return summary.as_dict()
+    return await resend_failed_mail(
+        config, kinds=(KIND,), since=since, dry_run=dry_run, include_uncertain=include_uncertain,
+        purpose="failed digests",
+    )
 
 
 async def run_summary_async(

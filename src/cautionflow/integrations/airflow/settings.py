@@ -98,7 +98,8 @@ async def smtp_connection_overrides() -> dict[str, Any]:
     """The Airflow Connection `cautionflow_smtp`, when defined, as overrides of the config's smtp
     settings: host, port, login, password, and from its extra both the Airflow SMTP provider's
     conventions (`from_email`, `disable_tls`, `disable_ssl`, `timeout`, `retry_limit`) and
-    cautionflow's own (`security`, `sender`, `allow_insecure`); see `connection_extra_overrides`.
+    cautionflow's own (`security`, `sender`, `allow_insecure`, `max_messages_per_minute`); see
+    `connection_extra_overrides`.
     Fetched with `Connection.async_get` inside the async task; the password is never logged."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -136,13 +137,14 @@ def smtp_overrides_from_connection(conn: Any, extra: dict[str, Any]) -> dict[str
 # The Airflow SMTP provider's Connection extras (apache-airflow-providers-smtp, "SMTP Connection"):
 # cautionflow reads them as well as its own, so a Connection written for Airflow's own email works.
 PROVIDER_EXTRAS = ("from_email", "disable_tls", "disable_ssl", "timeout", "retry_limit")
-OWN_EXTRAS = ("security", "sender", "allow_insecure")
+OWN_EXTRAS = ("security", "sender", "allow_insecure", "max_messages_per_minute")
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 
 
 def connection_extra_overrides(extra: Mapping[str, Any], conn_id: str = "cautionflow_smtp") -> dict[str, Any]:
     """The Connection's extra as overrides of the config's smtp settings (keys `security`, `sender`,
-    `from_email`, `timeout_seconds`, `retry_attempts`, `allow_insecure`; absent when not set).
+    `from_email`, `timeout_seconds`, `retry_attempts`, `allow_insecure`, `max_messages_per_minute`;
+    absent when not set).
 
     The provider's flags mean what they mean to Airflow: SSL from the first byte unless
     `disable_ssl`, and then STARTTLS unless `disable_tls`; so `disable_ssl=true&disable_tls=true` is
@@ -199,6 +201,10 @@ def connection_extra_overrides(extra: Mapping[str, Any], conn_id: str = "caution
     retry_limit = number("retry_limit", int, 1)
     if retry_limit is not None:
         out["retry_attempts"] = retry_limit
+    # The provider's limit belongs with its credentials: a mailbox moved to Exchange Online gets 30.
+    per_minute = number("max_messages_per_minute", int, 1)
+    if per_minute is not None:
+        out["max_messages_per_minute"] = per_minute
     allow_insecure = flag("allow_insecure")
     if allow_insecure is not None:
         out["allow_insecure"] = allow_insecure
