@@ -19,9 +19,9 @@ itself: it is listed under `uncertain_messages`. Ask the recipient; if it did no
 from __future__ import annotations
 
 import argparse
-import json
 
-from cautionflow.commands.common import CommandError, add_config_argument, parse_date, with_example
+from cautionflow.commands.common import CommandError, add_config_argument, with_example
+from cautionflow.commands.mail import add_resend_arguments, resent
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,14 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, **with_example(example),
     )
     add_config_argument(resend)
-    resend.add_argument("--since", type=parse_date, default=None,
-                        help="only digests as of this date (YYYY-MM-DD) or later (default: all)")
-    resend.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")
-    resend.add_argument(
-        "--include-uncertain", action="store_true",
-        help="also resend digests whose delivery is uncertain (the server took the whole message and never "
-             "confirmed it): the recipient may get it twice, so check with them first",
-    )
+    add_resend_arguments(resend, "digests")
     resend.set_defaults(handler=handle_resend_failed)
 
 
@@ -60,5 +53,4 @@ def handle_resend_failed(args: argparse.Namespace) -> int:
         ))
     except step_errors() as exc:
         raise CommandError(str(exc)) from None
-    print(json.dumps(summary, sort_keys=True, default=str))
-    return 0 if summary["complete"] or args.dry_run else 3
+    return resent(summary, args)

@@ -48,15 +48,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only this kind of mail, as the outbox names it (digest, reminder, appeals, operations, letter, ...); "
              "repeat for several (default: every kind)",
     )
-    resend.add_argument("--since", type=parse_date, default=None,
-                        help="only mail as of this date (YYYY-MM-DD) or later (default: all)")
-    resend.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")
-    resend.add_argument(
+    add_resend_arguments(resend, "mail")
+    resend.set_defaults(handler=handle_resend_failed)
+
+
+def add_resend_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--since, --dry-run and --include-uncertain, for `mail resend-failed` and `digests resend-failed`."""
+    parser.add_argument("--since", type=parse_date, default=None,
+                        help=f"only {what} as of this date (YYYY-MM-DD) or later (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be resent or retired; change nothing")
+    parser.add_argument(
         "--include-uncertain", action="store_true",
-        help="also resend mail whose delivery is uncertain (the server took the whole message and never "
+        help=f"also resend {what} whose delivery is uncertain (the server took the whole message and never "
              "confirmed it): the recipient may get it twice, so check with them first",
     )
-    resend.set_defaults(handler=handle_resend_failed)
+
+
+def resent(summary: dict, args: argparse.Namespace) -> int:
+    """Print the resend's JSON summary; exit 3 when something failed again or is still pending."""
+    print(json.dumps(summary, sort_keys=True, default=str))
+    return 0 if summary["complete"] or args.dry_run else 3
 
 
 def handle_resend_failed(args: argparse.Namespace) -> int:
@@ -78,5 +89,4 @@ def handle_resend_failed(args: argparse.Namespace) -> int:
         # Not an error (a kind nothing has failed in yet is normal), but a mistyped one should show.
         print(f"cautionflow: warning: the outbox has never held mail of kind {', '.join(summary['unknown_kinds'])}: "
               "nothing of it to resend (see --help for the kinds)", file=sys.stderr)
-    print(json.dumps(summary, sort_keys=True, default=str))
-    return 0 if summary["complete"] or args.dry_run else 3
+    return resent(summary, args)
