@@ -165,7 +165,7 @@ def test_cautionflow_run_appeals_prints_its_summary_last(tmp_path, mail_server, 
 
 def test_the_register_page_shows_the_open_appeals_overdue_first(databases, tmp_path, mail_server):
     from cautionflow.services.register_page import register_page
-    from cautionflow.steps.reads import page_renderer
+    from cautionflow.steps.wiring import renderer
     from tests.support import REPO
 
     config = deployment(databases, tmp_path, mail_server.port, recipients=RECIPIENTS)
@@ -176,7 +176,7 @@ def test_the_register_page_shows_the_open_appeals_overdue_first(databases, tmp_p
 
     assert [(x.alert_id, x.days_left) for x in page.open_appeals] == [("LATE", -3), ("SOON", 11)]
     assert page.appeals_overdue == 1
-    html = page_renderer(config)("web/_appeals.html", page=page)
+    html = renderer(config)("web/_appeals.html", page=page)
     assert html.index("Lena Late") < html.index("Sam Soon")
     assert 'id="appeals-overdue-count">1<' in html and "3 days overdue" in html and "11 days left" in html
     assert "Dee Decided" not in html and "Ed Ended" not in html and "NOTE-SECRET" not in html

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cautionflow.domain.subject_access import SubjectAccessExport
     from cautionflow.services.register_page import RegisterPage, ReportGroup, ReviewRow
 
-__all__ = ["HORIZON_DAYS", "REVIEW_LISTS", "ExportNotWritten", "letter_pdf_file", "page_renderer", "register_page",
+__all__ = ["HORIZON_DAYS", "REVIEW_LISTS", "ExportNotWritten", "letter_pdf_file", "register_page",
            "register_status", "report_file", "report_files", "review_list", "subject_access_export"]
 
 
@@ -59,11 +59,6 @@ def report_file(config: CautionflowConfig, name: str) -> Path | None:
     from cautionflow.services.register_page import report_file
 
     return report_file(config.path(config.output_dir), name)
-
-
-def page_renderer(config: CautionflowConfig):
-    """render(template name, **values) for the register page's templates."""
-    return renderer(config)
 
 
 def letter_pdf_file(config: CautionflowConfig, letter_id: int) -> Path | None:

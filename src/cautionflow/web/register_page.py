@@ -142,7 +142,7 @@ def create_app(
     app.add_exception_handler(NotPermitted, _not_permitted)
 
     def context(request: Request) -> tuple[CautionflowConfig, Callable[..., str], dict[str, str]]:
-        from cautionflow.steps.reads import page_renderer
+        from cautionflow.steps.wiring import renderer
 
         config = load_config()
         root = request.scope.get("root_path", "")
@@ -152,7 +152,7 @@ def create_app(
             "due": str(request.url_for("review_list", which="due")),
             "airflow": root.removesuffix(URL_PREFIX) + "/",
         }
-        return config, page_renderer(config), links
+        return config, renderer(config), links
 
     def trouble(message: str) -> HTMLResponse:
         """503 with a plain message: the register is missing (never created here), or its database
