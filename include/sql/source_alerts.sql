@@ -13,5 +13,5 @@ SELECT
     effective_from, ends_on, last_reviewed_on, review_outcome, status,
     notify_resident, no_notify_reason, notified_on,
     appeal_received_on, appeal_decided_on, appeal_outcome,
-    source, note, resident_reason, preferred_channel, email, language, large_print, updated_at
+    source, note, resident_reason, contact_instruction, preferred_channel, email, language, large_print, updated_at
 FROM caution_alerts_export

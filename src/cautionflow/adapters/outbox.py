@@ -27,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters import register_schema as schema
@@ -64,6 +64,10 @@ class QueuedMessage:
     message: str
     current_ids: tuple[str, ...]
     lifted_ids: tuple[str, ...] = ()
+    # What the message shows of each current alert that later messages compare with: alert_id ->
+    # JSON text, opaque here, written to the disclosure log's `shown` when the server accepts it
+    # (the digests' "Changed" section, the urgent notices). Never personal data.
+    shown: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class OutboxMessage:
     status: str
     attempts: int
     last_error: str | None
+    shown: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class PreviousMessage:
     outbox_id: int
     as_of: dt.date
     alert_ids: frozenset[str]
+    # The disclosure log's `shown` for each of those alerts (JSON text), where the message recorded one.
+    shown: Mapping[str, str] = field(default_factory=dict)
+    sent_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -276,16 +284,23 @@ class Outbox:
                 .group_by(t.c.recipient_name, t.c.recipient_email)
             )
             heads = conn.execute(
-                select(t.c.id, t.c.recipient_name, t.c.recipient_email, t.c.as_of).where(t.c.id.in_(latest))
+                select(t.c.id, t.c.recipient_name, t.c.recipient_email, t.c.as_of, t.c.sent_at)
+                .where(t.c.id.in_(latest))
             ).all()
             ids: dict[int, set[str]] = {r.id: set() for r in heads}
+            shown: dict[int, dict[str, str]] = {r.id: {} for r in heads}
             for chunk in _chunks(list(ids)):
-                for outbox_id, alert_id in conn.execute(
-                    select(d.c.outbox_id, d.c.alert_id).where(d.c.outbox_id.in_(chunk), d.c.listed_as == "current")
+                for outbox_id, alert_id, seen in conn.execute(
+                    select(d.c.outbox_id, d.c.alert_id, d.c.shown)
+                    .where(d.c.outbox_id.in_(chunk), d.c.listed_as == "current")
                 ):
                     ids[outbox_id].add(alert_id)
+                    if seen is not None:
+                        shown[outbox_id][alert_id] = seen
         return {
-            (r.recipient_name, r.recipient_email): PreviousMessage(r.id, _date(r.as_of), frozenset(ids[r.id]))
+            (r.recipient_name, r.recipient_email): PreviousMessage(
+                r.id, _date(r.as_of), frozenset(ids[r.id]), shown[r.id], _aware(r.sent_at)
+            )
             for r in heads
         }
 
@@ -353,7 +368,7 @@ class Outbox:
                         "recipient_email": m.recipient_email, "recipient_role": m.recipient_role, "as_of": m.as_of,
                         "content_hash": m.content_hash, "message_id": m.message_id, "subject": m.subject,
                         "message": m.message,
-                        "disclosed_alerts": json.dumps({"current": list(m.current_ids), "lifted": list(m.lifted_ids)}),
+                        "disclosed_alerts": json.dumps(_disclosed(m.current_ids, m.lifted_ids, m.shown)),
                         "status": status, "attempts": attempts, "last_error": None, "created_run": run_id,
                         "created_at": now, "updated_at": now, "sent_at": None,
                     }
@@ -373,7 +388,7 @@ class Outbox:
             OutboxMessage(
                 ids[m.idempotency_key], m.idempotency_key, m.kind, m.recipient_name, m.recipient_email,
                 m.recipient_role, m.as_of, m.message_id, m.subject, m.message, m.current_ids, m.lifted_ids,
-                status, attempts, None,
+                status, attempts, None, m.shown,
             )
             for m in new
             if m.idempotency_key in ids
@@ -421,6 +436,7 @@ class Outbox:
                     r.id, r.idempotency_key, r.kind, r.recipient_name, r.recipient_email, r.recipient_role,
                     _date(r.as_of), r.message_id, r.subject, r.message, tuple(disclosed.get("current", ())),
                     tuple(disclosed.get("lifted", ())), "sending", r.attempts + 1, r.last_error,
+                    disclosed.get("shown", {}),
                 )
             )
         return claimed
@@ -448,7 +464,8 @@ class Outbox:
                 _DISCLOSURE_COLUMNS,
                 [
                     (message.id, message.message_id, message.kind, alert_id, listed_as, message.recipient_name,
-                     message.recipient_email, message.recipient_role, day, stamp)
+                     message.recipient_email, message.recipient_role, day, stamp,
+                     message.shown.get(alert_id) if listed_as == "current" else None)
                     for alert_id, listed_as in listed
                 ],
             )
@@ -594,8 +611,25 @@ class Outbox:
 
 _DISCLOSURE_COLUMNS = (
     "outbox_id", "message_id", "kind", "alert_id", "listed_as", "recipient_name", "recipient_email",
-    "recipient_role", "disclosed_on", "disclosed_at",
+    "recipient_role", "disclosed_on", "disclosed_at", "shown",
 )
+
+
+def _disclosed(current: Sequence[str], lifted: Sequence[str], shown: Mapping[str, str]) -> dict[str, Any]:
+    """The outbox's `disclosed_alerts`: `shown` only when the message records it (older kinds do not)."""
+    disclosed: dict[str, Any] = {"current": list(current), "lifted": list(lifted)}
+    if shown:
+        disclosed["shown"] = dict(shown)
+    return disclosed
+
+
+def _aware(moment: Any) -> dt.datetime | None:
+    """A stored timestamp as an aware datetime (SQLite gives back naive UTC)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _timestamp(conn: Connection, moment: dt.datetime) -> Any:

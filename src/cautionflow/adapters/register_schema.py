@@ -52,6 +52,10 @@ _SOURCE_COLUMNS = (
         "resident_reason", Text,
         comment="what the resident may be told of why, printed in their letters; never the internal note",
     ),
+    Column(
+        "contact_instruction", Text,
+        comment="how to make contact safely (the single point of contact, the agreed arrangements); shown in digests",
+    ),
     Column("preferred_channel", String(16)),
     Column("email", Text),
     Column("language", String(32)),
@@ -151,7 +155,10 @@ outbox = Table(
     Column("message_id", String(255), nullable=False, comment="RFC 5322 Message-ID; the same on every resend"),
     Column("subject", Text, nullable=False),
     Column("message", Text, nullable=False, comment="the complete MIME message as sent"),
-    Column("disclosed_alerts", Text, nullable=False, comment='JSON {"current": [alert_id], "lifted": [alert_id]}'),
+    Column(
+        "disclosed_alerts", Text, nullable=False,
+        comment='JSON {"current": [alert_id], "lifted": [alert_id], "shown": {alert_id: JSON text}}',
+    ),
     Column("status", String(16), nullable=False, comment="pending | sending | sent | failed | superseded"),
     Column("attempts", Integer, nullable=False, comment="delivery runs that tried to send it"),
     Column("last_error", Text, comment="the server's reply or the connection error"),
@@ -181,6 +188,10 @@ disclosures = Table(
     Column("recipient_role", String(16), nullable=False),
     Column("disclosed_on", Date, nullable=False, comment="the message's as-of date"),
     Column("disclosed_at", DateTime(timezone=True), nullable=False, comment="when the server accepted it"),
+    Column(
+        "shown", Text,
+        comment="JSON: what the message showed of the alert that later messages compare with (no personal data)",
+    ),
     UniqueConstraint("outbox_id", "alert_id", name="uq_disclosures_outbox_alert"),
     Index("ix_disclosures_alert_id", "alert_id"),
     Index("ix_disclosures_recipient_email", "recipient_email"),

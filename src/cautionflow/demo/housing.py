@@ -349,6 +349,7 @@ CREATE TABLE cx_alert (
     source TEXT,
     note TEXT,
     resident_reason TEXT,
+    contact_instruction TEXT,
     updated_at TEXT
 );
 """
@@ -389,6 +390,7 @@ SELECT
     a.source AS source,
     a.note AS note,
     a.resident_reason AS resident_reason,
+    a.contact_instruction AS contact_instruction,
     c.preferred_channel AS preferred_channel,
     c.email AS email,
     c.language AS language,
@@ -405,7 +407,7 @@ _ALERT_COLUMNS = (
     "location_text", "location_postcode", "location_area", "effective_from", "ends_on",
     "last_reviewed_on", "review_outcome", "status", "notify_resident", "no_notify_reason",
     "notified_on", "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note",
-    "resident_reason", "updated_at",
+    "resident_reason", "contact_instruction", "updated_at",
 )
 
 
@@ -707,6 +709,7 @@ def _alerts(
         "source": _cats(_SOURCES)[source],
         "note": note,
         "resident_reason": resident_reason,
+        "contact_instruction": np.full(n, _NULL, dtype=object),
         "updated_at": updated_at,
     }
     _inject_faults(cols, groups, dup_copies, eff)

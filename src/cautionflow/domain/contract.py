@@ -13,15 +13,18 @@ SOURCE_COLUMNS: tuple[str, ...] = (
     "asset_ref", "address", "postcode", "area", "effective_from", "ends_on", "last_reviewed_on",
     "review_outcome", "status", "notify_resident", "no_notify_reason", "notified_on",
     "appeal_received_on", "appeal_decided_on", "appeal_outcome", "source", "note", "resident_reason",
-    "preferred_channel", "email", "language", "large_print", "updated_at",
+    "contact_instruction", "preferred_channel", "email", "language", "large_print", "updated_at",
 )
 
 # Columns a source query may leave out: each is then read as empty for every row. `resident_reason`
 # (what the landlord has decided the resident may be told of why, printed in their decision letters;
 # Hexagon 5.3, Karbon 5.2, Teign Appendix E) is newer than the contract, and a landlord who records
 # none yet must still sync. Every other column stays required: a query missing one is refused.
+# `contact_instruction` (how to make contact safely: who the single point of contact is and how to
+# reach them, the agreed arrangements; shown to call handlers, and to contractors where the config
+# allows) is newer still, and optional for the same reason.
 # An alert whose optional columns are empty keeps the fingerprint it had before they existed.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("resident_reason",)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("resident_reason", "contact_instruction")
 
 DATE_COLUMNS: tuple[str, ...] = (
     "effective_from", "ends_on", "last_reviewed_on", "notified_on",
@@ -58,7 +61,7 @@ MAX_LENGTHS: dict[str, int] = {
 # characters is not an address: it is emptied and flagged, never cut into another address.
 FREE_TEXT_CAPS: dict[str, int] = {
     "person_name": 200, "address": 500, "email": 254, "no_notify_reason": 2_000, "note": 8_000,
-    "resident_reason": 2_000,
+    "resident_reason": 2_000, "contact_instruction": 500,
 }
 
 # One-line columns hold no line breaks or other control characters: validation replaces line breaks
