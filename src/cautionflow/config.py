@@ -205,10 +205,15 @@ class LettersContact(_Model):
     @field_validator("phone")
     @classmethod
     def _phone_number(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 6 or len(value) > 30:
-            raise ValueError(f"not a phone number (digits, spaces, + ( ) -; e.g. 01632 960123): {value!r}")
-        return value
+        return phone_number(value)
+
+
+def phone_number(value: str) -> str:
+    """A phone number people dial, spaces tidied: digits, spaces, + ( ) -, at least six digits."""
+    value = " ".join(value.split())
+    if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 6 or len(value) > 30:
+        raise ValueError(f"not a phone number (digits, spaces, + ( ) -; e.g. 01632 960123): {value!r}")
+    return value
 
 
 class LettersConfig(_Model):
@@ -217,6 +222,60 @@ class LettersConfig(_Model):
     # Optional in the model, required by the loader once there is a letters section (`_check_letters`),
     # so that its absence is the one line LETTERS_CONTACT_REQUIRED rather than pydantic's wording.
     contact: LettersContact | None = None
+
+
+class DutyContact(_Model):
+    """Who staff and contractors call when an instruction cannot be followed or is missing, day and
+    night (a "do not visit" that needs a manager's approval at 2 a.m.): shown in every digest and
+    urgent notice, and in place of a missing contact instruction."""
+
+    name: str = Field(min_length=1, max_length=80, description="who answers, e.g. Duty housing manager (24 hours)")
+    phone: str = Field(description="the number to call, e.g. 01632 960999")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_number(cls, value: str) -> str:
+        return phone_number(value)
+
+
+class DigestsConfig(_Model):
+    duty_contact: DutyContact | None = Field(
+        default=None, description="the landlord's duty contact, shown in every digest and urgent notice"
+    )
+    # Karbon 7.3 tells call handlers of every flag; contractors are given where and what to do
+    # (Karbon 7.1-7.2, Dover 6.31). A contact instruction can name an officer or an arrangement
+    # agreed with the resident, so contractors see it only when the landlord says so.
+    contractors_see_instructions: bool = Field(
+        default=False, description="show the alerts' contact instructions to contractors too"
+    )
+
+
+# Codes whose arrival (or an escalation to one) is sent at once as an urgent notice.
+DEFAULT_URGENT_CODES = ("DNV", "WPN", "AGY")
+
+
+class UrgentConfig(_Model):
+    """Urgent notices (the `cautionflow_urgent` DAG, `cautionflow run urgent`): an alert of one of
+    these codes added, or an alert escalated to one, is sent to the contractors of its area and to
+    the out-of-hours recipients within the run that finds it (Dover 6.23: a threatened person is
+    warned at once)."""
+
+    codes: tuple[str, ...] = Field(default=DEFAULT_URGENT_CODES, description="canonical alert codes")
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _canonical_codes(cls, value: object) -> object:
+        from cautionflow.domain.codes import ALERT_CODES
+
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value  # pydantic names the type it wanted
+        codes = tuple(str(code).strip().upper() for code in value)
+        unknown = [code for code in codes if code not in ALERT_CODES]
+        if unknown:
+            raise ValueError(f"not canonical alert codes: {', '.join(unknown)} (known: {', '.join(ALERT_CODES)})")
+        return tuple(dict.fromkeys(codes))
 
 
 class OperationsConfig(_Model):
@@ -256,6 +315,8 @@ class CautionflowConfig(_Model):
         default=None, description="resident letters; without this section the letters step queues nothing"
     )
     operations: OperationsConfig = OperationsConfig()
+    digests: DigestsConfig = DigestsConfig()
+    urgent: UrgentConfig = UrgentConfig()
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")
