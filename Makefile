@@ -146,7 +146,9 @@ bench: install
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.deadlines
 	$(BIN)/python -m bench.digests
+	$(BIN)/python -m bench.urgent
 	$(BIN)/python -m bench.letters
+	$(BIN)/python -m bench.lookup
 
 # Regenerate the pins from a working install (after changing pyproject.toml's dependencies).
 constraints:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -306,3 +307,97 @@ class FakeTime:
 def most_in_any_window(starts: list[float], window: float = 60.0) -> int:
     starts = sorted(starts)
     return max((sum(1 for u in starts if t <= u < t + window) for t in starts), default=0)
+
+
+# --- Airflow's own login, in this process ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simple_auth_manager(home: Path, jwt_secret: str, users: str = "ops:viewer") -> Iterator[Any]:
+    """Airflow's SimpleAuthManager initialised in this process as the api-server initialises it,
+    over a freshly migrated metadata database in `home` (JWT revocation is checked there), for tests
+    that drive a plugin's app in-process; sign a user's JWT with its `generate_jwt`."""
+    import pytest
+    from airflow import settings
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+
+    env = migrated_airflow(home)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AIRFLOW__CORE__AUTH_MANAGER",
+              "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", users)
+    mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(home / "passwords.json"))
+    mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", jwt_secret)
+    mp.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    settings.configure_vars()
+    settings.reconfigure_orm()
+    purge_cached_app()
+    try:
+        yield init_auth_manager()
+    finally:
+        purge_cached_app()
+        mp.undo()
+        settings.configure_vars()
+        settings.reconfigure_orm()
+
+
+# --- headless Chromium --------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@contextlib.contextmanager
+def headless_chromium(*arguments: str, page_load_timeout: float = 120) -> Iterator[Any]:
+    """Debian's headless Chromium driven by selenium, with `arguments` besides the usual ones; the
+    test is skipped, saying why, when Chromium, its driver or selenium is absent (`.ci/run`
+    installs them). The driver is given, so selenium never downloads one."""
+    import pytest
+
+    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
+        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (it is a dev dependency: pip install -e '.[dev]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--lang=en-GB",
+                     *arguments):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(page_load_timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: Any, condition: Any, timeout: float = 60) -> Any:
+    """Wait until a selenium expected condition holds; its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def dags_test(
+    dag_id: str, env: dict[str, str], config: Path, smtp_port: int, *, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`airflow dags test DAG_ID AS_OF` with the config in `config` (its folder the project home) and
+    the SMTP Connection pointing at a plain-text test server on `smtp_port`."""
+    import json
+
+    run_env = {
+        **env,
+        "CAUTIONFLOW_HOME": str(config.parent),
+        "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(config),
+        "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port, "extra": {"security": "none"}}
+        ),
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", dag_id, AS_OF.isoformat()],
+        env=run_env, cwd=config.parent, capture_output=True, text=True, timeout=timeout,
+    )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # Each module in cautionflow.commands registers its own sub-commands.
 COMMAND_MODULES = ("run", "status", "compute_deadlines", "demo_data", "letters", "governance", "dsar", "retention", "digests",
-                   "mail")
+                   "mail", "tokens")
 
 DEBUG_ENV = "CAUTIONFLOW_DEBUG"  # set: an unexpected error shows its traceback instead of one line
 

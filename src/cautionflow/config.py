@@ -274,8 +274,21 @@ class UrgentConfig(_Model):
         codes = tuple(str(code).strip().upper() for code in value)
         unknown = [code for code in codes if code not in ALERT_CODES]
         if unknown:
-            raise ValueError(f"not canonical alert codes: {', '.join(unknown)} (known: {', '.join(ALERT_CODES)})")
+            # Worded as the other validators' ("'fri' is not a day of the week (...)"): the value
+            # as written, then what is allowed.
+            named = ", ".join(repr(str(value[codes.index(code)])) for code in unknown)
+            what = "is not a canonical alert code" if len(unknown) == 1 else "are not canonical alert codes"
+            raise ValueError(f"{named} {what} ({', '.join(ALERT_CODES)})")
         return tuple(dict.fromkeys(codes))
+
+
+class LookupConfig(_Model):
+    """The look-up API's abuse limit for contractors' and call centres' systems (README, "Look-ups")."""
+
+    rate_limit_per_minute: int = Field(
+        default=60, ge=1, le=10_000,
+        description="requests one API token may make in any 60 s, per api-server worker process; beyond it, 429",
+    )
 
 
 class OperationsConfig(_Model):
@@ -317,6 +330,7 @@ class CautionflowConfig(_Model):
     operations: OperationsConfig = OperationsConfig()
     digests: DigestsConfig = DigestsConfig()
     urgent: UrgentConfig = UrgentConfig()
+    lookup: LookupConfig = LookupConfig()
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")

@@ -8,45 +8,21 @@ Skipped, saying why, when Chromium, its driver or selenium is absent; `.ci/run` 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, headless_chromium, wait_for
 
 ARTEFACTS = REPO / "tests" / "artefacts" / "register-page"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
-        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (it is a dev dependency: pip install -e '.[dev]')")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1400,2200", "--lang=en-GB"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no download: the driver is given
-    driver.set_page_load_timeout(120)
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver, condition, timeout: float = 60):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(condition)
+    with headless_chromium("--window-size=1400,2200") as driver:
+        yield driver
 
 
 def test_a_logged_in_user_sees_the_registers_overdue_count(browser, api_server):

@@ -5,7 +5,6 @@ letters, with the mail settings of the `cautionflow_smtp` Connection overriding 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sqlite3
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from tests.deployment import CONTACT
-from tests.support import AS_OF, alert_row, migrated_airflow, write_sqlite_source
+from tests.support import AS_OF, alert_row, dags_test, migrated_airflow, write_sqlite_source
 
 BIN = Path(sys.executable).parent
 ERIN = "erin@example.com"
@@ -62,21 +61,6 @@ def deployment(folder: Path, *, auto_approve: bool) -> Path:
     return path
 
 
-def letters_dag(env: dict[str, str], config: Path, smtp_port: int) -> subprocess.CompletedProcess[str]:
-    run_env = {
-        **env,
-        "CAUTIONFLOW_HOME": str(config.parent),
-        "AIRFLOW_VAR_CAUTIONFLOW_CONFIG": str(config),
-        "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port, "extra": {"security": "none"}}
-        ),
-    }
-    return subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", "cautionflow_letters", AS_OF.isoformat()],
-        env=run_env, cwd=config.parent, capture_output=True, text=True, timeout=600,
-    )
-
-
 def statuses(register: Path) -> dict[str, str]:
     with sqlite3.connect(register) as conn:
         return dict(conn.execute("SELECT alert_id, status FROM letters").fetchall())
@@ -85,7 +69,7 @@ def statuses(register: Path) -> dict[str, str]:
 def test_auto_approve_dispatches_from_the_async_task_with_the_smtp_connection(airflow_env, tmp_path, mail_server):
     config = deployment(tmp_path, auto_approve=True)
 
-    result = letters_dag(airflow_env, config, mail_server.port)
+    result = dags_test("cautionflow_letters", airflow_env, config, mail_server.port)
 
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
@@ -103,7 +87,7 @@ def test_auto_approve_dispatches_from_the_async_task_with_the_smtp_connection(ai
     assert flags == [("OLD", "untold_before_lookback", AS_OF.isoformat())]  # stored for officers, not only logged
 
     # A rerun of the day through Airflow queues and sends nothing twice.
-    again = letters_dag(airflow_env, config, mail_server.port)
+    again = dags_test("cautionflow_letters", airflow_env, config, mail_server.port)
     assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
     assert len(mail_server.handler.messages_for(ERIN)) == 1
     with sqlite3.connect(tmp_path / "register.db") as conn:
@@ -114,7 +98,7 @@ def test_auto_approve_dispatches_from_the_async_task_with_the_smtp_connection(ai
 def test_without_auto_approve_the_dag_only_queues(airflow_env, tmp_path, mail_server):
     config = deployment(tmp_path, auto_approve=False)
 
-    result = letters_dag(airflow_env, config, mail_server.port)
+    result = dags_test("cautionflow_letters", airflow_env, config, mail_server.port)
 
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     assert statuses(tmp_path / "register.db") == {"POST": "queued", "MAIL": "queued"}

@@ -123,7 +123,9 @@ def test_every_route_of_the_app_depends_on_the_airflow_login():
 
     app = create_app(dag_runs=list)
     routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    assert {r.path for r in routes} == {"/", "/reviews/{which}", "/reports/{name}", "/letters/{letter_id}.pdf"}
+    assert {r.path for r in routes} == {
+        "/", "/reviews/{which}", "/reports/{name}", "/letters/{letter_id}.pdf", "/search", "/alerts/{alert_id}",
+    }
     for route in routes:
         assert require_airflow_user in [d.call for d in route.dependant.dependencies], route.path
     assert app.openapi_url is None and app.docs_url is None  # nothing served without a login

@@ -170,6 +170,13 @@ def test_ended_alerts_past_the_period_are_anonymised_everywhere_once(built, data
         assert "Gwen" not in text + message["recipient_name"]
     told = {(d["recipient_name"], d["recipient_role"]) for d in table(url, "disclosures", alert_id="GONE")}
     assert told == {("Acme Repairs", "contractor"), ("Night Desk", "out_of_hours"), (ANONYMISED, "resident")}
+    # What the digests showed of it (hashes of the name and address among it) is gone from the
+    # disclosure log and the outbox; other alerts' records stay for the next digest's "Changed".
+    assert all(d["shown"] is None for d in table(url, "disclosures", alert_id="GONE"))
+    kept = [json.loads(m["disclosed_alerts"]).get("shown", {}) for m in table(url, "outbox")]
+    assert not any("GONE" in shown for shown in kept)
+    assert any(shown for shown in kept)
+    assert any(d["shown"] for d in table(url, "disclosures") if d["alert_id"] != "GONE")
 
     quarantined = table(url, "quarantine", alert_id="GONE")
     assert len(quarantined) == 2

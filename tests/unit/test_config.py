@@ -50,6 +50,20 @@ def test_postgres_urls_pass_through(tmp_path):
          "a weekly schedule needs a weekday"),
         ({"recipients": [{"name": "X", "email": "x@example.org", "role": "officer", "weekday": ["monday", "fri"]}]},
          "recipients.0.weekday: Value error, 'fri' is not a day of the week"),
+        # Issue 15's settings, worded like the others: the value as written, then what is allowed.
+        ({"digests": {"duty_contact": {"name": "Duty manager", "phone": "ring the office"}}},
+         "digests.duty_contact.phone: Value error, not a phone number (digits, spaces, + ( ) -; e.g. 01632 960123): "
+         "'ring the office'"),
+        ({"digests": {"duty_contact": {"name": "Duty manager"}}}, "digests.duty_contact.phone: Field required"),
+        ({"digests": {"duty_contact": {"name": "", "phone": "01632 960999"}}},
+         "digests.duty_contact.name: String should have at least 1 character"),
+        ({"digests": {"duty_phone": "01632 960999"}}, "digests.duty_phone: Extra inputs are not permitted"),
+        ({"digests": {"contractors_see_instructions": "sometimes"}},
+         "digests.contractors_see_instructions: Input should be a valid boolean"),
+        ({"urgent": {"codes": ["DNV", "GUN"]}},
+         "urgent.codes: Value error, 'GUN' is not a canonical alert code (VIP, NFO, NMO, NLF, NLM, NFV, NMV, DOG, WPN, "),
+        ({"urgent": {"codes": ["dnv", "Q1", "Q2"]}}, "urgent.codes: Value error, 'Q1', 'Q2' are not canonical alert codes ("),
+        ({"urgent": {"code": ["DNV"]}}, "urgent.code: Extra inputs are not permitted"),
     ],
 )
 def test_invalid_settings_name_the_field(change, message, tmp_path):
@@ -57,6 +71,23 @@ def test_invalid_settings_name_the_field(change, message, tmp_path):
         parse_config({**MINIMAL, **change}, origin="deploy.yaml", home=tmp_path)
     assert str(caught.value).startswith("deploy.yaml: ")
     assert message in str(caught.value)
+
+
+def test_config_errors_are_one_line(tmp_path):
+    for change in ({"digests": {"duty_contact": {"name": "Duty", "phone": "x\ny"}}}, {"urgent": {"codes": ["A\nB"]}}):
+        with pytest.raises(ConfigError) as caught:
+            parse_config({**MINIMAL, **change}, origin="deploy.yaml", home=tmp_path)
+        assert "\n" not in str(caught.value), str(caught.value)
+
+
+def test_issue_15_settings_default_and_tidy(tmp_path):
+    config = parse_config(MINIMAL, home=tmp_path)
+    assert config.digests.duty_contact is None and config.digests.contractors_see_instructions is False
+    assert config.urgent.codes == ("DNV", "WPN", "AGY")
+    config = parse_config({**MINIMAL, "digests": {"duty_contact": {"name": "Duty manager", "phone": " 01632   960999 "}},
+                           "urgent": {"codes": ["wpn", "WPN", " dnv "]}}, home=tmp_path)
+    assert config.digests.duty_contact.phone == "01632 960999"
+    assert config.urgent.codes == ("WPN", "DNV")  # canonical, each once
 
 
 def test_insecure_smtp_is_allowed_to_loopback_or_when_said_explicitly(tmp_path):

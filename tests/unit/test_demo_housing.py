@@ -257,6 +257,47 @@ def test_notification_and_contact_variety(built: tuple[DemoSummary, list]) -> No
     assert any(r["note"] for r in rows)
 
 
+def test_most_alerts_that_defer_to_an_arrangement_say_who_to_contact(built: tuple[DemoSummary, list]) -> None:
+    """Issue 15: SPOC, CM and DNV alerts mostly carry a contact instruction naming someone to call,
+    and a share are left without (the flag shows in the demo); a few other alerts carry one too."""
+    from cautionflow.domain.contract import FREE_TEXT_CAPS
+
+    _, rows = built
+    needing = [r for r in rows if r["alert_code"] in ("SPOC", "CM", "DNV")]
+    told = [r for r in needing if r["contact_instruction"]]
+    assert 0.75 < len(told) / len(needing) < 0.95, (len(told), len(needing))
+    for code in ("SPOC", "CM", "DNV"):
+        assert any(r["alert_code"] == code and not r["contact_instruction"] for r in rows), code
+    others = [r for r in rows if r["alert_code"] not in ("SPOC", "CM", "DNV")]
+    assert 0 < sum(1 for r in others if r["contact_instruction"]) < 0.1 * len(others)
+    for r in told:
+        text = r["contact_instruction"]
+        assert len(text) <= FREE_TEXT_CAPS["contact_instruction"] and text.isprintable()  # one clean line
+        assert re.search(r"01632 960\d{3}", text), text  # a number to call (Ofcom's drama range)
+    # The officer named is one of the alert's own area: the same name never serves two areas.
+    areas_of: dict[str, set[str]] = {}
+    for r in told:
+        for officer in re.findall(r"([A-Z][a-z]+ [A-Z][a-z]+, [A-Za-z ]+Officer)", r["contact_instruction"]):
+            areas_of.setdefault(officer, set()).add(r["area"])
+    assert areas_of and all(len(areas - {None}) <= 1 for areas in areas_of.values())
+
+
+def test_contact_instructions_leave_the_other_columns_as_the_seed_made_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawn after everything else: the columns that existed before are those of the same seed."""
+    from cautionflow.demo import housing
+
+    build_housing_database(tmp_path / "a.db", homes=300, alerts=400, as_of=DEMO_DAY, seed=9)
+    with monkeypatch.context() as before_the_column:  # as the generator was: nothing drawn, all empty
+        before_the_column.setattr(housing, "_contact_instructions",
+                                  lambda rng, codes, code_idx, area: housing._cats([""] * len(code_idx)))
+        build_housing_database(tmp_path / "b.db", homes=300, alerts=400, as_of=DEMO_DAY, seed=9)
+    with_them, without = _rows(tmp_path / "a.db"), _rows(tmp_path / "b.db")
+    assert [{**r, "contact_instruction": None} for r in with_them] == without
+    assert any(r["contact_instruction"] for r in with_them)
+
+
 def _cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cautionflow")
     demo_data.register(parser.add_subparsers(dest="command", required=True))

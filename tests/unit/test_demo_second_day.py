@@ -71,6 +71,14 @@ def test_new_alerts_are_today_s_on_residents_without_one_with_fresh_ids():
     [place] = [r for r in plan.added if r["subject_kind"] == "A"]
     assert place["person_ref"] is None and place["notify_resident"] == 0 and place["no_notify_reason"]
     assert place["resident_reason"] is None  # no resident to tell
+    # Issue 15: a new alert that defers to an arrangement says who to contact; the others need none.
+    plan = plan_second_day(ALERTS, RESIDENTS, DAY_TWO, added=5, ended=1)
+    for row in plan.added:
+        if row["alert_type"] in ("SPOC", "CM", "DNV"):
+            assert row["contact_instruction"] and "01632 960" in row["contact_instruction"], row
+        else:
+            assert row["contact_instruction"] is None, row
+    assert {"CM", "SPOC"} <= {r["alert_type"] for r in plan.added}
 
 
 def test_a_reason_is_recorded_for_one_resident_whose_decision_letter_waits_for_it():

@@ -6,7 +6,9 @@ import csv
 import datetime as dt
 import email
 import io
+import json
 from email import policy
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -91,9 +93,10 @@ def test_the_selector_judges_review_dates_on_its_day():
 
 
 def test_out_of_hours_also_get_who_it_is_about_but_never_the_note():
-    # Karbon 7.3: call handlers are told of all flagged individuals and the required actions.
+    # Karbon 7.3: call handlers are told of all flagged individuals and the required actions, and
+    # how to make contact safely (issue 15: the contact instruction, always theirs).
     keys = [c.key for c in d.OUT_OF_HOURS_COLUMNS]
-    assert set(keys) == {c.key for c in d.CONTRACTOR_COLUMNS} | {"person_name", "subject_type"}
+    assert set(keys) == {c.key for c in d.CONTRACTOR_COLUMNS} | {"person_name", "subject_type", "contact_instruction"}
     cells = dict(zip(keys, d.digest_row("out_of_hours", alert(), as_of=AS_OF).cells, strict=True))
     assert cells["person_name"] == "Alex Example" and cells["subject_type"] == "person"
     assert "Threatened" not in " ".join(cells.values())
@@ -164,8 +167,9 @@ def test_no_contractor_row_ever_contains_a_forbidden_field(rows, areas):
 def test_out_of_hours_rows_never_contain_the_note_or_problem_text(rows):
     for row in d.digest_rows(NIGHT_DESK, rows, as_of=AS_OF):
         leaked = [cell for cell in row.cells if "FORBIDDEN" in cell]
-        # Only the name and subject type are theirs to see (Karbon 7.3).
-        assert all(c.startswith(("FORBIDDEN[person_name]", "FORBIDDEN[subject_type]")) for c in leaked), leaked
+        # Only the name and subject type are theirs to see (Karbon 7.3), and how to make contact safely.
+        theirs = ("FORBIDDEN[person_name]", "FORBIDDEN[subject_type]", "FORBIDDEN[contact_instruction]")
+        assert all(c.startswith(theirs) for c in leaked), leaked
         assert not any(cell.startswith(tuple(f"FORBIDDEN[{f}]" for f in OUT_OF_HOURS_FORBIDDEN)) for cell in row.cells)
 
 
@@ -329,3 +333,169 @@ def test_airflow_connection_overrides_the_file_and_is_validated_again():
         SmtpSettings.from_config(SMTP, overrides={"security": "none", "password": "x"}, environ={})
     loopback = SmtpConfig(host="127.0.0.1", port=1025, security="none", sender="a@example.org")
     assert SmtpSettings.from_config(loopback, environ={}).password is None
+
+
+# --- what changed, by severity (issue 15) ---------------------------------------------------------
+
+NORTH_ONLY = Recipient(name="North Works", email="n@contractor.example", role="contractor", areas=("NORTH",))
+DAY_BEFORE = AS_OF - dt.timedelta(days=1)
+
+
+def shown_by_id(recipient, alerts, options=None):
+    options = options or d.DigestOptions()
+    columns = d.recipient_columns(recipient.role, options)
+    rows = d.digest_rows(recipient, alerts, as_of=AS_OF, options=options)
+    return rows, {row.alert_id: d.shown_record(columns, row) for row in rows}
+
+
+def test_changed_flags_show_old_and_new_and_escalations_come_first():
+    # Karbon 6.3, Hexagon 1.2: staff check before every visit, so a changed warning must be visible.
+    before = [alert(alert_id="A1", alert_code="DOG", address="1 Mill Lane"),
+              alert(alert_id="A2", alert_code="VIP", address="2 Mill Lane"),
+              alert(alert_id="A3", alert_code="NFO", address="3 Mill Lane"),
+              alert(alert_id="A4", alert_code="WPN", address="4 Mill Lane")]
+    after = [alert(alert_id="A1", alert_code="DOG", address="1A Mill Lane"),  # an address change: hashed only
+             alert(alert_id="A2", alert_code="WPN", address="2 Mill Lane"),  # escalated
+             alert(alert_id="A3", alert_code="NFO", address="3 Mill Lane", review_due=dt.date(2028, 1, 1)),
+             alert(alert_id="A4", alert_code="VIP", address="4 Mill Lane")]  # de-escalated: changed, not escalated
+    _, old = shown_by_id(NORTH_ONLY, before)
+    rows, new = shown_by_id(NORTH_ONLY, after)
+    changes = d.changes_since(DAY_BEFORE, set(old), rows, {}, previous_shown=old, shown=new)
+
+    assert [c.row.alert_id for c in changes.changed] == ["A2", "A1", "A4"]  # A3's review date is not a change
+    escalation, details, lower = changes.changed
+    assert escalation.escalated and not details.escalated and not lower.escalated
+    assert escalation.before == {"alert_code": "VIP", "required_action": required_action("VIP")}
+    assert escalation.after == {"alert_code": "WPN", "required_action": required_action("WPN")}
+    assert details.before == details.after == {}  # shown as the current row, "details changed"
+    assert lower.before["alert_code"] == "WPN" and lower.after["alert_code"] == "VIP"
+    assert changes.added == () and changes.lifted == ()
+
+
+def test_a_profiles_severity_decides_what_is_an_escalation():
+    before, after = [alert(alert_code="VIP")], [alert(alert_code="DOG")]
+    _, old = shown_by_id(NORTH_ONLY, before)
+    rows, new = shown_by_id(NORTH_ONLY, after)
+    [plain] = d.changes_since(DAY_BEFORE, set(old), rows, {}, previous_shown=old, shown=new).changed
+    assert not plain.escalated  # both rank 4 by default
+    [ranked] = d.changes_since(DAY_BEFORE, set(old), rows, {}, previous_shown=old, shown=new,
+                               severity_overrides={"DOG": 5}).changed
+    assert ranked.escalated
+
+
+def test_no_change_is_reported_against_a_digest_that_kept_no_record_or_for_a_column_gained():
+    rows, new = shown_by_id(NORTH_ONLY, [alert(alert_code="WPN")])
+    unrecorded = d.changes_since(DAY_BEFORE, {"A1"}, rows, {}, previous_shown={}, shown=new)
+    assert unrecorded.changed == () and unrecorded.added == ()  # before migration 0009: no false alarm
+    # The landlord lets contractors see instructions: a column gained is not a change to the alert.
+    _, old = shown_by_id(NORTH_ONLY, [alert(alert_code="WPN")])
+    wider = d.DigestOptions(contractors_see_instructions=True)
+    rows, new = shown_by_id(NORTH_ONLY, [alert(alert_code="WPN", contact_instruction="Ring Pat first")], wider)
+    assert d.changes_since(DAY_BEFORE, {"A1"}, rows, {}, previous_shown=old, shown=new).changed == ()
+    # A garbled record reads as none, never as a change.
+    assert d.compare_shown("not json", new["A1"]) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(register_rows(), min_size=1, max_size=6))
+def test_what_a_digest_showed_is_kept_without_the_residents_personal_data(rows):
+    rows = [dict(r, alert_id=f"A{i}") for i, r in enumerate(rows)]
+    options = d.DigestOptions(contractors_see_instructions=True)
+    for recipient in (NIGHT_DESK, Recipient(name="C", email="c@c.example", role="contractor",
+                                            areas=("NORTH", "SOUTH", "EAST"))):
+        columns = d.recipient_columns(recipient.role, options)
+        for row in d.digest_rows(recipient, rows, as_of=AS_OF, options=options):
+            text = d.shown_record(columns, row)
+            record = json.loads(text)
+            assert "alert_code" in record
+            assert set(record) <= {*d.SHOWN_KEYS, "hashed"}
+            assert not any(f"FORBIDDEN[{f}]" in text for f in ("person_name", "subject_type", "note", "address"))
+            source = next(r for r in rows if r["alert_id"] == row.alert_id)
+            for personal in ("address", "postcode"):  # kept only as a hash, never as text
+                assert personal not in record and record["hashed"][personal] != d.display(source[personal])
+
+
+def test_marks_are_not_part_of_what_identifies_a_digest():
+    alerts = [alert(alert_id="A1", alert_code="VIP"), alert(alert_id="A2")]
+    rows = d.digest_rows(ACME, alerts, as_of=AS_OF)
+    first = d.changes_since(None, None, rows, {})
+    _, shown = shown_by_id(ACME, alerts)
+    later = d.changes_since(DAY_BEFORE, {"A2"}, rows, {}, previous_shown={"A2": shown["A2"]}, shown=shown)
+    assert later.added and not first.added  # the marks would differ ...
+    assert d.content_hash("contractor", rows) == d.content_hash("contractor", rows, d.CONTRACTOR_COLUMNS)  # ... the key not
+
+
+def test_contact_instruction_column_falls_back_to_the_duty_contact():
+    assert "contact_instruction" not in [c.key for c in d.recipient_columns("contractor", d.DigestOptions())]
+    assert "contact_instruction" in [
+        c.key for c in d.recipient_columns("contractor", d.DigestOptions(contractors_see_instructions=True))]
+    keys = [c.key for c in d.OUT_OF_HOURS_COLUMNS]
+
+    class Duty:
+        name, phone = "Duty housing manager", "01632 960999"
+
+    duty = d.DigestOptions(duty_contact=Duty())
+    own, missing = d.digest_rows(
+        NIGHT_DESK, [alert(alert_id="A1", contact_instruction=" Via Pat Officer "), alert(alert_id="A2")],
+        as_of=AS_OF, options=duty)
+    assert dict(zip(keys, own.cells, strict=True))["contact_instruction"] == "Via Pat Officer"
+    assert dict(zip(keys, missing.cells, strict=True))["contact_instruction"] == "Call Duty housing manager on 01632 960999"
+    [bare] = d.digest_rows(NIGHT_DESK, [alert()], as_of=AS_OF)
+    assert dict(zip(keys, bare.cells, strict=True))["contact_instruction"] == ""  # no duty contact configured
+
+
+def test_postcodes_and_house_numbers_sort_naturally():
+    assert sorted(["QE10 1AA", "QE2 1AA", "QE1 1AA", "qe3 1AA"], key=d.natural_key) == [
+        "QE1 1AA", "QE2 1AA", "qe3 1AA", "QE10 1AA"]
+    assert sorted(["10 Mill Lane", "2 Mill Lane", "Flat 1, 2 Mill Lane", "2A Mill Lane"], key=d.natural_key) == [
+        "2 Mill Lane", "2A Mill Lane", "10 Mill Lane", "Flat 1, 2 Mill Lane"]
+    alerts = [alert(alert_id="B", area="NORTH", postcode="QE10 1AA"), alert(alert_id="A", area="NORTH", postcode="QE2 1AA"),
+              alert(alert_id="C", area="EAST", postcode="QE99 1AA"), alert(alert_id="D", area=None, postcode=None)]
+    assert [a["alert_id"] for a in sorted(alerts, key=d.alert_order)] == ["D", "C", "A", "B"]
+
+
+@given(st.lists(st.one_of(st.none(), _text), max_size=10))
+def test_natural_key_orders_any_text_without_failing(values):
+    ordered = sorted(values, key=d.natural_key)
+    assert len(ordered) == len(values)
+
+
+def test_highest_risk_is_the_top_rank_and_a_profile_can_raise_a_code():
+    assert [code for code in ("DNV", "WPN", "AGY", "VIP", "DOG", "XXZ", "") if d.is_highest_risk(code)] == [
+        "DNV", "WPN", "AGY"]
+    assert d.is_highest_risk("DOG", {"DOG": 5})
+
+
+def test_an_urgent_notice_is_shown_in_the_landlords_time():
+    summer = dt.datetime(2026, 7, 29, 13, 15, tzinfo=dt.UTC)
+    assert d.notified_text(summer, ZoneInfo("Europe/London")) == "Urgent notice sent 14:15, 29 July"
+    winter = dt.datetime(2026, 11, 29, 14, 15, tzinfo=dt.UTC)
+    assert d.notified_text(winter, ZoneInfo("Europe/London")) == "Urgent notice sent 14:15, 29 November"
+
+
+def test_one_recipients_marks_never_reach_anothers_digest_through_the_shared_rows():
+    from cautionflow.adapters.templates import renderer
+    from cautionflow.config import parse_config
+    from cautionflow.services.digests import RowCache, render_digest
+    from tests.support import REPO
+
+    config = parse_config({"organisation": "Example Homes", "policy": "dover", "register_url": "sqlite:///unused.db",
+                           "source": {"url": "sqlite:///unused.db"}, "recipients": []}, home=REPO)
+    render, cache = renderer(config), RowCache()
+    alerts = [alert(alert_id="A1", alert_code="WPN"), alert(alert_id="A2", address="2 Mill Lane")]
+    rows, shown = shown_by_id(ACME, alerts)
+    changes = d.changes_since(DAY_BEFORE, {"A1"}, rows, {}, previous_shown={"A1": shown["A1"]}, shown=shown)
+    other = Recipient(name="Beta Builders", email="b@contractor.example", role="contractor", areas=("NORTH",))
+
+    def plain(recipient, changes, notified):
+        _, message = render_digest(
+            render, organisation="Example Homes", recipient=recipient, as_of=AS_OF, rows=rows, changes=changes,
+            sender="a@example.org", message_id="<m@example.org>", now=dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC),
+            cache=cache, notified=notified)
+        return content(parse(message).get_body(("plain",)))
+
+    marked = plain(ACME, changes, {"A1": dt.datetime(2026, 11, 23, 5, tzinfo=dt.UTC)})
+    assert "[NEW] 2 Mill Lane" in marked and "[ALREADY NOTIFIED: Urgent notice sent 05:00, 23 November]" in marked
+    unmarked = plain(other, d.changes_since(DAY_BEFORE, {"A1", "A2"}, rows, {}), {})
+    assert "[NEW]" not in unmarked and "ALREADY NOTIFIED" not in unmarked and "- 2 Mill Lane" in unmarked
+    assert "HIGHEST RISK (1)" in marked and "HIGHEST RISK (1)" in unmarked  # the WPN row, for both

@@ -230,3 +230,22 @@ def test_decision_letter_codes_by_default_are_every_code_that_changes_the_servic
 def test_the_model_can_be_built_in_code_too() -> None:
     profile = PolicyProfile.model_validate({"name": "inline", "review": {"interval_months": 3}})
     assert profile.review.interval_months == 3
+
+
+def test_a_profile_may_rank_a_code_otherwise_and_a_bad_rank_is_named(tmp_path: Path) -> None:
+    from cautionflow.domain.codes import severity
+
+    base = (PROFILE_DIR / "dover.yaml").read_text()
+    assert "# severity: {DOG: 5}" in base  # documented in a shipped profile
+    assert load_profile("dover").severity == {}
+    ranked = load_profile(str(write(tmp_path, base + "severity: {DOG: 5}\n")))
+    assert ranked.severity == {"DOG": 5} and severity("DOG", ranked.severity) == 5
+    for bad, message in (
+        ("{DGO: 5}", "severity: unknown alert code 'DGO'"),
+        ("{DOG: 6}", "severity.DOG: must be a whole number from 1 to 5"),
+        ("{DOG: high}", "severity.DOG: must be a whole number from 1 to 5"),
+        ("[DOG]", "severity: must be a mapping"),
+    ):
+        with pytest.raises(ProfileError, match=re.escape(message)) as raised:
+            load_profile(str(write(tmp_path, base + f"severity: {bad}\n", name="bad.yaml")))
+        assert "\n" not in str(raised.value)

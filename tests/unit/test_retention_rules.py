@@ -40,3 +40,15 @@ def test_history_keeps_which_fields_changed_but_not_their_values():
     assert json.loads(new) == {"person_name": [ANONYMISED, ANONYMISED], "note": [None, ANONYMISED], "area": ["N", "S"]}
     assert _anonymise_changes(new) == (new, False)  # idempotent
     assert _anonymise_changes(None) == (None, False)
+
+
+def test_a_lookups_query_keeps_what_was_asked_by_but_not_what_names_or_locates_the_resident():
+    from cautionflow.services.retention import _anonymise_query
+
+    raw = json.dumps({"q": "27 Yew Court", "postcode": "EW1 2AB", "asset_ref": "H0027", "page": 2, "page_size": 20})
+    new, touched = _anonymise_query(raw)
+    assert touched and json.loads(new) == {"q": ANONYMISED, "postcode": ANONYMISED, "asset_ref": ANONYMISED,
+                                           "page": 2, "page_size": 20}
+    assert _anonymise_query(new) == (new, False)  # idempotent
+    assert _anonymise_query('{"alert_id": "N1"}') == ('{"alert_id": "N1"}', False)  # an alert id locates no one
+    assert _anonymise_query("not json") == ("not json", False)

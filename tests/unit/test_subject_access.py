@@ -11,6 +11,7 @@ from cautionflow.domain.subject_access import (
     NO_REFERENCE,
     DisclosureEntry,
     LetterEntry,
+    LookupEntry,
     UnknownPerson,
     build_export,
     is_withheld,
@@ -83,3 +84,16 @@ def test_nothing_held_is_unknown_but_a_letter_alone_is_something():
 @pytest.mark.parametrize(("value", "withheld"), [(0, True), ("0", True), (1, False), (None, False), ("1", False)])
 def test_only_a_recorded_decision_not_to_notify_withholds(value, withheld):
     assert is_withheld({"notify_resident": value}) is withheld  # no decision recorded: not withheld
+
+
+def test_lookups_are_shown_beside_the_disclosures_and_withheld_with_their_alert():
+    """Accountability: the person sees who looked their alert up, and what by; never what was typed."""
+    moment = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    reads = [LookupEntry("A1", moment, "token", "Acme Repairs", ("postcode",)),
+             LookupEntry("S1", moment, "user", "ops", ("address, name or reference search",))]
+    resident = export(include_withheld=False, lookups=reads)
+    assert resident.counts()["lookups"] == 1
+    assert resident.as_dict()["alerts"][0]["looked_up"] == [
+        {"at": "2026-11-23T09:00:00+00:00", "reader_kind": "token", "reader": "Acme Repairs", "asked_by": ["postcode"]}]
+    officer = export(include_withheld=True, lookups=reads)
+    assert {a.alert_id: len(a.lookups) for a in officer.alerts} == {"A1": 1, "S1": 1}

@@ -320,3 +320,89 @@ def test_no_control_character_reaches_the_register_or_its_flags(column, value):
                 allowed = "\n" if multi_line and name == column else ""
                 assert not any(ch in _CONTROLS and ch not in allowed or "\ud800" <= ch <= "\udfff" for ch in v), (name, v)
     assert batch.kept + len(batch.quarantine) == 2
+
+
+# --- contact instructions people can act on (issue 15) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "flag"),
+    [
+        # Teign 8: "a named officer to be the sole point of contact": the instruction names them.
+        ("SPOC", "contact_instruction is missing for a SPOC alert (who to contact and how)"),
+        # Teign 8, Wandle 3.3: contact restricted to a form, times or days: the instruction says which.
+        ("CM", "contact_instruction is missing for a CM alert (the agreed contact arrangements)"),
+        # Karbon 8.1's "do not visit": the action allows an emergency visit only with a manager's
+        # approval, so the instruction says who approves and how to reach them.
+        ("DNV", "contact_instruction is missing for a DNV alert (who approves an emergency visit and how to reach them)"),
+    ],
+)
+def test_an_alert_that_defers_to_an_arrangement_without_an_instruction_is_kept_and_flagged(code, flag):
+    batch = validate({"alert_id": "BARE", "alert_code": code.lower()},
+                     {"alert_id": "TOLD", "alert_code": code, "contact_instruction": "Contact by letter only"})
+    assert batch.alerts["alert_id"].tolist() == ["BARE", "TOLD"] and batch.quarantine.empty  # safety first: kept
+    assert flags_of(batch, "BARE") == flag
+    assert flags_of(batch, "TOLD") is None  # an instruction clears it
+    assert batch.flagged == 1
+
+
+def test_other_codes_and_ended_alerts_need_no_instruction():
+    batch = validate({"alert_id": "VIP", "alert_code": "VIP"}, {"alert_id": "WPN", "alert_code": "WPN"},
+                     {"alert_id": "ENDED", "alert_code": "DNV", "status": "ended", "ends_on": "2026-06-01"})
+    assert batch.alerts["dq_flags"].tolist() == [None, None, None]
+    # A row without a status is treated as active (safety first), so it is checked.
+    assert "contact_instruction is missing" in flags_of(validate({"alert_code": "DNV", "status": None}), "CX-0001")
+
+
+def test_an_instruction_of_control_characters_alone_is_missing_and_both_are_said():
+    batch = validate({"alert_code": "SPOC", "contact_instruction": " \x00\x1b "})
+    assert batch.alerts["contact_instruction"].iloc[0] is None
+    assert flags_of(batch, "CX-0001").split("; ") == [
+        "contact_instruction: control characters removed",
+        "contact_instruction is missing for a SPOC alert (who to contact and how)",
+    ]
+
+
+def test_a_source_without_the_column_flags_every_alert_that_needs_one():
+    without = [c for c in SOURCE_COLUMNS if c != "contact_instruction"]
+    rows = [alert_row(alert_id=a, alert_code=c) for a, c in (("S", "SPOC"), ("C", "CM"), ("D", "DNV"), ("V", "VIP"))]
+    batch = validate_source_rows(pd.DataFrame(rows, columns=without))
+    flags = batch.alerts.set_index("alert_id")["dq_flags"]
+    assert [flags[a] is not None for a in "SCDV"] == [True, True, True, False]
+    assert batch.alerts["contact_instruction"].tolist() == [None] * 4
+
+
+def test_the_flag_is_part_of_the_fingerprint_so_alerts_synced_before_the_rule_get_it(monkeypatch):
+    """The register compares fingerprints: an alert synced before the rule existed must hash
+    differently once it carries the flag, or the sync would never write the flag onto it. An alert
+    the rule does not touch keeps the fingerprint it had before the column existed."""
+    from cautionflow.domain import validation
+
+    without = [c for c in SOURCE_COLUMNS if c != "contact_instruction"]
+
+    def fingerprints():
+        rows = [alert_row(alert_id=a, alert_code=c) for a, c in (("S", "SPOC"), ("V", "VIP"))]
+        hashes = validate_source_rows(pd.DataFrame(rows, columns=without)).alerts["row_hash"]
+        return hashes.tolist()
+
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(validation, "INSTRUCTION_NEEDED", {})
+        spoc_before, vip_before = fingerprints()
+    spoc_after, vip_after = fingerprints()
+    assert spoc_after != spoc_before  # flagged now: a change the merge writes
+    assert vip_after == vip_before  # no spurious update for the rest
+    assert fingerprints() == [spoc_after, vip_after]  # and stable from then on
+    told = validate(
+        {"alert_code": "SPOC", "contact_instruction": "Priya Shah, Tenancy Officer, 01632 960345"}
+    ).alerts["row_hash"].iloc[0]
+    assert told not in (spoc_before, spoc_after)  # recording the instruction is a change too
+
+
+def test_the_instruction_is_one_line_capped_at_500_characters():
+    batch = validate({"alert_id": "LINES", "alert_code": "CM", "contact_instruction": "Letters only.\r\nNo calls.\t"},
+                     {"alert_id": "LONG", "alert_code": "CM", "contact_instruction": "z" * 501})
+    rows = batch.alerts.set_index("alert_id")
+    assert rows.loc["LINES", "contact_instruction"] == "Letters only. No calls."
+    assert rows.loc["LINES", "dq_flags"] == "contact_instruction: control characters removed"
+    assert rows.loc["LONG", "contact_instruction"] == "z" * 500
+    assert rows.loc["LONG", "dq_flags"] == "contact_instruction: longer than 500 characters, only the first 500 kept"

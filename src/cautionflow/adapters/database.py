@@ -48,9 +48,23 @@ def sqlite_path(url: Any) -> Path | None:
     return Path(parsed.database)
 
 
-def create_database_engine(url: str, *, read_only: bool = False, create: bool = True) -> Engine:
+# A pooled PostgreSQL engine's pool (`create_database_engine(pooled=True)`): the api-server's
+# look-ups are many short reads a second, each one connection at a time.
+POOL_SIZE = 5
+POOL_MAX_OVERFLOW = 10
+
+
+def create_database_engine(url: str, *, read_only: bool = False, create: bool = True, pooled: bool = False) -> Engine:
     """`create=False` opens only an existing SQLite file (SQLite's `mode=rw`: neither the file nor
-    its folder is made), so a mistyped path fails instead of becoming a new, empty database."""
+    its folder is made), so a mistyped path fails instead of becoming a new, empty database.
+
+    Engines open a new connection for each use and close it after (NullPool): a pipeline step runs
+    once and a pooled connection would outlive it. `pooled=True` is for a long-lived process serving
+    many short reads (the api-server's look-ups): on PostgreSQL a QueuePool of POOL_SIZE connections
+    (POOL_MAX_OVERFLOW more at a peak), each checked with a ping before use so a restarted server costs
+    one failed ping, not a failed read; opening a PostgreSQL connection costs more than a look-up's
+    queries. SQLite stays NullPool (opening its file is cheap). A pooled engine must not cross a
+    fork: its connections' sockets would be shared by two processes."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import ArgumentError
     from sqlalchemy.pool import NullPool
@@ -67,7 +81,7 @@ def create_database_engine(url: str, *, read_only: bool = False, create: bool = 
         else:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, poolclass=NullPool)
+            engine = create_engine(url, **_pool_options(url, pooled))
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
         raise DatabaseError(f"invalid database URL {safe_url(url)}: {exc}") from None
     except OSError as exc:
@@ -86,6 +100,15 @@ def create_database_engine(url: str, *, read_only: bool = False, create: bool = 
             cursor.close()
 
     return engine
+
+
+def _pool_options(url: str, pooled: bool) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool, QueuePool
+
+    if pooled and make_url(url).get_backend_name() == "postgresql":
+        return {"poolclass": QueuePool, "pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW, "pool_pre_ping": True}
+    return {"poolclass": NullPool}
 
 
 def _sqlite_uri(path: Path, mode: str) -> Any:

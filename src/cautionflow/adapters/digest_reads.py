@@ -1,10 +1,11 @@
 """What the digests and the review reminders read of the register: the alerts' allow-listed fields
 (`cautionflow.domain.digests.ALERT_FIELDS`: never the note or the data-quality text), with the
-review due date the deadlines step stored."""
+review due date the deadlines step stored; and the urgent notices each recipient was sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters.database import fetch_all, stored_date
@@ -51,3 +52,39 @@ class DigestReads:
                     record = dict(zip(columns, row, strict=True))
                     found[record["alert_id"]] = record
         return found
+
+    def urgent_notices(
+        self, since: Mapping[tuple[str, str], dt.datetime]
+    ) -> dict[tuple[str, str], dict[str, dt.datetime]]:
+        """For each recipient (name, email) in `since`: the alerts an urgent notice told it of after
+        its moment (the disclosure log, kind "urgent", listed as current), each with the latest time
+        the server accepted one. One query for every recipient, from the earliest moment."""
+        if not since:
+            return {}
+        earliest = min(since.values()).astimezone(dt.UTC)
+        found: dict[tuple[str, str], dict[str, dt.datetime]] = {}
+        with self.engine.connect() as conn:
+            # SQLite keeps the moment as UTC text (as the outbox writes it), which compares in order.
+            bound: Any = earliest.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else earliest
+            _, rows = fetch_all(
+                conn,
+                "SELECT recipient_name, recipient_email, alert_id, disclosed_at FROM disclosures "
+                "WHERE kind = 'urgent' AND listed_as = 'current' AND disclosed_at >= ?",
+                (bound,),
+            )
+        for name, email, alert_id, at in rows:
+            moment = _aware(at)
+            start = since.get((name, email))
+            if start is None or moment <= start:
+                continue
+            told = found.setdefault((name, email), {})
+            if alert_id not in told or told[alert_id] < moment:
+                told[alert_id] = moment
+        return found
+
+
+def _aware(moment: Any) -> dt.datetime:
+    """A stored timestamp as an aware datetime (SQLite gives back UTC text)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

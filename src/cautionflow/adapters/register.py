@@ -45,9 +45,11 @@ if TYPE_CHECKING:
     from cautionflow.adapters.figures import RegisterFigures
     from cautionflow.adapters.governance_reads import GovernanceReads
     from cautionflow.adapters.letters import LetterFlags, LetterQueue, LetterReads
+    from cautionflow.adapters.lookup_store import LookupStore
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.adapters.retention_store import RetentionStore
     from cautionflow.adapters.subject_access_reads import SubjectAccessReads
+    from cautionflow.adapters.urgent_reads import UrgentReads
     from cautionflow.domain.merge import MergePlan
     from cautionflow.domain.validation import ValidatedBatch
 
@@ -78,6 +80,11 @@ class RegisterNotFoundError(RegisterNotReadyError):
     """No register at the configured URL: only the sync creates one."""
 
 
+class RegisterOutdatedError(RegisterNotReadyError):
+    """The register's schema is not at this cautionflow's newest migration, and the caller (the
+    api-server's look-ups) does not migrate: only the pipeline does (`Register.require_current`)."""
+
+
 class SyncAlreadyRunningError(RegisterError):
     """Another sync of this register held it for longer than this one would wait; nothing changed."""
 
@@ -89,13 +96,19 @@ class DispatchAlreadyRunningError(RegisterError):
 _ALREADY_RUNNING = {"sync": SyncAlreadyRunningError, "dispatch": DispatchAlreadyRunningError}
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the register's schema to the newest migration (idempotent, quick when current)."""
-    from alembic import command
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(resources.files("cautionflow") / "migrations"))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the register's schema to the newest migration (idempotent, quick when current)."""
+    from alembic import command
+
+    config = _alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
@@ -105,10 +118,12 @@ class Register:
     """A register at `url`. Opening one never creates it: an SQLite register's engine opens only an
     existing file; `migrate(create=True)`, which only the sync calls, makes a new one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = False) -> None:
+        """`pooled`: keep PostgreSQL connections open between uses (`create_database_engine`), for a
+        long-lived process's many short reads; the pipeline's steps open and close their own."""
         self.url = url
         try:
-            self.engine = create_database_engine(url, create=False)
+            self.engine = create_database_engine(url, create=False, pooled=pooled)
         except DatabaseError as exc:
             raise RegisterError(f"register: {exc}") from None
         self._sqlite = sqlite_path(normalise_url(url))  # None for PostgreSQL; parses, as the engine did
@@ -135,6 +150,25 @@ class Register:
         if not self.exists():
             where = self._sqlite if self._sqlite is not None else self.describe()
             raise RegisterNotFoundError(f"register not found: {where} (run the sync first, or check register_url)")
+
+    def require_current(self, *, remedy: str) -> None:
+        """RegisterNotFoundError unless the register exists; RegisterOutdatedError (its message
+        `remedy`, then the revisions) unless its schema is at the newest migration. Reads the schema
+        version only: never migrates, never creates."""
+        from alembic.script import ScriptDirectory
+        from sqlalchemy.exc import SQLAlchemyError
+
+        self.require()
+        try:
+            with self.engine.connect() as conn:
+                stored = {row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")}
+        except SQLAlchemyError as exc:
+            raise RegisterError(f"register {self.describe()}: {describe_error(exc)}") from None
+        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+        if stored != heads:
+            at = ", ".join(sorted(stored)) or "none"
+            raise RegisterOutdatedError(f"{remedy} (register {self.describe()} at revision {at}, "
+                                        f"this cautionflow needs {', '.join(sorted(heads))})")
 
     def migrate(self, *, create: bool = False) -> None:
         """Bring an existing register's schema up to date; with `create` (the sync only), make the
@@ -351,6 +385,12 @@ class Register:
         return DigestReads(self.engine)
 
     @functools.cached_property
+    def urgent_reads(self) -> UrgentReads:
+        from cautionflow.adapters.urgent_reads import UrgentReads
+
+        return UrgentReads(self.engine)
+
+    @functools.cached_property
     def appeal_reads(self) -> AppealReads:
         from cautionflow.adapters.appeal_reads import AppealReads
 
@@ -369,6 +409,13 @@ class Register:
         from cautionflow.adapters.governance_reads import GovernanceReads
 
         return GovernanceReads(self.engine)
+
+    @functools.cached_property
+    def lookups(self) -> LookupStore:
+        """API tokens, the look-ups' searches and the log of every read (`services.lookup`)."""
+        from cautionflow.adapters.lookup_store import LookupStore
+
+        return LookupStore(self.engine)
 
     @functools.cached_property
     def retention(self) -> RetentionStore:

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 
 metadata = MetaData()
@@ -284,4 +286,54 @@ anonymisation_log = Table(
         comment='JSON {"alerts": [field], "alert_history": n, "letters": n, "outbox": n, "quarantine": n}',
     ),
     Index("ix_anonymisation_log_alert_id", "alert_id"),
+)
+
+# --- look-ups (migration 0010): API tokens, and every read of the register by a person or a token ---
+
+# A postcode as the look-ups compare it: upper case, no spaces ("ew1 2ab" and "EW12AB" are one
+# postcode). The same SQL text in the index and in every query, so PostgreSQL and SQLite both use
+# the index (an expression index matches only the expression it was built on, literals included).
+POSTCODE_KEY = func.upper(func.replace(alerts.c.postcode, literal_column("' '"), literal_column("''")))
+Index("ix_alerts_postcode_key", POSTCODE_KEY)
+Index("ix_alerts_asset_ref", alerts.c.asset_ref)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, comment="sha256 hex of the token; the token itself is never stored"),
+    Column("prefix", String(8), nullable=False, comment="the token's first 8 characters, shown in lists"),
+    Column("recipient_name", Text, nullable=False, comment="the configured recipient the token acts as"),
+    Column("recipient_email", Text, nullable=False),
+    Column("recipient_role", String(16), nullable=False, comment="contractor | out_of_hours, when created"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_on", Date, comment="the last day it works; NULL: never expires"),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True), comment="updated at most once a minute"),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+# One row per read (a search, an alert, an alert page), written in the read's own transaction: a
+# read that could not be logged was not served.
+lookups = Table(
+    "lookups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reader_kind", String(8), nullable=False, comment="user | token"),
+    Column("reader", Text, nullable=False, comment="the Airflow username, or the token's recipient name"),
+    Column("token_id", Integer, ForeignKey("api_tokens.id", name="fk_lookups_token_id")),
+    Column("query", Text, nullable=False, comment="JSON: the parameters asked (retention anonymises q, postcode, asset_ref)"),
+    Column("outcome", String(16), nullable=False, comment="ok | refused | not_found"),
+    Column("result_count", Integer, nullable=False),
+    Index("ix_lookups_at", "at"),
+)
+
+lookup_results = Table(
+    "lookup_results",
+    metadata,
+    Column("lookup_id", Integer, ForeignKey("lookups.id", name="fk_lookup_results_lookup_id"), nullable=False),
+    Column("alert_id", String(64), nullable=False),
+    Index("ix_lookup_results_alert_id", "alert_id"),
+    Index("ix_lookup_results_lookup_id", "lookup_id"),
 )

@@ -1,6 +1,6 @@
 """The register's side of the retention run (services/retention.py): the ended alerts, every place
-an alert's personal details are kept (history, letters, outbox, disclosures, quarantine), and the
-writes that clear them and log it.
+an alert's personal details are kept (history, letters, outbox, disclosures, quarantine, the
+look-ups' log), and the writes that clear them and log it.
 
 The whole run is one transaction (`RetentionStore.transaction`), taken as the sync takes its own:
 an anonymisation is complete for every alert or not done at all, and no sync writes meanwhile.
@@ -95,18 +95,30 @@ class RetentionTransaction:
         """(id, raw_row JSON) of the quarantine rows with the alert's id."""
         return fetch_all(self.conn, "SELECT id, raw_row FROM quarantine WHERE alert_id = ?", (alert_id,))[1]
 
+    def lookups_returning(self, alert_id: str) -> list[tuple[Any, str | None]]:
+        """(id, query JSON) of the look-ups that returned the alert."""
+        return fetch_all(
+            self.conn,
+            "SELECT id, query FROM lookups WHERE id IN (SELECT lookup_id FROM lookup_results WHERE alert_id = ?) "
+            "ORDER BY id",
+            (alert_id,),
+        )[1]
+
     def anonymise(
         self, alert_id: str, *, personal_fields: Sequence[str], as_of: dt.date, anonymised: str,
         history: Sequence[tuple[str | None, Any]], letters: Sequence[Any], letter_html: str,
         withdraw: Sequence[Any], withdrawn: str, messages: Sequence[tuple[str, Any]], letter_messages: Sequence[Any],
         disclosures: Sequence[Any], quarantine: Sequence[tuple[str, Any]],
+        lookups: Sequence[tuple[str | None, Any]] = (), shown: Sequence[tuple[str, Any]] = (),
     ) -> None:
         """Clear one alert's personal details everywhere: `personal_fields` of the alert (stamping
         `anonymised_on`); the history rows' new changed_fields ((JSON, id)); the `letters` (ids: the
         person's details cleared, `anonymised` as the name, `letter_html` as the body, a translation's
         file name too); the letters to `withdraw` held with the reason `withdrawn`; the outbox bodies
         ((new body, id)); the recipient of the `letter_messages` and `disclosures` (ids); the
-        quarantine rows' new raw rows ((JSON, id))."""
+        quarantine rows' new raw rows ((JSON, id)); the look-ups' new queries ((JSON, id)); the outbox
+        rows' disclosed_alerts without what they showed of the alert (`shown`: (JSON, id)), and the
+        disclosure log's `shown` of the alert."""
         conn = self.conn
         assignments = ", ".join(f"{c} = NULL" for c in personal_fields)
         execute_many(conn, f"UPDATE alerts SET {assignments}, anonymised_on = ? WHERE alert_id = ?",
@@ -128,6 +140,9 @@ class RetentionTransaction:
         execute_many(conn, "UPDATE disclosures SET recipient_name = ?, recipient_email = ? WHERE id = ?",
                      [(anonymised, anonymised, row_id) for row_id in disclosures])
         execute_many(conn, "UPDATE quarantine SET raw_row = ? WHERE id = ?", quarantine)
+        execute_many(conn, "UPDATE lookups SET query = ? WHERE id = ?", lookups)
+        execute_many(conn, "UPDATE outbox SET disclosed_alerts = ? WHERE id = ?", shown)
+        execute_many(conn, "UPDATE disclosures SET shown = NULL WHERE alert_id = ?", [(alert_id,)])
 
     def log(self, entries: Sequence[dict[str, Any]]) -> None:
         """Rows of `anonymisation_log` (alert_id, run_id, as_of, anonymised_at, ended_on,

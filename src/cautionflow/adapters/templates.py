@@ -8,7 +8,10 @@ is searched before the project home's `include/templates`, then the templates th
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from cautionflow.frames import is_missing
 from cautionflow.resources import shipped_folder
@@ -41,6 +44,92 @@ def blank_if_missing(value: object) -> object:
     return "" if is_missing(value) else value
 
 
+def _frozen(value: Any) -> Any:
+    """A macro's list-wide arguments as a dictionary key: lists (a template's own) as tuples."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _joined(parts: list[Any]) -> Any:
+    """Macro outputs as one: Markup from an autoescaped template's macros (printed as is), else text."""
+    from markupsafe import Markup
+
+    text = "".join(parts)
+    return Markup(text) if parts and isinstance(parts[0], Markup) else text
+
+
+class RowFragments:
+    """Each row's markup written once per environment (one step's run), not once per recipient:
+    `each_row(macro, rows, *args)` and `each_card(macro, rows, *args)`, template globals.
+
+    A row is remembered by identity, and only a read-only one (`types.MappingProxyType`, as the
+    digests and urgent notices pass): a flag in many recipients' digests is the one shared row, so
+    its macro runs once (a digest lists every flag twice, as a table and as cards, so this is
+    most of its rendering). The memo holds each row it remembers, so no other row can take its
+    identity while it is remembered. A macro is remembered with its list-wide arguments (columns,
+    labels), and only while it lives (an imported template's macros live with the environment).
+    A macro so used must write from its arguments only, never from the template's other values."""
+
+    LIMIT = 50_000  # fragments remembered before the memo starts again (tens of MB): memory, not correctness
+
+    def __init__(self) -> None:
+        self._memo: weakref.WeakKeyDictionary[Callable[..., Any], dict[Any, dict[Any, tuple[Any, ...]]]] = (
+            weakref.WeakKeyDictionary())
+        self._size = 0
+
+    def _for(self, macro: Callable[..., Any], args: tuple[Any, ...]) -> dict[Any, tuple[Any, ...]]:
+        if self._size > self.LIMIT:
+            self._memo.clear()
+            self._size = 0
+        by_args = self._memo.get(macro)
+        if by_args is None:
+            by_args = self._memo[macro] = {}
+        return by_args.setdefault(_frozen(args), {})
+
+    def each_row(self, macro: Callable[..., Any], rows: Iterable[Mapping[str, Any]], *args: Any) -> Any:
+        """`macro(row, *args)` for each row, joined."""
+        memo = self._for(macro, args)
+        parts = []
+        for row in rows:
+            hit = memo.get(id(row))
+            if hit is None or hit[0] is not row:
+                text = macro(row, *args)
+                if type(row) is MappingProxyType:
+                    memo[id(row)] = (row, text)
+                    self._size += 1
+            else:
+                text = hit[1]
+            parts.append(text)
+        return _joined(parts)
+
+    def each_card(self, macro: Callable[..., Any], rows: Iterable[Mapping[str, Any]], *args: Any) -> Any:
+        """`macro(row, first, opens, closes, *args)` for each row, joined: consecutive rows with the
+        same address and postcode are one card; `opens` a row that starts a card, `closes` when a
+        card before it is open, `first` the first row of the row's card."""
+        memo = self._for(macro, args)
+        parts = []
+        place: tuple[Any, Any] | None = None
+        first: Mapping[str, Any] | None = None
+        for row in rows:
+            here = (row["address"] if "address" in row else "", row["postcode"] if "postcode" in row else "")
+            opens = first is None or here != place
+            closes = opens and first is not None
+            if opens:
+                place, first = here, row
+            key = (id(row), id(first), opens, closes)
+            hit = memo.get(key)
+            if hit is None or hit[0] is not row or hit[1] is not first:
+                text = macro(row, first, opens, closes, *args)
+                if type(row) is MappingProxyType and type(first) is MappingProxyType:
+                    memo[key] = (row, first, text)
+                    self._size += 1
+            else:
+                text = hit[2]
+            parts.append(text)
+        return _joined(parts)
+
+
 def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
     from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
     from jinja2.sandbox import SandboxedEnvironment
@@ -59,6 +148,9 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
     )
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
+    fragments = RowFragments()
+    env.globals["each_row"] = fragments.each_row
+    env.globals["each_card"] = fragments.each_card
     return env
 
 

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_argument(resend)
     resend.add_argument(
         "--kind", action="append", default=None, metavar="KIND",
-        help="only this kind of mail, as the outbox names it (digest, reminder, appeals, operations, letter, ...); "
+        help="only this kind of mail, as the outbox names it (digest, reminder, appeals, operations, letter, urgent, ...); "
              "repeat for several (default: every kind)",
     )
     add_resend_arguments(resend, "mail")

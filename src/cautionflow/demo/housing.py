@@ -269,6 +269,51 @@ _GENERIC_RESIDENT_REASONS = (
 NO_RESIDENT_REASON_SHARE = 0.04
 NO_RESIDENT_REASON_SHARE_RECENT = 0.25
 
+# How to make contact safely (contact_instruction, issue 15): who the single point of contact is and
+# how to reach them, the agreed arrangements, who approves an emergency visit. SPOC, CM and DNV name
+# an arrangement their required action does not give, so most of theirs have one; a share are
+# recorded without (validation flags them, so the demo shows the flag), and a few alerts of other
+# codes carry one too. {officer} is an officer of the alert's area ("Priya Shah, Tenancy Officer"),
+# {phone} their number, {duty} the duty manager's (the demo config's digests.duty_contact).
+NO_CONTACT_INSTRUCTION_SHARE = 0.15  # of SPOC, CM and DNV alerts
+OTHER_CONTACT_INSTRUCTION_SHARE = 0.05  # of every other code's alerts
+DUTY_MANAGER_PHONE = "01632 960999"
+_CONTACT_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "SPOC": (
+        "Single point of contact: {officer}, {phone}, weekdays 9-5; out of hours the duty manager {duty}",
+        "All contact through {officer}, {phone}; if they are away, the duty manager {duty}. "
+        "Do not make arrangements with the resident directly",
+        "Single point of contact: {officer}, {phone}. Pass on any request from the resident; "
+        "do not book visits yourself",
+    ),
+    "CM": (
+        "Contact by letter only; no phone calls. Letters are sent by {officer}, {phone}",
+        "One email a week, from {officer} ({phone}) only; no phone calls and no unannounced visits",
+        "Appointments only, booked through {officer}, {phone}; no unplanned contact",
+    ),
+    "DNV": (
+        "Do not visit: emergency repairs only with the police; call the duty manager {duty} first",
+        "Do not visit: an emergency visit needs approval from {officer}, {phone}, or out of hours "
+        "the duty manager {duty}",
+        "Do not visit: contact by letter only. Emergency attendance in pairs with the police, "
+        "approved by the duty manager {duty}",
+    ),
+}
+_OTHER_CONTACT_INSTRUCTIONS = (
+    "Phone {officer}, {phone}, before any visit; they confirm who may attend",
+    "Visits are booked through {officer}, {phone}; do not call at the home unannounced",
+)
+_OFFICER_ROLES = (
+    "Tenancy Officer", "Housing Officer", "Neighbourhood Officer", "Tenancy Sustainment Officer", "Income Officer",
+)
+_OFFICERS_PER_AREA = 6
+
+
+def contact_instruction(template: str, officer: str, phone: str) -> str:
+    """One of the templates above, filled in."""
+    return template.format(officer=officer, phone=phone, duty=DUTY_MANAGER_PHONE)
+
+
 _REASONS_AGENCY = (
     "Information supplied by an agency; telling the resident could put the reporter at risk.",
     "Police asked that the resident is not told while an investigation is open.",
@@ -683,6 +728,9 @@ def _alerts(
     share = np.where(age < 60, NO_RESIDENT_REASON_SHARE_RECENT, NO_RESIDENT_REASON_SHARE)
     no_reason = is_address | (rng.random(n) < share)
     resident_reason = reasons[np.where(no_reason, -1, story)]
+    # Drawn after the reasons, for the same reason.
+    area_of_combo = np.array([AREAS.index(a) for a in estate["combo_area"]], dtype=np.int64)
+    contact = _contact_instructions(rng, codes, code_idx, area_of_combo[combo])
 
     days = _DayText([eff, rev, notified, received, decided, ends])
     cols: dict[str, np.ndarray] = {
@@ -709,11 +757,40 @@ def _alerts(
         "source": _cats(_SOURCES)[source],
         "note": note,
         "resident_reason": resident_reason,
-        "contact_instruction": np.full(n, _NULL, dtype=object),
+        "contact_instruction": contact,
         "updated_at": updated_at,
     }
     _inject_faults(cols, groups, dup_copies, eff)
     return cols, {kind: len(rows) for kind, rows in groups.items()}
+
+
+def _contact_instructions(
+    rng: np.random.Generator, codes: list[str], code_idx: np.ndarray, area: np.ndarray
+) -> np.ndarray:
+    """Each alert's contact instruction (_NULL for none), naming an officer of its area."""
+    n = len(code_idx)
+    officers = len(AREAS) * _OFFICERS_PER_AREA
+    first = rng.integers(0, len(_FIRST_NAMES), officers)
+    last = rng.integers(0, len(_LAST_NAMES), officers)
+    role = rng.integers(0, len(_OFFICER_ROLES), officers)
+    extension = 100 + rng.choice(800, officers, replace=False)  # 01632 960100-960899: Ofcom's drama range
+    names = [f"{_FIRST_NAMES[f]} {_LAST_NAMES[s]}, {_OFFICER_ROLES[r]}" for f, s, r in zip(first, last, role, strict=True)]
+    phones = [f"01632 960{x}" for x in extension.tolist()]
+    # Every (template, officer) text once; an alert picks one by index. Per code: where its
+    # templates start and how many there are (the codes without their own share the last ones).
+    templates, start, count = [], [], []
+    for code in codes:
+        own = _CONTACT_INSTRUCTIONS.get(code, _OTHER_CONTACT_INSTRUCTIONS)
+        start.append(len(templates))
+        count.append(len(own))
+        templates.extend(own)
+    texts = _cats([contact_instruction(t, names[o], phones[o]) for t in templates for o in range(officers)] + [_NULL])
+    needed = np.array([c in _CONTACT_INSTRUCTIONS for c in codes], dtype=bool)[code_idx]
+    template = np.array(start)[code_idx] + (rng.random(n) * np.array(count)[code_idx]).astype(np.int64)
+    officer = area * _OFFICERS_PER_AREA + rng.integers(0, _OFFICERS_PER_AREA, n)
+    has_one = np.where(needed, rng.random(n) >= NO_CONTACT_INSTRUCTION_SHARE,
+                       rng.random(n) < OTHER_CONTACT_INSTRUCTION_SHARE)
+    return texts[np.where(has_one, template * officers + officer, -1)]
 
 
 def _inject_faults(

@@ -24,7 +24,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cautionflow.demo.housing import _NOTES, _REASON_LOCATION, _RESIDENT_REASONS
+from cautionflow.demo.housing import (
+    _CONTACT_INSTRUCTIONS,
+    _FIRST_NAMES,
+    _LAST_NAMES,
+    _NOTES,
+    _OFFICER_ROLES,
+    _REASON_LOCATION,
+    _RESIDENT_REASONS,
+    contact_instruction,
+)
 from cautionflow.domain.codes import ALERT_CODES
 
 # Visit in pairs becomes weapons: still two people at the door, now with the lone-working
@@ -148,7 +157,19 @@ def plan_second_day(
     if waiting:
         alert = rng.choice(waiting)
         reasoned = ((alert["alert_ref"], _RESIDENT_REASONS[alert["alert_type"]][rng.randrange(3)]),)
+    # A new alert whose code defers to an arrangement (SPOC, CM, DNV) is recorded with its contact
+    # instruction: who to call and how (issue 15). Drawn last, for the same reason as the reasons.
+    new_rows = tuple(
+        {**row, "contact_instruction": _new_instruction(row["alert_type"], rng)}
+        if row["alert_type"] in _CONTACT_INSTRUCTIONS else row
+        for row in new_rows
+    )
     return SecondDay(day=day, added=new_rows, escalated=escalation, ended=endings, reasoned=reasoned)
+
+
+def _new_instruction(code: str, rng: random.Random) -> str:
+    officer = f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}, {rng.choice(_OFFICER_ROLES)}"
+    return contact_instruction(rng.choice(_CONTACT_INSTRUCTIONS[code]), officer, f"01632 960{rng.randrange(100, 900)}")
 
 
 def _waits_for_reason(alert: Mapping[str, Any], day: date) -> bool:
@@ -195,6 +216,7 @@ def _new_alert(
         "appeal_received_on": None, "appeal_decided_on": None, "appeal_outcome": None, "source": "staff",
         "note": _NOTES[code][note_pick],
         "resident_reason": None if address_only else _RESIDENT_REASONS[code][note_pick],
+        "contact_instruction": None,
         "updated_at": f"{day.isoformat()}T{9 + i:02d}:15:00+00:00",
     }
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cautionflow.domain.codes import ALERT_CODES
+from cautionflow.domain.codes import ALERT_CODES, MAX_SEVERITY, MIN_SEVERITY
 
 Nation = Literal["england-and-wales", "scotland", "northern-ireland"]
 NATIONS: tuple[str, ...] = ("england-and-wales", "scotland", "northern-ireland")
@@ -89,11 +89,19 @@ def _date_value(value: Any) -> date | None:
     raise PydanticCustomError("date", "must be a date written YYYY-MM-DD")
 
 
+def _severity_rank(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_SEVERITY <= value <= MAX_SEVERITY:
+        raise PydanticCustomError(
+            "severity", f"must be a whole number from {MIN_SEVERITY} to {MAX_SEVERITY} (5: highest risk)")
+    return value
+
+
 Months = Annotated[int, _positive_int(MAX_MONTHS)]
 Days = Annotated[int, BeforeValidator(_day_count)]
 PositiveInt = Annotated[int, _positive_int(None)]
 StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
 AlertCodeName = Annotated[str, BeforeValidator(_alert_code)]
+SeverityRank = Annotated[int, BeforeValidator(_severity_rank)]
 
 
 class _Settings(BaseModel):
@@ -185,6 +193,9 @@ class PolicyProfile(_Settings):
     appeal: AppealRules = AppealRules()
     decision_letter_codes: frozenset[AlertCodeName] = SERVICE_CHANGING_CODES
     letters: LetterRules = LetterRules()
+    # A code's severity rank where the landlord ranks it otherwise than `cautionflow.domain.codes`
+    # (e.g. {DOG: 5}): orders the digests' "Highest risk" block and what counts as an escalation.
+    severity: dict[AlertCodeName, SeverityRank] = Field(default_factory=dict)
     # None means the landlord has not decided; there is no safe legal default to assume
     retention_months_after_end: PositiveInt | None = None
 

@@ -3,8 +3,11 @@
 UK GDPR gives a person the right of access to what is held about them (Karbon 9.1, Teign 13). For
 the caution alert register that is every alert recorded against their `person_ref`, current and
 past, with the facts recorded, its dates, its change history, the letters queued or sent about it,
-and every disclosure (which contractor or call handler was sent it, when), plus rows read from the
-housing system that could not be entered in the register (the quarantine).
+every disclosure (which contractor or call handler was sent it, when), and every look-up that
+returned it ("Looked up": when, and by whom, a member of staff or a contractor's or call centre's
+system by the recipient it acts as), plus rows read from the housing system that could not be
+entered in the register (the quarantine). A look-up is shown by what it asked by ("postcode"),
+never what was typed or what else it returned: those can be other residents' data.
 
 Hexagon 5.5: where a decision was made not to notify the resident (`notify_resident = 0`), the
 alert may be withheld from the copy for the resident, and the response must refer to the
@@ -122,6 +125,17 @@ class DisclosureEntry:
 
 
 @dataclass(frozen=True)
+class LookupEntry:
+    """A read of the register that returned the alert (the look-up's log, `lookups`)."""
+
+    alert_id: str
+    at: Any  # when (aware, UTC)
+    reader_kind: str  # user | token
+    reader: str  # the member of staff's username, or the recipient a token acts as
+    asked_by: tuple[str, ...]  # what the look-up asked by, in words (never the values)
+
+
+@dataclass(frozen=True)
 class AlertEntry:
     alert_id: str
     code: str | None
@@ -135,6 +149,7 @@ class AlertEntry:
     history: tuple[HistoryEntry, ...]
     letters: tuple[LetterEntry, ...]
     disclosures: tuple[DisclosureEntry, ...]
+    lookups: tuple[LookupEntry, ...] = ()
 
     @property
     def current(self) -> bool:
@@ -184,6 +199,7 @@ class SubjectAccessExport:
             "past_alerts": len(self.past_alerts),
             "letters": sum(len(a.letters) for a in self.alerts) + len(self.other_letters),
             "disclosures": sum(len(a.disclosures) for a in self.alerts),
+            "lookups": sum(len(a.lookups) for a in self.alerts),
             "history_entries": sum(len(a.history) for a in self.alerts),
             "quarantined": len(self.quarantined),
             "withheld": self.withheld_count,
@@ -231,6 +247,11 @@ class SubjectAccessExport:
                     ],
                     "letters": [letter(x) for x in a.letters],
                     "disclosures": [disclosure(x) for x in a.disclosures],
+                    "looked_up": [
+                        {"at": _plain(x.at), "reader_kind": x.reader_kind, "reader": x.reader,
+                         "asked_by": list(x.asked_by)}
+                        for x in a.lookups
+                    ],
                 }
                 for a in self.alerts
             ],
@@ -289,6 +310,7 @@ def build_export(
     deadlines: Iterable[Mapping[str, Any]] = (),
     letters: Iterable[LetterEntry] = (),
     disclosures: Iterable[DisclosureEntry] = (),
+    lookups: Iterable[LookupEntry] = (),
     quarantined: Iterable[Mapping[str, Any]] = (),
     include_withheld: bool = False,
     organisation: str = "",
@@ -306,7 +328,8 @@ def build_export(
         raise UnknownPerson(person_ref)
 
     by_alert: dict[str, dict[str, list[Any]]] = {
-        str(a["alert_id"]): {"history": [], "letters": [], "disclosures": [], "deadlines": []} for a in alerts
+        str(a["alert_id"]): {"history": [], "letters": [], "disclosures": [], "deadlines": [], "lookups": []}
+        for a in alerts
     }
     for h in history:
         if h["alert_id"] in by_alert:
@@ -324,6 +347,9 @@ def build_export(
     for x in disclosures:
         if x.alert_id in by_alert:
             by_alert[x.alert_id]["disclosures"].append(x)
+    for x in lookups:
+        if x.alert_id in by_alert:
+            by_alert[x.alert_id]["lookups"].append(x)
 
     entries: list[AlertEntry] = []
     warnings: list[str] = []
@@ -360,6 +386,7 @@ def build_export(
                 history=tuple(sorted(related["history"], key=lambda h: str(h.as_of))),
                 letters=tuple(sorted(related["letters"], key=lambda x: x.letter_id)),
                 disclosures=tuple(sorted(related["disclosures"], key=lambda x: (str(x.disclosed_at), x.recipient_name))),
+                lookups=tuple(sorted(related["lookups"], key=lambda x: (str(x.at), x.reader))),
             )
         )
         if a.get("person_name"):

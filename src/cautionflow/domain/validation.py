@@ -21,6 +21,13 @@ store, and the other control characters are removed from every text value and th
 ", "), so a name can never carry a header or a CSV row of its own; free text longer than its
 documented cap is cut and flagged. A column is checked as one joined text first (nearly always
 clean), and only a column with a hit is cleaned value by value.
+
+Instructions people can act on (issue 15): an alert whose code only says "contact is arranged"
+(SPOC, CM, DNV: `INSTRUCTION_NEEDED`) with no `contact_instruction` is flagged, so an officer records
+who to call and how before a contractor or a call handler needs it at 2 a.m. The rule is newer than
+the alerts it applies to, so the flag is part of the row's fingerprint (`_INSTRUCTION_SALT`, as the
+contractor-coverage flag is): the first sync after the upgrade writes it onto alerts already in the
+register, whose content did not change.
 """
 
 from __future__ import annotations
@@ -66,6 +73,24 @@ _FREE_TEXT_COLUMNS = tuple(c for c in TEXT_COLUMNS if c not in _DISTINCT_COLUMNS
 # What a value may hold at most: the register's widths, then the free text's documented caps.
 _TEXT_LIMITS: dict[str, int] = {**MAX_LENGTHS, **FREE_TEXT_CAPS}
 
+# Codes whose required action cannot be followed without the alert's own contact instruction, and
+# what the instruction must say. Each code's action defers to an arrangement recorded elsewhere:
+INSTRUCTION_NEEDED: dict[str, str] = {
+    # "arrange all contact through the named officer" names nobody: the instruction names the
+    # officer and how to reach them (and who covers out of hours).
+    "SPOC": "who to contact and how",
+    # "follow the agreed contact arrangements" gives none: the instruction is the arrangement
+    # (letter only, one email a week, appointments through one officer...).
+    "CM": "the agreed contact arrangements",
+    # "emergency attendance only with police or manager approval" needs someone reachable who can
+    # approve it, day and night: the instruction says who and on what number.
+    "DNV": "who approves an emergency visit and how to reach them",
+}
+# Mixed into the fingerprint of a row carrying the missing-instruction flag, so flagging or
+# unflagging is a change the merge writes even when no column changed (an alert synced before the
+# rule existed gets the flag at the next sync). Distinct from the coverage flag's salt (guards.py).
+_INSTRUCTION_SALT = np.int64(0x1C0_47AC_7F1A_6D00)
+
 # The order in which a row's problems are listed in its dq_flags: each column's own checks, and
 # the checks that look at more than one column, in the order a reader of the row meets them.
 _CHECK_ORDER: tuple[str, ...] = (
@@ -78,6 +103,7 @@ _CHECK_ORDER: tuple[str, ...] = (
     *DATE_COLUMNS,
     "effective_from_missing",
     "ends_before_start",
+    "contact_instruction_missing",
     *TIMESTAMP_COLUMNS,
     *(f"{column}_too_long" for column in _TEXT_LIMITS),
 )
@@ -234,7 +260,8 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
     n = len(source["alert_id"])
     columns = {c: clean_column(c, source[c]) for c in SOURCE_COLUMNS}
     cleaned = {c: columns[c].cleaned() for c in SOURCE_COLUMNS}
-    problems = _problems_by_row(columns, cleaned)
+    instruction_missing = _instruction_missing(columns, cleaned)
+    problems = _problems_by_row(columns, cleaned, instruction_missing)
 
     # Quarantine: rows that identify nothing.
     reasons = _Problems()
@@ -253,6 +280,7 @@ def _validate(source: Mapping[str, Sequence[Any]], duplicate_counts: np.ndarray)
     hashes = _combined_fingerprint([columns[c].fingerprint for c in _ALWAYS_HASHED], n)
     for column in _OPTIONALLY_HASHED:
         hashes = _with_optional(hashes, columns[column].fingerprint, ~_is_none(cleaned[column]))
+    hashes = _with_salt(hashes, instruction_missing, _INSTRUCTION_SALT)
     dq_flags = _object_array(problems.joined(n))
     factorised = {c: (column.codes, column.distinct) for c, column in columns.items() if column.codes is not None}
     if quarantined.any():
@@ -388,8 +416,11 @@ def _without_controls(value: str, *, multi_line: bool = False, address: bool = F
     return cleaned.strip() or None, flagged
 
 
-def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray]) -> _Problems:
-    """Every row's problems, in `_CHECK_ORDER`; the checks across two columns are made here."""
+def _problems_by_row(
+    columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray], instruction_missing: np.ndarray
+) -> _Problems:
+    """Every row's problems, in `_CHECK_ORDER`; the checks across two columns are made here
+    (`instruction_missing`, which the fingerprint needs too, by the caller)."""
     checks: dict[str, dict[int, str]] = {}
     for column in columns.values():
         checks.update(column.problems)
@@ -400,11 +431,39 @@ def _problems_by_row(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, n
     starts, ends = _day_numbers(columns["effective_from"]), _day_numbers(columns["ends_on"])
     early = np.flatnonzero((starts > 0) & (ends > 0) & (ends < starts))
     checks["ends_before_start"] = dict.fromkeys(early.tolist(), "ends_on is before effective_from")
+    codes = cleaned["alert_code"]
+    checks["contact_instruction_missing"] = {
+        row: f"contact_instruction is missing for a {codes[row]} alert ({INSTRUCTION_NEEDED[codes[row]]})"
+        for row in np.flatnonzero(instruction_missing).tolist()
+    }
     problems = _Problems()
     for check in _CHECK_ORDER:
         for row, message in checks.get(check, {}).items():
             problems.by_row.setdefault(row, []).append(message if message.isprintable() else _shown(message))
     return problems
+
+
+def _instruction_missing(columns: Mapping[str, CleanColumn], cleaned: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Rows of a code in INSTRUCTION_NEEDED with no contact_instruction (after cleaning: one emptied
+    of control characters is missing too), unless the alert has ended: nobody acts on an ended alert,
+    and the merge's rule (only "ended" ends) decides, so a row without a status is still checked.
+    Codes and statuses are looked at through their distinct values (a million rows, a few values)."""
+    code = columns["alert_code"]
+    needs = np.array([value in INSTRUCTION_NEEDED for value in code.distinct.tolist()], dtype=bool)[code.codes]
+    if not needs.any():
+        return needs
+    status = columns["status"]
+    ended = np.array([value == "ended" for value in status.distinct.tolist()], dtype=bool)[status.codes]
+    return needs & _is_none(cleaned["contact_instruction"]) & ~ended
+
+
+def _with_salt(hashes: np.ndarray, rows: np.ndarray, salt: np.int64) -> np.ndarray:
+    """Row fingerprints with `salt` mixed into the given rows (a new array when any is given)."""
+    if not rows.any():
+        return hashes
+    salted = hashes.astype(np.int64, copy=True)
+    salted[rows] = np.bitwise_xor(salted[rows], salt)
+    return salted
 
 
 def _shown(message: str) -> str:

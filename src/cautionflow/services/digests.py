@@ -4,7 +4,8 @@
    each recipient due today select what it may see, hash it, and derive the idempotency key
    (recipient, as-of date, content hash). A key already in the outbox is not composed again: a
    retried task or a rerun of the day sends nothing twice. For the others, compare with the
-   recipient's previous digest (from the disclosure log: what it was actually told).
+   recipient's previous digest (from the disclosure log: what it was actually told, and what each
+   flag showed: added, changed, lifted), and find the urgent notices it was sent since.
 2. Compose and send, overlapped: digests are rendered (HTML and text templates, CSV attachment) in
    chunks; each chunk is written to the outbox already claimed for sending and handed to the
    senders, so the first digests go out while later ones are still being rendered.
@@ -14,7 +15,10 @@ All database work runs on one thread of its own (the outbox's connection lives t
 on another, and the network in the event loop; an acceptance is recorded before the connection
 that carried it sends anything else. Acceptances that arrive while one is being committed are
 committed together in the next transaction (a group commit), and a flag that is in many
-recipients' digests is turned into a template row and a CSV line once (`RowCache`).
+recipients' digests is turned into a template row and a CSV line once (`RowCache`); its markup
+(table row, card, text) is then written once too, since its template row is the same read-only
+mapping for every recipient who sees it unmarked (the templates' `each_row` and `each_card`,
+adapters/templates.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -98,6 +103,8 @@ class PlannedDigest:
     content_hash: str
     key: str
     changes: d.DigestChanges
+    shown: Mapping[str, str] = field(default_factory=dict)  # alert_id -> shown record, for the disclosure log
+    notified: Mapping[str, dt.datetime] = field(default_factory=dict)  # alert_id -> urgent notice sent at
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,10 @@ class _Worker:
 
 
 def current_alerts(register: DigestRegister) -> list[dict[str, Any]]:
-    """Active alerts, allow-listed fields only, with review_due; in a stable order (area, place)."""
+    """Active alerts, allow-listed fields only, with review_due; in a stable order (area, then
+    postcode and address read naturally: QE1, QE2, QE10; 2 before 10 Mill Lane)."""
     alerts = register.digest_reads.active_alerts()
-    alerts.sort(key=lambda a: tuple(str(a.get(k) or "") for k in ("area", "postcode", "address", "alert_code", "alert_id")))
+    alerts.sort(key=d.alert_order)
     return alerts
 
 
@@ -137,13 +145,22 @@ def alerts_by_id(register: DigestRegister, alert_ids: set[str]) -> dict[str, dic
     return register.digest_reads.alerts_by_id(alert_ids)
 
 
-def plan_digests(register: DigestRegister, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date) -> DigestPlan:
+def start_of_day(as_of: dt.date, timezone: dt.tzinfo) -> dt.datetime:
+    """Midnight at the start of `as_of` in the landlord's time zone."""
+    return dt.datetime.combine(as_of, dt.time(), tzinfo=timezone)
+
+
+def plan_digests(
+    register: DigestRegister, outbox: Outbox, due: Sequence[Recipient], *, as_of: dt.date,
+    options: d.DigestOptions | None = None,
+) -> DigestPlan:
     """What each due recipient is to be sent today, and which of those the outbox already has."""
-    selector = d.DigestSelector(current_alerts(register) if due else [], as_of=as_of)
+    options = options or d.DigestOptions()
+    selector = d.DigestSelector(current_alerts(register) if due else [], as_of=as_of, options=options)
     selected = []
     for recipient in due:
         rows = selector.rows_for(recipient)
-        digest_hash = d.content_hash(recipient.role, rows)
+        digest_hash = d.content_hash(recipient.role, rows, d.recipient_columns(recipient.role, options))
         selected.append((recipient, rows, digest_hash, d.idempotency_key(d.KIND, recipient.name, recipient.email,
                                                                          as_of, digest_hash)))
     states = outbox.states(key for *_, key in selected)
@@ -158,15 +175,38 @@ def plan_digests(register: DigestRegister, outbox: Outbox, due: Sequence[Recipie
         last = before(recipient)
         lifted_needed |= d.lifted_ids(last.alert_ids if last else None, rows)
     lifted_alerts = alerts_by_id(register, lifted_needed) if lifted_needed else {}
+    # Urgent notices since each recipient's previous digest was accepted (with no previous digest:
+    # since the start of the day, in the landlord's time), all recipients in one read.
+    since = {
+        (r.name, r.email): (last.sent_at if (last := before(r)) is not None and last.sent_at is not None
+                            else start_of_day(as_of, options.timezone))
+        for r, *_ in new
+    }
+    notified = register.digest_reads.urgent_notices(since) if since else {}
+    shown_cache: dict[tuple[tuple[d.Column, ...], d.DigestRow], str] = {}  # a flag's record once per role
     todo = []
     for recipient, rows, digest_hash, key in new:
         last = before(recipient)
+        columns = d.recipient_columns(recipient.role, options)
+        shown = {}
+        for row in rows:
+            record = shown_cache.get((columns, row))
+            if record is None:
+                record = shown_cache[(columns, row)] = d.shown_record(columns, row)
+            shown[row.alert_id] = record
         gone = d.lifted_ids(last.alert_ids if last else None, rows)
         changes = d.changes_since(
             last.as_of if last else None, last.alert_ids if last else None, rows,
-            {alert_id: d.lifted_row(recipient, lifted_alerts.get(alert_id), alert_id) for alert_id in gone},
+            {alert_id: d.lifted_row(recipient, lifted_alerts.get(alert_id), alert_id, options=options)
+             for alert_id in gone},
+            previous_shown=last.shown if last else None, shown=shown, severity_overrides=options.severity,
         )
-        todo.append(PlannedDigest(recipient, rows, digest_hash, key, changes))
+        told = notified.get((recipient.name, recipient.email), {})
+        current = {row.alert_id for row in rows}
+        todo.append(PlannedDigest(
+            recipient, rows, digest_hash, key, changes, shown,
+            {alert_id: at for alert_id, at in told.items() if alert_id in current},
+        ))
     return DigestPlan(
         keys={(r.name, r.email): key for r, *_, key in selected},
         already_sent=sum(1 for *_, key in selected if key in states and states[key].status == "sent"),
@@ -183,9 +223,11 @@ def _slug(text: str) -> str:
 
 
 class RowCache:
-    """What digests composed in one run share: a flag in many recipients' digests is turned into
-    a template row and a CSV line once. Template rows are read-only mappings, so one template's
-    rendering cannot change what the next recipient's shows."""
+    """What digests composed in one run (one set of options) share: a flag in many recipients'
+    digests is turned into a template row and a CSV line once. Template rows are read-only
+    mappings, so one template's rendering cannot change what the next recipient's shows; a
+    recipient's marks (new, changed, already notified) lie over the shared row in a mapping of
+    that recipient's own, never in the shared one."""
 
     def __init__(self) -> None:
         self.template_rows: dict[tuple[tuple[str, ...], d.DigestRow], Mapping[str, Any]] = {}
@@ -193,19 +235,44 @@ class RowCache:
 
 
 def _template_rows(
-    columns: Sequence[d.Column], rows: Sequence[d.DigestRow], cache: RowCache | None = None
+    columns: Sequence[d.Column], rows: Sequence[d.DigestRow], cache: RowCache | None = None,
+    marks: Mapping[str, Mapping[str, Any]] | None = None, severity: Mapping[str, int] | None = None,
 ) -> list[Mapping[str, Any]]:
-    """Rows for the templates: `row["cells"]` in column order, and each column's text by its key."""
+    """Rows for the templates: `row["cells"]` in column order, each column's text by its key,
+    `alert_id`, `highest_risk`, and the recipient's marks (`mark`: "new", "changed" or "";
+    `notified`: when an urgent notice told them, or ""; `escalated`), from `marks` by alert id."""
     keys = tuple(c.key for c in columns)
     known = cache.template_rows if cache is not None else {}
-    found = []
+    found: list[Mapping[str, Any]] = []
     for row in rows:
         entry = known.get((keys, row))
         if entry is None:
-            entry = MappingProxyType({"cells": row.cells, **dict(zip(keys, row.cells, strict=True))})
+            entry = MappingProxyType({
+                "cells": row.cells, **dict(zip(keys, row.cells, strict=True)), "alert_id": row.alert_id,
+                "highest_risk": d.is_highest_risk(d.row_code(columns, row), severity), **_UNMARKED,
+            })
             known[(keys, row)] = entry
-        found.append(entry)
+        overlay = marks.get(row.alert_id) if marks else None
+        found.append(MappingProxyType(ChainMap(dict(overlay), entry)) if overlay else entry)
     return found
+
+
+_UNMARKED: Mapping[str, Any] = MappingProxyType({"mark": "", "notified": "", "escalated": False})
+
+
+def _marks(
+    changes: d.DigestChanges, notified: Mapping[str, dt.datetime], timezone: dt.tzinfo
+) -> dict[str, dict[str, Any]]:
+    """This recipient's marks by alert id: new or changed since its previous digest (none on its
+    first: everything is new), escalated, and already told by an urgent notice."""
+    marks: dict[str, dict[str, Any]] = {}
+    for row in changes.added:
+        marks[row.alert_id] = {"mark": "new"}
+    for change in changes.changed:
+        marks[change.row.alert_id] = {"mark": "changed", "escalated": change.escalated}
+    for alert_id, at in notified.items():
+        marks.setdefault(alert_id, {})["notified"] = d.notified_text(at, timezone)
+    return marks
 
 
 def render_digest(
@@ -220,20 +287,38 @@ def render_digest(
     message_id: str,
     now: dt.datetime,
     cache: RowCache | None = None,
+    options: d.DigestOptions | None = None,
+    notified: Mapping[str, dt.datetime] | None = None,
 ) -> tuple[str, str]:
-    """(subject, complete MIME message) for one recipient's digest."""
-    columns = d.columns_for(recipient.role)
+    """(subject, complete MIME message) for one recipient's digest; `notified`: the current flags an
+    urgent notice told the recipient of since its previous digest, and when."""
+    options = options or d.DigestOptions()
+    columns = d.recipient_columns(recipient.role, options)
     subject = d.digest_subject(organisation, recipient.name, as_of, len(rows))
     attachment_name = f"{_slug(organisation)}-caution-alerts-{as_of.isoformat()}.csv"
+    marks = _marks(changes, notified or {}, options.timezone)
+
+    def template_rows(found: Sequence[d.DigestRow], marked: bool = True) -> list[Mapping[str, Any]]:
+        return _template_rows(columns, found, cache, marks if marked else None, options.severity)
+
+    current = template_rows(rows)
+    by_id = {row["alert_id"]: row for row in current}
     values = {
         "organisation": organisation, "recipient_name": recipient.name, "role": recipient.role,
         "areas": list(recipient.areas), "as_of": as_of, "count": len(rows), "subject": subject,
-        "columns": columns, "rows": _template_rows(columns, rows, cache), "attachment_name": attachment_name,
+        "columns": columns, "rows": current, "attachment_name": attachment_name,
         "under_review": d.UNDER_REVIEW,  # a contractor's review date already past (the domain's rule)
+        "duty_contact": options.duty_contact,
+        "highest_risk": [row for row in current if row["highest_risk"]],
         "changes": {
             "first": changes.first, "previous_as_of": changes.previous_as_of,
-            "added": _template_rows(columns, changes.added, cache),
-            "lifted": _template_rows(columns, changes.lifted, cache),
+            "added": template_rows(changes.added),
+            "changed": [
+                {"row": by_id[c.row.alert_id], "before": dict(c.before), "after": dict(c.after),
+                 "escalated": c.escalated}
+                for c in changes.changed
+            ],
+            "lifted": template_rows(changes.lifted, marked=False),  # no longer current: nothing to mark
         },
     }
     csv_text = d.digest_csv(columns, rows, cache.csv_lines if cache is not None else None)  # BOM included
@@ -256,13 +341,14 @@ def compose(
     sender_domain: str,
     now: dt.datetime,
     cache: RowCache | None = None,
+    options: d.DigestOptions | None = None,
 ) -> list[QueuedMessage]:
     messages = []
     for p in planned:
         message_id = d.message_id(d.KIND, p.key, as_of, sender_domain)
         subject, message = render_digest(
             render, organisation=organisation, recipient=p.recipient, as_of=as_of, rows=p.rows, changes=p.changes,
-            sender=sender, message_id=message_id, now=now, cache=cache,
+            sender=sender, message_id=message_id, now=now, cache=cache, options=options, notified=p.notified,
         )
         messages.append(
             QueuedMessage(
@@ -270,6 +356,7 @@ def compose(
                 recipient_email=p.recipient.email, recipient_role=p.recipient.role, as_of=as_of,
                 content_hash=p.content_hash, message_id=message_id, subject=subject, message=message,
                 current_ids=tuple(r.alert_id for r in p.rows), lifted_ids=tuple(r.alert_id for r in p.changes.lifted),
+                shown=p.shown,
             )
         )
     return messages
@@ -348,7 +435,11 @@ async def send_digests(
     render: Render,
     retry: RetryPolicy | None = None,
     clock: Callable[[], dt.datetime] = system_clock,
+    options: d.DigestOptions | None = None,
 ) -> DigestsSummary:
+    """`options`: the config's and the profile's choices (contact instructions, the duty contact,
+    severity overrides, the time zone); the defaults without."""
+    options = options or d.DigestOptions()
     timing = StepProgress("digests", logger=log)  # each stage's time at INFO, for the task log
     due = d.due_recipients(recipients, as_of)
     outbox = register.outbox
@@ -360,7 +451,7 @@ async def send_digests(
     try:
         await db.run(register.migrate)
         planning = timing.timed("planned")
-        plan = await db.run(plan_digests, register, outbox, due, as_of=as_of)
+        plan = await db.run(plan_digests, register, outbox, due, as_of=as_of, options=options)
         planning.finish()
         if plan.revive:
             await db.run(outbox.revive, plan.revive, now=clock())
@@ -376,7 +467,7 @@ async def send_digests(
                         compose, plan.todo[start : start + CHUNK], render=render, organisation=organisation,
                         as_of=as_of, sender=settings.sender if settings else "",
                         sender_domain=settings.sender_domain if settings else "localhost", now=clock(),
-                        cache=cache,
+                        cache=cache, options=options,
                     )
                     fresh = await db.run(outbox.enqueue, messages, run_id=run_id, now=clock(), claim=sending)
                     queued += len(fresh)

@@ -46,7 +46,7 @@ OWN_ADDRESS_ROLES = frozenset({"resident"})
 # What the summary calls a kind; any other kind is "<kind> message", so a new kind needs no entry.
 LABELS = {
     "digest": "digest", "reminder": "review reminder", "appeals": "appeals list",
-    "operations": "operations notice", "letter": "letter email",
+    "operations": "operations notice", "letter": "letter email", "urgent": "urgent notice",
 }
 
 

@@ -26,6 +26,10 @@ What counts as personal details (cleared) and what stays for statistics:
   also has the resident's name and address cleared from the outbox and the disclosure log.
   Messages still pending or sending are left alone (they would be sent as queued).
 * `quarantine`: rows with the alert's id have those fields cleared from the raw row.
+* `lookups` (the look-ups' log): every read that returned the alert has the parameters that could
+  name or locate the resident (`q`, `postcode`, `asset_ref`) replaced by "[anonymised]" in its
+  recorded query (`domain.lookup.anonymised_query`); who read which alert id, when, stays
+  (`lookup_results`).
 
 Every anonymisation is logged in `anonymisation_log` (alert, run, as-of date, the end the period
 ran from, the period, what was cleared). A rerun changes nothing: an alert whose details are all
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cautionflow.adapters.database import stored_date
 from cautionflow.clock import Clock, system_clock
 from cautionflow.domain.deadlines import add_months
+from cautionflow.domain.lookup import anonymised_query
 
 if TYPE_CHECKING:
     from cautionflow.adapters.retention_store import RetentionStore, RetentionTransaction
@@ -81,6 +86,7 @@ class Anonymisation:
     outbox: int  # message bodies replaced
     disclosures: int  # disclosure rows whose recipient was the resident
     quarantine: int
+    lookups: int = 0  # look-ups whose recorded query could name or locate the resident
 
     def cleared(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("alert_id", "ended_on")}
@@ -149,6 +155,21 @@ def _anonymise_raw_row(raw: str) -> tuple[str, bool]:
     for k in touched:
         row[k] = ANONYMISED
     return (json.dumps(row, default=str) if touched else raw), bool(touched)
+
+
+def _without_shown(raw: str, alert_id: str) -> str | None:
+    """The outbox's disclosed_alerts JSON without what it showed of `alert_id`; None when it kept nothing."""
+    try:
+        listed = json.loads(raw)
+    except ValueError:
+        return None
+    shown = listed.get("shown") if isinstance(listed, dict) else None
+    if not isinstance(shown, dict) or alert_id not in shown:
+        return None
+    del shown[alert_id]
+    if not shown:
+        del listed["shown"]
+    return json.dumps(listed)
 
 
 def _disclosed(raw: str, alert_id: str) -> bool:
@@ -226,6 +247,12 @@ def _anonymise_one(
     marker = f"{_REMOVED} {run_id} on {as_of.isoformat()}: it disclosed alert {alert_id}]"
     messages = tx.messages_listing(alert_id, statuses=TERMINAL, not_starting=_REMOVED)
     outbox_ids = [(row_id, kind) for row_id, kind, listed in messages if _disclosed(listed, alert_id)]
+    # What those messages showed of the alert, kept for the next digest's "Changed" (`shown`), holds
+    # short hashes of cells such as the name and address: a dictionary of names could find them
+    # again, so they go too (an anonymised alert has ended long since: nothing compares with it).
+    shown_updates = [
+        (new, row_id) for row_id, _, listed in messages if (new := _without_shown(listed, alert_id)) is not None
+    ]
     disclosures = tx.resident_disclosures(alert_id, except_name=ANONYMISED)
 
     quarantine_updates = []
@@ -233,6 +260,12 @@ def _anonymise_one(
         new, touched = _anonymise_raw_row(raw)
         if touched:
             quarantine_updates.append((new, row_id))
+
+    lookup_updates = []
+    for row_id, raw in tx.lookups_returning(alert_id):
+        new_query, touched = _anonymise_query(raw)
+        if touched:
+            lookup_updates.append((new_query, row_id))
 
     if not dry_run:
         note = f"<p>{ANONYMISED}: this letter's personal details were removed by the retention run on {as_of.isoformat()}.</p>"
@@ -243,10 +276,24 @@ def _anonymise_one(
             withdrawn=WITHDRAWN, messages=[(marker, row_id) for row_id, _ in outbox_ids],
             letter_messages=[row_id for row_id, kind in outbox_ids if kind == "letter"],
             disclosures=[row_id for (row_id,) in disclosures], quarantine=quarantine_updates,
+            lookups=lookup_updates, shown=shown_updates,
         )
         for path in pdfs:
             path.unlink(missing_ok=True)
     return Anonymisation(
         alert_id=alert_id, ended_on=end, fields=fields, alert_history=len(history_updates), letters=len(letter_ids),
         letter_pdfs=len(pdfs), outbox=len(outbox_ids), disclosures=len(disclosures), quarantine=len(quarantine_updates),
+        lookups=len(lookup_updates),
     )
+
+
+def _anonymise_query(raw: str | None) -> tuple[str | None, bool]:
+    """A look-up's recorded query (JSON) with what could name or locate the resident replaced."""
+    try:
+        query = json.loads(raw) if raw else None
+    except ValueError:
+        return raw, False
+    if not isinstance(query, dict):
+        return raw, False
+    cleared, touched = anonymised_query(query)
+    return (json.dumps(cleared, sort_keys=True, ensure_ascii=False) if touched else raw), touched

@@ -2,7 +2,7 @@
 
 The rules (what is withheld from the resident's copy, Hexagon 5.5) are in
 `cautionflow.domain.subject_access`; this module gathers the register's rows (alerts, history,
-deadlines, letters and the quarantine through `adapters.subject_access_reads`, the disclosure log
+deadlines, letters, the quarantine and the look-ups' log through `adapters.subject_access_reads`, the disclosure log
 through `adapters.outbox`) and renders the export as JSON, HTML (`include/templates/dsar/export.html`)
 or an A4 PDF drawn from the same template with the letters' layout (`adapters.pdf`).
 """
@@ -60,7 +60,7 @@ def gather_export(
         outbox.close()
     return d.build_export(
         person_ref, alerts=records.alerts, history=records.history, deadlines=records.deadlines,
-        letters=records.letters, disclosures=disclosures, quarantined=records.quarantined,
+        letters=records.letters, disclosures=disclosures, lookups=records.lookups, quarantined=records.quarantined,
         include_withheld=include_withheld, organisation=organisation, produced_on=produced_on,
     )
 

@@ -27,6 +27,7 @@ from cautionflow.steps.digests import run_digests_async, run_summary_async
 from cautionflow.steps.housekeeping import run_governance, run_retention
 from cautionflow.steps.letters import run_letters, run_letters_dispatch_async
 from cautionflow.steps.sync import run_sync
+from cautionflow.steps.urgent import run_urgent_async
 from cautionflow.steps.wiring import policy_profile
 
 Summary = dict[str, Any]
@@ -66,6 +67,8 @@ _TABLE = (
     Step.sending_mail("letters_dispatch", "cautionflow_letters", run_letters_dispatch_async),
     Step.sending_mail("digests", "cautionflow_digests", run_digests_async),
     Step.sending_mail("summary", "cautionflow_digests", run_summary_async),
+    # Every 15 minutes, its own sync first; not in PIPELINE: `run all` is the daily pipeline.
+    Step.sending_mail("urgent", "cautionflow_urgent", run_urgent_async),
     Step("retention", "cautionflow_housekeeping", run_retention),
     Step("governance", "cautionflow_housekeeping", run_governance),
 )
@@ -73,7 +76,7 @@ STEPS: dict[str, Step] = {step.name: step for step in _TABLE}
 # `cautionflow run STEP` offers these (the letters' dispatch and the run summary run inside the
 # letters and digests steps' DAGs; by hand, `cautionflow letters dispatch`); `run all` runs PIPELINE.
 COMMAND_STEPS: tuple[str, ...] = (
-    "sync", "deadlines", "reminders", "appeals", "digests", "letters", "retention", "governance",
+    "sync", "deadlines", "reminders", "appeals", "digests", "urgent", "letters", "retention", "governance",
 )
 PIPELINE: tuple[str, ...] = ("sync", "deadlines", "reminders", "appeals", "letters", "digests")
 # Every cautionflow DAG, in the order operations read them (the register page shows them so).
@@ -87,6 +90,7 @@ run_reminders = STEPS["reminders"].run
 run_appeals = STEPS["appeals"].run
 run_digests = STEPS["digests"].run
 run_summary = STEPS["summary"].run
+run_urgent = STEPS["urgent"].run
 
 
 def step_errors() -> tuple[type[BaseException], ...]:
@@ -119,5 +123,5 @@ __all__ = [
     "COMMAND_STEPS", "DAGS", "PIPELINE", "STEPS", "Step", "blocking", "mail_not_ready_errors", "mass_end_errors",
     "policy_profile", "run_appeals", "run_appeals_async", "run_deadlines", "run_digests", "run_digests_async", "run_governance", "run_letters",
     "run_letters_dispatch_async", "run_reminders", "run_reminders_async", "run_retention", "run_summary",
-    "run_summary_async", "run_sync", "step_errors",
+    "run_summary_async", "run_sync", "run_urgent", "run_urgent_async", "step_errors",
 ]

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.clock import Clock, system_clock
-from cautionflow.steps.wiring import register_to_mail_from, renderer, smtp_settings
+from cautionflow.steps.wiring import digest_options, register_to_mail_from, renderer, smtp_settings
 
 if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
@@ -28,10 +28,11 @@ async def run_digests_async(
         config, "digests", bool(due_recipients(config.recipients, as_of)), smtp_overrides, tls_context
     )
     render = renderer(config)
+    options = digest_options(config)
     with register_to_mail_from(config, "digests", clock) as register:
         summary = await send_digests(
             register, settings, config.recipients, organisation=config.organisation, as_of=as_of,
-            run_id=run_id, render=render, retry=retry, clock=clock,
+            run_id=run_id, render=render, retry=retry, clock=clock, options=options,
         )
     return summary.as_dict()
 

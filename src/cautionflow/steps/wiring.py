@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from cautionflow.adapters.mail import SmtpSettings
     from cautionflow.adapters.register import Register
     from cautionflow.config import CautionflowConfig
+    from cautionflow.domain.digests import DigestOptions
     from cautionflow.domain.policy import PolicyProfile
 
 
@@ -46,6 +47,21 @@ def policy_profile(config: CautionflowConfig) -> PolicyProfile:
     from cautionflow.profiles import load_profile
 
     return load_profile(config.policy, home=config.path("."))
+
+
+def digest_options(config: CautionflowConfig) -> DigestOptions:
+    """What the digests and the urgent notices show, from one place, so a notice shows exactly the
+    columns its recipient's digest does: the config's choices (contact instructions, the duty
+    contact, the time zone for times shown) and the policy profile's severity ranks."""
+    from zoneinfo import ZoneInfo
+
+    from cautionflow.domain.digests import DigestOptions
+
+    return DigestOptions(
+        contractors_see_instructions=config.digests.contractors_see_instructions,
+        duty_contact=config.digests.duty_contact, severity=dict(policy_profile(config).severity),
+        timezone=ZoneInfo(config.timezone),
+    )
 
 
 def smtp_settings(

@@ -12,6 +12,17 @@ valid login gets 401 (a browser asking for HTML is redirected to Airflow's login
 it back); a logged-in user without the permission gets 403. The OpenAPI docs are switched off so
 nothing under the prefix is served without a login.
 
+**An API token is not a login.** The lookup API's tokens (`cf_...`, `cautionflow tokens create`) read
+only the API (`cautionflow.web.lookup_api`, mounted at `/api/v1` with its own authentication); one
+presented to any page here is 403, before Airflow is asked about it.
+
+**Look-ups (issue 16).** A search box on the page leads to `/search?q=`: one box for a postcode (any
+case or spacing), an address, an asset reference, a person's name or reference, the results as the
+register shows them, each linking to its alert page (`/alerts/{alert_id}`: the alert, its history,
+letters, disclosures and the reads that returned it). Both are staff pages (the Airflow login above)
+and both are reads: each search and each alert page is a row of the lookup log, as an API request
+is. The page itself shows the reads per recipient per day of the last `READS_DAYS` days.
+
 Read-only: it reads the register through the step layer (`cautionflow.steps.reads`; its URL from
 the config, overridden by the Connection `cautionflow_register`) and the latest DAG runs from
 Airflow's metadata database through the api-server's own ORM session
@@ -26,9 +37,11 @@ resolved and its parent checked); anything else is 404.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -42,10 +55,17 @@ log = logging.getLogger(__name__)
 URL_PREFIX = "/cautionflow"
 NAV_ROUTE = "caution-register"
 RESOURCE_NAME = "Caution register"
+TOKEN_PREFIX = "cf_"  # an API token's (cautionflow.web.lookup_api): never a login for these pages
+READS_DAYS = 7  # the register page's table of reads per recipient per day
+SEARCH_PAGE_SIZE = 50
 
 
 class NotPermitted(Exception):
     """A logged-in user whose role may not see the register page."""
+
+
+class TokenNotAllowed(Exception):
+    """An API token presented to a staff page: the token reads the lookup API only."""
 
 
 # --- authentication ------------------------------------------------------------------------------
@@ -58,10 +78,15 @@ async def require_airflow_user(request: Request) -> Any:
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
     credentials = await bearer_scheme(request)
+    if credentials is not None and credentials.credentials.startswith(TOKEN_PREFIX):
+        raise TokenNotAllowed()
     user = await get_user(request, None, credentials)
     if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user):
         raise NotPermitted(getattr(user, "username", "user"))
     return user
+
+
+AirflowUser = Annotated[Any, Depends(require_airflow_user)]  # run once a request, however often named
 
 
 def _wants_html(request: Request) -> bool:
@@ -82,6 +107,10 @@ async def _not_logged_in(request: Request, exc: Exception) -> Response:
     if exc.status_code in (401, 403) and _wants_html(request) and (login := _login_url(request)):
         return RedirectResponse(login, status_code=303)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _token_not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": "an API token may read only the lookup API"}, status_code=403)
 
 
 async def _not_permitted(request: Request, exc: Exception) -> Response:
@@ -122,10 +151,18 @@ def create_app(
     *,
     config_loader: Callable[[], CautionflowConfig] | None = None,
     dag_runs: Callable[[], list[DagRunState]] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    token_rate_limit: int | None = None,
 ) -> FastAPI:
-    """The register page's app; every route requires an Airflow login (see the module's doc). By
-    default the config and the DAG runs are read as the api-server reads them (the plugin's case);
-    a test passes its own readers."""
+    """The register page's app; every route requires an Airflow login (see the module's doc), and the
+    lookup API is mounted at `/api/v1` with its own (a token or that login). By default the config
+    and the DAG runs are read as the api-server reads them (the plugin's case), the time is the
+    system clock's and each token may make the config's `lookup.rate_limit_per_minute` requests a
+    minute per worker; a test (or the benchmark) passes its own, `token_rate_limit` overriding the
+    config's."""
+    from cautionflow.clock import system_clock
+    from cautionflow.web.lookup_api import API_PREFIX, create_api
+
     if config_loader is None:
         from cautionflow.integrations.airflow.settings import config_for_api_server as config_loader
     if dag_runs is None:
@@ -133,6 +170,7 @@ def create_app(
 
     load_config = config_loader
     read_dag_runs = dag_runs
+    now = clock or system_clock
     app = FastAPI(
         title="cautionflow register page",
         dependencies=[Depends(require_airflow_user)],
@@ -140,6 +178,11 @@ def create_app(
     )
     app.add_exception_handler(HTTPException, _not_logged_in)
     app.add_exception_handler(NotPermitted, _not_permitted)
+    app.add_exception_handler(TokenNotAllowed, _token_not_allowed)
+    # A mount: its routes have their own authentication (a token or the login), not this app's.
+    app.mount(API_PREFIX, create_api(
+        load_config=load_config, clock=now, rate_limit=token_rate_limit,
+    ))
 
     def context(request: Request) -> tuple[CautionflowConfig, Callable[..., str], dict[str, str]]:
         from cautionflow.steps.wiring import renderer
@@ -150,6 +193,7 @@ def create_app(
             "page": str(request.url_for("register_page")),
             "overdue": str(request.url_for("review_list", which="overdue")),
             "due": str(request.url_for("review_list", which="due")),
+            "search": str(request.url_for("search_page")),
             "airflow": root.removesuffix(URL_PREFIX) + "/",
         }
         return config, renderer(config), links
@@ -166,7 +210,7 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, name="register_page")
     def register_page(request: Request) -> Response:
-        from cautionflow.steps import reads, step_errors
+        from cautionflow.steps import lookup, reads, step_errors
 
         try:
             config, render, links = context(request)
@@ -188,10 +232,18 @@ def create_app(
             f.name: str(request.url_for("report_file", name=f.name)) for group in reports for f in group.files
         }
         letter_links = {x.id: str(request.url_for("letter_pdf", letter_id=x.id)) for x in page.letters_waiting}
+        since = now().astimezone(ZoneInfo(config.timezone)).date() - dt.timedelta(days=READS_DAYS - 1)
+        try:
+            lookup_reads = [{**r, "day": _day(r["day"])} for r in lookup.reads_by_recipient_day(config, since=since)]
+            reads_error = None
+        except step_errors() as exc:  # a register not migrated to the lookup log yet: the rest shows
+            log.warning("cannot read the lookup log: %s", exc)
+            lookup_reads, reads_error = [], str(exc)
         html = render(
             "web/register_page.html", organisation=config.organisation, page=page, links=links,
             runs=runs, runs_error=runs_error, chart=week_chart(page.due_by_week), horizon=reads.HORIZON_DAYS,
             reports=reports, reports_error=reports_error, report_links=report_links, letter_links=letter_links,
+            lookup_reads=lookup_reads, reads_error=reads_error, reads_since=since,
         )
         return HTMLResponse(html)
 
@@ -264,7 +316,78 @@ def create_app(
         )
         return HTMLResponse(html)
 
+    @app.get("/search", response_class=HTMLResponse, name="search_page")
+    def search_page(
+        request: Request, user: AirflowUser,
+        q: str = Query(default="", max_length=200), page: int = Query(default=1, ge=1, le=100_000),
+    ) -> Response:
+        """The search box's results: one box for a postcode, address, asset reference, name or person
+        reference (staff's rules; the step normalises a postcode); each search is logged."""
+        from cautionflow.steps import lookup, step_errors
+
+        try:
+            config, render, links = context(request)
+        except step_errors() as exc:
+            return trouble(str(exc))
+        box = q.strip()
+        found, refused = None, None
+        if box:
+            try:
+                found = lookup.search_alerts(
+                    config, lookup.staff_reader(_username(user)), q=box, page=page, page_size=SEARCH_PAGE_SIZE,
+                    now=now(),
+                )
+            except lookup.QueryRefused as exc:
+                refused = str(exc)
+            except step_errors() as exc:
+                return trouble(str(exc))
+        alert_links = {
+            item["alert_id"]: str(request.url_for("alert_page", alert_id=item["alert_id"]))
+            for item in (found or {}).get("items", ())
+        }
+        pages = {}
+        if found is not None:
+            if found["page"] > 1:
+                pages["previous"] = str(request.url.include_query_params(page=found["page"] - 1))
+            if found["page"] * found["page_size"] < found["total"]:
+                pages["next"] = str(request.url.include_query_params(page=found["page"] + 1))
+        html = render(
+            "web/search.html", organisation=config.organisation, q=box, found=found, refused=refused,
+            alert_links=alert_links, pages=pages, links=links,
+        )
+        return HTMLResponse(html, status_code=422 if refused else 200, headers={"Cache-Control": "no-store"})
+
+    @app.get("/alerts/{alert_id}", response_class=HTMLResponse, name="alert_page")
+    def alert_page(request: Request, alert_id: str, user: AirflowUser) -> Response:
+        """One alert for staff: the alert (never the note), its history, letters, disclosures and
+        reads; the same 404 for an id that is not in the register as the API's. The read is logged."""
+        from cautionflow.steps import lookup, step_errors
+
+        try:
+            config, render, links = context(request)
+            record = lookup.alert_record(config, alert_id, reader=lookup.staff_reader(_username(user)), now=now())
+        except step_errors() as exc:
+            return trouble(str(exc))
+        if record is None:  # the same for any id not in the register: the page says no more
+            return HTMLResponse(
+                "<!doctype html><title>Caution register</title><h1>No such alert</h1>"
+                f'<p><a href="{_escape(links["search"])}">Look up another</a></p>',
+                status_code=404, headers={"Cache-Control": "no-store"},
+            )
+        html = render("web/alert.html", organisation=config.organisation, alert_id=alert_id, record=record,
+                      links=links)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
     return app
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _username(user: Any) -> str:
+    """The Airflow user's name, as the lookup log records the reader."""
+    return getattr(user, "username", None) or str(user.get_id())
 
 
 def _escape(text: str) -> str:

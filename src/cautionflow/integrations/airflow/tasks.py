@@ -109,6 +109,14 @@ async def run_digests_task(context: Any) -> dict[str, Any]:
     return await _run_mail_task("digests", "digest(s)", context)
 
 
+async def run_urgent_task(context: Any) -> dict[str, Any]:
+    """The `cautionflow_urgent` task: sync, then the urgent notices. A sync refused by the mass-end
+    guard or an unreadable source does not fail it (the notices of changes already in the register
+    still go; operations are told once a day through the outbox); pending notices fail the try, so
+    Airflow retries them, and a refused one fails the task without retries, as for the digests."""
+    return await _run_mail_task("urgent", "urgent notice(s)", context)
+
+
 async def run_letters_dispatch_task(context: Any) -> dict[str, Any]:
     """With `letters.auto_approve`, the letters DAG's dispatch: print batch and letters by email."""
     return await _run_mail_task("letters_dispatch", "letter email(s)", context)

@@ -1,0 +1,336 @@
+"""The register's side of the look-ups (services/lookup.py): API tokens, the searches, and the log
+of every read.
+
+A read and its log row are one transaction (`LookupStore.reading`): the service searches, writes
+the log, and only a committed log lets the answer out. On PostgreSQL that transaction takes no
+register-wide lock, so look-ups go on while the morning sync writes; on SQLite (one machine) it
+takes the write lock first (`BEGIN IMMEDIATE`, as `Register.writing` does), since a reader that
+later wants to write could otherwise fail at once on a busy database.
+
+Timestamps are stored in UTC (SQLite keeps them as text, which compares in order only in one
+offset) and read back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from cautionflow.adapters import register_schema as schema
+from cautionflow.adapters.database import describe_error
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from cautionflow.domain.lookup import LookupQuery
+
+# The alert page's alert: every register field but the note (and the sync's bookkeeping).
+ALERT_PAGE_FIELDS = (
+    "alert_id", "alert_code", "subject_type", "person_ref", "person_name", "tenancy_ref", "asset_ref", "address",
+    "postcode", "area", "effective_from", "ends_on", "last_reviewed_on", "review_outcome", "status",
+    "notify_resident", "no_notify_reason", "notified_on", "told_on", "appeal_received_on", "appeal_decided_on",
+    "appeal_outcome", "source", "contact_instruction", "resident_reason", "preferred_channel", "language",
+    "large_print", "dq_flags", "register_state", "ended_reason", "first_seen_on", "last_changed_on", "anonymised_on",
+)
+DEADLINE_FIELDS = ("review_due", "review_window_opens", "expires_on", "appeal_deadline", "appeal_response_due",
+                   "overdue", "error", "evaluated_on")
+READS_SHOWN = 500  # the alert page lists the latest reads; the log keeps them all
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """An aware moment as UTC without its offset: how the look-up tables store time on both backends."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def aware(value: Any) -> dt.datetime | None:
+    from cautionflow.adapters.register import stored_moment
+
+    return stored_moment(value)
+
+
+def _register_error(exc: BaseException) -> Exception:
+    from cautionflow.adapters.register import RegisterError
+
+    return RegisterError(f"register: {describe_error(exc)}")
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _token(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    for name in ("created_at", "revoked_at", "last_used_at"):
+        record[name] = aware(record[name])
+    return record
+
+
+class LookupStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[Connection]:
+        """A transaction for writing; for a read of one statement (`write=False`), an autocommit
+        connection: no BEGIN and COMMIT around it, two round trips fewer on each token's look-up."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            if not write:
+                with self.engine.connect() as conn:
+                    yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _register_error(exc) from None
+
+    # --- tokens -----------------------------------------------------------------------------------
+
+    def add_token(
+        self, *, token_hash: str, prefix: str, recipient_name: str, recipient_email: str, recipient_role: str,
+        created_at: dt.datetime, expires_on: dt.date | None,
+    ) -> dict[str, Any]:
+        t = schema.api_tokens
+        with self._connect(write=True) as conn:
+            token_id = conn.execute(
+                t.insert().values(
+                    token_hash=token_hash, prefix=prefix, recipient_name=recipient_name,
+                    recipient_email=recipient_email, recipient_role=recipient_role, created_at=utc(created_at),
+                    expires_on=expires_on,
+                ).returning(t.c.id)
+            ).scalar_one()
+            return _token(conn.execute(t.select().where(t.c.id == token_id)).one())
+
+    def tokens(self) -> list[dict[str, Any]]:
+        t = schema.api_tokens
+        with self._connect(write=False) as conn:
+            return [_token(r) for r in conn.execute(t.select().order_by(t.c.id))]
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        t = schema.api_tokens
+        with self._connect(write=False) as conn:
+            row = conn.execute(t.select().where(t.c.token_hash == token_hash)).first()
+        return _token(row) if row is not None else None
+
+    def find_tokens(self, prefix_or_id: str) -> list[dict[str, Any]]:
+        """Tokens whose id is `prefix_or_id` (digits) or whose prefix starts with it."""
+        from sqlalchemy import or_
+
+        t = schema.api_tokens
+        text = prefix_or_id.strip()
+        clauses = [t.c.prefix.like(_like(text) + "%", escape="\\")]
+        if text.isdigit():
+            clauses.append(t.c.id == int(text))
+        with self._connect(write=False) as conn:
+            return [_token(r) for r in conn.execute(t.select().where(or_(*clauses)).order_by(t.c.id))]
+
+    def touch_token(self, token_id: int, at: dt.datetime, *, unless_since: dt.datetime) -> None:
+        """Record a use, unless one was recorded at or after `unless_since` (a write a minute at most)."""
+        from sqlalchemy import or_
+
+        t = schema.api_tokens
+        with self._connect(write=True) as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.id == token_id, or_(t.c.last_used_at.is_(None), t.c.last_used_at < utc(unless_since)))
+                .values(last_used_at=utc(at))
+            )
+
+    def revoke_token(self, token_id: int, at: dt.datetime) -> dict[str, Any]:
+        """Revoke the token (once: an earlier revocation's time is kept); returns its row."""
+        t = schema.api_tokens
+        with self._connect(write=True) as conn:
+            conn.execute(t.update().where(t.c.id == token_id, t.c.revoked_at.is_(None)).values(revoked_at=utc(at)))
+            return _token(conn.execute(t.select().where(t.c.id == token_id)).one())
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[LookupTransaction]:
+        """One read and its log row, committed together when the block ends (a RegisterError if the
+        commit fails: the caller must not have let the answer out before)."""
+        with self._connect(write=True) as conn:
+            yield LookupTransaction(conn)
+
+    def reads_by_hour(self, since: dt.datetime) -> list[tuple[dt.datetime, str, str, int, int]]:
+        """(UTC hour, reader kind, reader, lookups, alerts returned) of the reads from `since` on,
+        by hour: the caller turns hours into days in the landlord's time zone."""
+        from sqlalchemy import func, literal_column, select
+
+        lk = schema.lookups
+        with self._connect(write=False) as conn:
+            if conn.dialect.name == "postgresql":
+                hour = func.date_trunc(literal_column("'hour'"), lk.c.at.op("AT TIME ZONE")(literal_column("'UTC'")))
+            else:
+                hour = func.substr(lk.c.at, 1, 13)
+            rows = conn.execute(
+                select(hour.label("hour"), lk.c.reader_kind, lk.c.reader, func.count(), func.sum(lk.c.result_count))
+                .where(lk.c.at >= utc(since))
+                .group_by(hour, lk.c.reader_kind, lk.c.reader)
+            ).all()
+        out = []
+        for hour_value, kind, reader, count, returned in rows:
+            moment = hour_value if isinstance(hour_value, dt.datetime) else dt.datetime.fromisoformat(f"{hour_value}:00")
+            out.append((moment.replace(tzinfo=dt.UTC), kind, reader, int(count), int(returned or 0)))
+        return out
+
+
+class LookupTransaction:
+    """The reads and the log write of one look-up, in its transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _conditions(
+        self, query: LookupQuery, *, active_only: bool, areas: Sequence[str] | None
+    ) -> list[ColumnElement[bool]]:
+        from sqlalchemy import func, or_
+
+        a = schema.alerts
+        conditions: list[Any] = []
+        if active_only:
+            conditions.append(a.c.register_state == "active")
+        if areas is not None:
+            conditions.append(func.upper(func.trim(a.c.area)).in_(list(areas)))
+        if query.postcode_key:
+            if query.postcode_prefix:
+                conditions.append(schema.POSTCODE_KEY.like(_like(query.postcode_key) + "%", escape="\\"))
+            else:
+                conditions.append(schema.POSTCODE_KEY == query.postcode_key)
+        if query.asset_ref:
+            conditions.append(a.c.asset_ref == query.asset_ref)
+        if query.q:
+            q = _like(query.q)
+            address = func.lower(a.c.address)
+            if query.match_anywhere:
+                upper = query.q.upper()
+                matches = [
+                    address.like(f"%{q}%", escape="\\"),
+                    func.lower(a.c.person_name).like(f"%{q}%", escape="\\"),
+                    func.upper(a.c.person_ref) == upper, func.upper(a.c.tenancy_ref) == upper,
+                    func.upper(a.c.alert_id) == upper, func.upper(a.c.asset_ref) == upper,
+                ]
+                if query.q_key:
+                    matches.append(schema.POSTCODE_KEY.like(f"%{_like(query.q_key)}%", escape="\\"))
+                conditions.append(or_(*matches))
+            else:
+                # The start of the address, or of a word in it: "27 yew court" is not "127 yew court".
+                conditions.append(or_(address.like(f"{q}%", escape="\\"), address.like(f"% {q}%", escape="\\")))
+        return conditions
+
+    def search(
+        self, query: LookupQuery, *, fields: Sequence[str], active_only: bool, areas: Sequence[str] | None,
+        active_first: bool,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the alerts matching `query` within the scope (active only; in `areas`), with
+        `fields` and the stored `review_due`; and how many match in all.
+
+        One statement: the page, each row carrying the count of all matches (`count(*) OVER ()`,
+        the deadlines' join is one row an alert at most); only a page beyond the last needs a count
+        of its own."""
+        from sqlalchemy import case, func, select
+
+        a, d = schema.alerts, schema.alert_deadlines
+        conditions = self._conditions(query, active_only=active_only, areas=areas)
+        order = [schema.POSTCODE_KEY, a.c.address, a.c.alert_id]
+        if active_first:
+            order.insert(0, case((a.c.register_state == "active", 0), else_=1))
+        statement = (
+            select(*(a.c[f] for f in dict.fromkeys(("alert_id", *fields, "register_state", "area"))), d.c.review_due,
+                   func.count().over().label("matches_in_all"))
+            .select_from(a.outerjoin(d, d.c.alert_id == a.c.alert_id))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(query.page_size)
+            .offset(query.offset)
+        )
+        rows = [dict(r._mapping) for r in self.conn.execute(statement)]
+        if rows:
+            total = rows[0]["matches_in_all"]
+            for row in rows:
+                del row["matches_in_all"]
+            return rows, int(total)
+        if query.offset == 0:
+            return [], 0
+        return [], int(self.conn.execute(select(func.count()).select_from(a).where(*conditions)).scalar_one())
+
+    def alert(self, alert_id: str, *, fields: Sequence[str]) -> dict[str, Any] | None:
+        """The alert with `fields`, its state, area and stored review date; None when there is none."""
+        from sqlalchemy import select
+
+        a, d = schema.alerts, schema.alert_deadlines
+        row = self.conn.execute(
+            select(*(a.c[f] for f in dict.fromkeys(("alert_id", *fields, "register_state", "area"))), d.c.review_due)
+            .select_from(a.outerjoin(d, d.c.alert_id == a.c.alert_id))
+            .where(a.c.alert_id == alert_id)
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def alert_page(self, alert_id: str) -> dict[str, Any] | None:
+        """The alert page's rows: the alert (never the note), its stored dates, history, letters (no
+        bodies), disclosures and the latest reads that returned it; None when there is no such alert."""
+        from sqlalchemy import select
+
+        a, d, h = schema.alerts, schema.alert_deadlines, schema.alert_history
+        lt, ds, lk, lr = schema.letters, schema.disclosures, schema.lookups, schema.lookup_results
+        row = self.conn.execute(select(*(a.c[f] for f in ALERT_PAGE_FIELDS)).where(a.c.alert_id == alert_id)).first()
+        if row is None:
+            return None
+        dates = self.conn.execute(select(*(d.c[f] for f in DEADLINE_FIELDS)).where(d.c.alert_id == alert_id)).first()
+        history = [dict(r._mapping) for r in self.conn.execute(
+            select(h.c.as_of, h.c.run_id, h.c.change, h.c.changed_fields).where(h.c.alert_id == alert_id).order_by(h.c.id)
+        )]
+        letters = [dict(r._mapping) for r in self.conn.execute(
+            select(lt.c.id, lt.c.kind, lt.c.outcome, lt.c.decision_date, lt.c.as_of, lt.c.status, lt.c.hold_reason,
+                   lt.c.channels, lt.c.dated_on, lt.c.appeal_by, lt.c.dispatched_at)
+            .where(lt.c.alert_id == alert_id).order_by(lt.c.id)
+        )]
+        disclosures = [dict(r._mapping) for r in self.conn.execute(
+            select(ds.c.recipient_name, ds.c.recipient_role, ds.c.kind, ds.c.listed_as, ds.c.disclosed_on,
+                   ds.c.disclosed_at, ds.c.message_id)
+            .where(ds.c.alert_id == alert_id).order_by(ds.c.disclosed_at, ds.c.id)
+        )]
+        reads = [dict(r._mapping) for r in self.conn.execute(
+            select(lk.c.id, lk.c.at, lk.c.reader_kind, lk.c.reader, lk.c.query, lk.c.outcome)
+            .select_from(lk.join(lr, lr.c.lookup_id == lk.c.id))
+            .where(lr.c.alert_id == alert_id).order_by(lk.c.at.desc(), lk.c.id.desc()).limit(READS_SHOWN)
+        )]
+        for read in reads:
+            read["at"] = aware(read["at"])
+        return {"alert": dict(row._mapping), "deadlines": dict(dates._mapping) if dates is not None else None,
+                "history": history, "letters": letters, "disclosures": disclosures, "reads": reads}
+
+    def log(
+        self, *, at: dt.datetime, reader_kind: str, reader: str, token_id: int | None, query: dict[str, Any],
+        outcome: str, alert_ids: Sequence[str],
+    ) -> int:
+        """Write one read to the log (the lookup and the alerts it returned); returns its id."""
+        lk, lr = schema.lookups, schema.lookup_results
+        text = json.dumps(query, sort_keys=True, ensure_ascii=False)
+        if self.conn.dialect.name == "postgresql":
+            # The log row and its alerts in one statement: a round trip fewer on every look-up.
+            return int(self.conn.exec_driver_sql(
+                "WITH logged AS (INSERT INTO lookups (at, reader_kind, reader, token_id, query, outcome, result_count) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id), "
+                "returned AS (INSERT INTO lookup_results (lookup_id, alert_id) "
+                "SELECT logged.id, returned_id FROM logged, unnest(%s::text[]) AS returned_id) "
+                "SELECT id FROM logged",
+                (at.astimezone(dt.UTC), reader_kind, reader, token_id, text, outcome, len(alert_ids), list(alert_ids)),
+            ).scalar_one())
+        lookup_id = self.conn.execute(
+            lk.insert().values(
+                at=utc(at), reader_kind=reader_kind, reader=reader, token_id=token_id,
+                query=text, outcome=outcome,
+                result_count=len(alert_ids),
+            ).returning(lk.c.id)
+        ).scalar_one()
+        if alert_ids:
+            self.conn.execute(lr.insert(), [{"lookup_id": lookup_id, "alert_id": a} for a in alert_ids])
+        return int(lookup_id)
