@@ -334,6 +334,13 @@ class CautionflowConfig(_Model):
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
     output_dir: str = Field(default="var/reports", description="where reports are written")
+    # Read only on a distributed executor (cautionflow.deployment_shape): a path cannot be told to
+    # be shared by looking at it, so the operator says so.
+    shared_storage: bool = Field(
+        default=False,
+        description="output_dir and letters.output_dir are mounted on storage every Airflow worker shares "
+        "(NFS, EFS, ...); required with CeleryExecutor or KubernetesExecutor",
+    )
     timezone: str = DEFAULT_TIMEZONE
     templates_dir: str | None = Field(default=None, description="a folder of template overrides")
     equality: EqualityConfig | None = Field(default=None, description="optional equality monitoring")

@@ -241,3 +241,97 @@ def test_the_staging_smtp_connection_means_clear_text_to_mailpit_from_the_right_
 
         assert (settings.host, settings.port, settings.security) == ("mailpit", 1025, "none"), name
         assert settings.sender == "Example Homes <cautions@example.org>", name
+
+
+# --- the celery profile (issue 17): Redis and two Celery workers beside the LocalExecutor default ---
+
+ENV_EXAMPLE = ROOT / "docker" / "env.example"
+_NAMED = re.compile(r"\$\{(\w+)")
+
+
+def _interpolate_with(value: str, settings: dict[str, str]) -> str:
+    """Compose's ${VAR:-default} with `settings` as the .env file: the setting, else the default."""
+    return _VAR.sub(lambda m: settings.get(m.group(1)) or m.group(2) or "", value).replace("$$", "$")
+
+
+def _started(services: dict[str, dict[str, Any]], *profiles: str) -> set[str]:
+    """The services `docker compose --profile P ... up` starts: those without profiles, and those
+    with a profile named."""
+    return {name for name, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)}
+
+
+def _commented_settings(path: Path) -> dict[str, str]:
+    """`# NAME=value` lines of an env file: the settings it documents but leaves off."""
+    found = re.findall(r"^# ?([A-Z][A-Z0-9_]*)=(\S*)$", path.read_text(), flags=re.MULTILINE)
+    return dict(found)
+
+
+def test_the_default_stack_has_no_worker_and_no_redis(services: dict[str, dict[str, Any]]) -> None:
+    default = _started(services)
+    assert {"postgres", "mailpit", "airflow-apiserver", "airflow-scheduler"} <= default
+    assert "redis" not in default
+    assert not any("celery" in _command(services[name]) for name in default), default
+    assert not any("redis" in str(services[name].get("image", "")) for name in default), default
+
+
+def test_the_celery_profile_adds_redis_and_two_workers_of_the_common_image_and_env(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    added = _started(services, "celery") - _started(services)
+    assert added == {"redis", "airflow-worker"}
+    redis, worker, scheduler = services["redis"], services["airflow-worker"], services["airflow-scheduler"]
+    assert str(redis["image"]).startswith("redis:") and "healthcheck" in redis
+    assert _command(worker) == "celery worker"
+    assert worker["deploy"]["replicas"] == 2
+    # The x-airflow-common anchor's: same image and build, same environment (but Celery's warm
+    # shutdown switch), same mounts, so a worker runs tasks exactly as the scheduler would.
+    assert worker["image"] == scheduler["image"] and worker["build"] == scheduler["build"]
+    worker_env = _env(worker)
+    assert worker_env.pop("DUMB_INIT_SETSID") == "0"
+    assert worker_env == _env(scheduler)
+    assert sorted(_mounts(worker)) == sorted(_mounts(scheduler))
+    assert ("volume", "cautionflow-var", "/opt/airflow/var") in _mounts(worker)
+    deps = _depends_on(worker)
+    assert deps["redis"]["condition"] == "service_healthy"
+    assert deps["postgres"]["condition"] == "service_healthy"
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    assert deps["airflow-apiserver"]["condition"] == "service_healthy"  # tasks report through it
+    assert "celery@$${HOSTNAME}" in str(worker["healthcheck"]["test"])
+
+
+def test_celery_settings_default_to_the_profiles_redis_and_the_metadata_database(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert 6379 in services["redis"]["expose"] and "ports" not in services["redis"]  # the compose network only
+    for name, service in _airflow_services(services).items():
+        env = _env(service)
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:"), name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].endswith("@postgres:5432/airflow"), name
+
+
+def test_env_example_switches_every_component_to_celery_with_the_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A profile cannot change other services' environment: the executor comes from .env, and
+    env.example documents the two lines together, by the names the compose file reads."""
+    documented = _commented_settings(ENV_EXAMPLE)
+    assert documented["COMPOSE_PROFILES"] == "celery"
+    raw = services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    [variable] = _NAMED.findall(raw)
+    assert documented[variable] == "CeleryExecutor"
+    for name, service in _airflow_services(services).items():
+        executor = _interpolate_with(str(service["environment"]["AIRFLOW__CORE__EXECUTOR"]), documented)
+        assert executor == "CeleryExecutor", name
+        assert _interpolate(str(service["environment"]["AIRFLOW__CORE__EXECUTOR"])) == "LocalExecutor", name
+    assert "shared_storage: true" in ENV_EXAMPLE.read_text()
+
+
+def test_flower_is_optional_and_listens_on_this_host_only(services: dict[str, dict[str, Any]]) -> None:
+    flower = services["flower"]
+    assert flower["profiles"] == ["flower"]
+    assert "flower" not in _started(services, "celery")
+    assert "redis" in _started(services, "flower")
+    assert _command(flower) == "celery flower"
+    assert _depends_on(flower)["redis"]["condition"] == "service_healthy"
+    assert [_interpolate(port) for port in flower["ports"]] == ["127.0.0.1:5555:5555"]

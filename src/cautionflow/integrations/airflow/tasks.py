@@ -6,7 +6,7 @@ so the failure notice reaches operations at once."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cautionflow.clock import Clock, system_clock
 from cautionflow.integrations.airflow.settings import (
@@ -18,14 +18,36 @@ from cautionflow.integrations.airflow.settings import (
     smtp_overrides_or_none,
 )
 
+if TYPE_CHECKING:
+    from cautionflow.config import CautionflowConfig
+
 log = logging.getLogger(__name__)
+
+
+def _task_config() -> CautionflowConfig:
+    """The config for a task, refused before any work when the deployment's shape is unsafe on
+    Airflow's executor (a SQLite register or unshared output folders on CeleryExecutor, ...; see
+    `cautionflow.deployment_shape`): without retries, since only a person can change it, so the
+    failure notice reaches operations at once with the line saying what to configure (one line a
+    problem: the notice keeps each line whole). The command line is not checked: it runs on the one
+    machine it runs on."""
+    from airflow.configuration import conf
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cautionflow.deployment_shape import unsafe_shape_problems
+
+    config = config_from_airflow()
+    problems = unsafe_shape_problems(conf.get("core", "executor", fallback="LocalExecutor"), config)
+    if problems:
+        raise AirflowFailException("\n".join(problems))
+    return config
 
 
 def run_step(step: str, context: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one pipeline step for this task's run; the summary becomes the task's XCom."""
     from cautionflow.steps import STEPS
 
-    config = config_from_airflow()
+    config = _task_config()
     as_of = as_of_date(context, config.timezone)
     log.info("cautionflow %s for %s as of %s", step, config.organisation, as_of)
     summary = STEPS[step].run(config, as_of=as_of, run_id=run_id_of(context), **kwargs)
@@ -59,7 +81,7 @@ async def _run_mail_task(step: str, noun: str, context: Any) -> dict[str, Any]:
 
     from cautionflow.steps import STEPS
 
-    config = await asyncio.to_thread(config_from_airflow)  # Variable and Connections: blocking calls
+    config = await asyncio.to_thread(_task_config)  # Variable and Connections: blocking calls
     overrides = await smtp_connection_overrides()
     as_of = as_of_date(context, config.timezone)
     run = STEPS[step].run_async
@@ -132,7 +154,7 @@ async def run_summary_task(context: Any, clock: Clock = system_clock) -> dict[st
 
     from cautionflow.steps import STEPS
 
-    config = await asyncio.to_thread(config_from_airflow)
+    config = await asyncio.to_thread(_task_config)
     overrides = await smtp_connection_overrides() if config.operations.daily_summary else {}
     as_of = as_of_date(context, config.timezone)
     summary = await _refusing_unready_register(STEPS["summary"].run_async(
@@ -158,7 +180,7 @@ async def check_sync_finished_task(
 
     from cautionflow.steps.notices import check_sync_finished_async
 
-    config = await asyncio.to_thread(config_from_airflow)  # Variable and Connections: blocking calls
+    config = await asyncio.to_thread(_task_config)  # Variable and Connections: blocking calls
     return await check_sync_finished_async(
         config, as_of=as_of_date(context, config.timezone),
         deadline=context.get("logical_date") or context["dag_run"].run_after,
