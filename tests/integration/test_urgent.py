@@ -125,6 +125,20 @@ def test_an_urgent_code_added_in_north_reaches_its_contractors_and_the_call_hand
     assert (quiet["sync"]["inserted"], quiet["notices"], quiet["sent"]) == (1, 0, 0)
     assert len(urgent_sent(mail_server, ACME)) == 2 and len(urgent_sent(mail_server, NIGHT_DESK)) == 2
 
+    # The next morning's digest lists the weapons warning as already notified, never as news unsaid;
+    # SOUTH's contractor, never told of it, has nothing of it.
+    next_day = AS_OF + dt.timedelta(days=1)
+    run_deadlines(config, as_of=next_day, run_id="deadlines-day2")
+    assert run_digests(config, as_of=next_day, run_id="digests-day2", retry=FAST, clock=clock)["sent"] == 3
+    for email in (ACME, NIGHT_DESK):
+        [digest] = [m for m in mail_server.handler.messages_for(email)
+                    if m["X-Cautionflow-Kind"] != "urgent" and m["X-Cautionflow-As-Of"] == next_day.isoformat()]
+        text = text_of(digest.get_body(("plain",)))
+        heron = [line for line in text.splitlines() if "3 Heron Way" in line]
+        assert heron and all("[ALREADY NOTIFIED: Urgent notice sent" in line for line in heron), (email, heron)
+    [south] = [m for m in mail_server.handler.messages_for(SOUTHSIDE) if m["X-Cautionflow-As-Of"] == next_day.isoformat()]
+    assert "Heron Way" not in south.as_string()
+
 
 INSTRUCTION = "Call Priya Shah, Tenancy Officer, on 01632 960345 before any visit"
 DUTY = {"name": "Duty housing manager", "phone": "01632 960999"}
