@@ -66,9 +66,12 @@ def test_a_slow_reply_to_the_end_of_data_is_waited_for_and_each_recipient_gets_o
 
 
 def test_no_reply_within_the_data_timeout_is_uncertain_and_never_resent_by_a_run(databases, tmp_path, mail_server):
-    from cautionflow.services.digests import resend_failed as resend_failed_service
+    from cautionflow.services.resend import resend_failed as resend_failed_mail
     from cautionflow.services.run_summary import summary_counts, summary_message
     from cautionflow.services.status import format_status, register_status
+
+    def resend_failed_service(*args, **kwargs):  # the digests' failed mail only, as `digests resend-failed`
+        return resend_failed_mail(*args, kinds=("digest",), **kwargs)
 
     config = deployment(databases, tmp_path, mail_server.port,
                         smtp={"timeout_seconds": 1, "data_timeout_seconds": 1.5})

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from cautionflow.adapters.digest_reads import DigestReads
     from cautionflow.adapters.mail import DeliveryFailure, DeliveryReport, RetryPolicy, SmtpSettings
     from cautionflow.config import Recipient
-    from cautionflow.services.resend import ResendSummary
 
 log = logging.getLogger(__name__)
 
@@ -562,31 +561,3 @@ def _summary(as_of, run_id, due, plan, queued, report, by_id, states, outstandin
         summary.uncertain,
     )
     return summary
-
-
-# --- failed digests, again ------------------------------------------------------------------------
-
-async def resend_failed(
-    register: DigestRegister,
-    settings: SmtpSettings | None,
-    recipients: Sequence[Recipient],
-    *,
-    since: dt.date | None = None,
-    dry_run: bool = False,
-    include_uncertain: bool = False,
-    retry: RetryPolicy | None = None,
-    clock: Callable[[], dt.datetime] = system_clock,
-) -> ResendSummary:
-    """Failed digests again: `services.resend.resend_failed` for the digest kind (`cautionflow
-    digests resend-failed`, the older name of `cautionflow mail resend-failed --kind digest`).
-
-    Only each recipient's latest digest is resent, and only while that name, address and role are
-    still a recipient in the config and no later digest to them was sent or queued; the others are
-    marked superseded (a changed address gets its next digest at the new address, composed by the
-    next `run digests`). Uncertain digests are listed, and resent only with `include_uncertain`."""
-    from cautionflow.services.resend import resend_failed as resend_failed_mail
-
-    return await resend_failed_mail(
-        register, settings, recipients, kinds=(d.KIND,), since=since, dry_run=dry_run,
-        include_uncertain=include_uncertain, retry=retry, clock=clock,
-    )
