@@ -414,8 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     errors = []
     for r in results:
         messages, people, distinct, logins = r.exactly_once
+        per = 1000 / max(1, r.sent)  # CPU ms a message: steadier than msg/s on a shared machine
         print(f"at {r.rtt_ms:g} ms: cautionflow {r.sent} sent in {r.ours_seconds:.2f}s (failed={r.failed}, "
-              f"pending={r.pending}; cpu client {r.ours_cpu:.2f}s, relay {r.ours_server_cpu:.2f}s; {logins} logins); "
+              f"pending={r.pending}; cpu client {r.ours_cpu:.2f}s = {r.ours_cpu * per:.2f} ms/msg, relay "
+              f"{r.ours_server_cpu:.2f}s = {r.ours_server_cpu * per:.2f} ms/msg; {logins} logins); "
               f"relay saw {messages} messages for {people} recipients, {distinct} distinct Message-IDs; "
               f"rerun sent={r.rerun_sent}, already_sent={r.rerun_already}; classic {r.classic_messages} "
               f"in {r.classic_seconds:.2f}s")

@@ -8,6 +8,7 @@ is searched before the project home's `include/templates`, then the templates th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -46,6 +47,12 @@ def blank_if_missing(value: object) -> object:
 
 def _frozen(value: Any) -> Any:
     """A macro's list-wide arguments as a dictionary key: lists (a template's own) as tuples."""
+    if type(value) is tuple:
+        try:
+            hash(value)  # already a key (flag_columns' tuples): no walk through it
+            return value
+        except TypeError:
+            pass
     if isinstance(value, list | tuple):
         return tuple(_frozen(v) for v in value)
     return value
@@ -130,6 +137,28 @@ class RowFragments:
         return _joined(parts)
 
 
+# A card's heading shows where (address and postcode, then these); its alerts the other columns.
+_CARD_HEADING = ("area", "asset_ref")
+_CARD_OWN = ("address", "postcode", "alert_code", "required_action")
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_columns(pairs: tuple[tuple[str, str], ...]) -> tuple[int, tuple[Any, ...], tuple[Any, ...], tuple[str, ...]]:
+    keys = [key for key, _ in pairs]
+    code_at = keys.index("alert_code") if "alert_code" in keys else -1
+    heading = tuple(pair for pair in pairs if pair[0] in _CARD_HEADING)
+    others = tuple(pair for pair in pairs if pair[0] not in _CARD_OWN)
+    return code_at, heading, others, tuple(label for _, label in pairs)
+
+
+def flag_columns(columns: Iterable[Any]) -> tuple[int, tuple[Any, ...], tuple[Any, ...], tuple[str, ...]]:
+    """A list of flags' columns as the layout uses them, worked out once per set of columns (a
+    template global; a template loop over them costs the sandbox's checks on every attribute, for
+    every list of every recipient): (the alert code's position or -1, the card heading's (key,
+    label) pairs, the pairs each alert of a card lists, the labels in order)."""
+    return _flag_columns(tuple((str(c.key), str(c.label)) for c in columns))
+
+
 def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
     from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
     from jinja2.sandbox import SandboxedEnvironment
@@ -145,12 +174,17 @@ def template_environment(config: CautionflowConfig) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=blank_if_missing,
+        # Each renderer() builds its own environment (one step's run, one page's request): a file
+        # changed meanwhile is read by the next. Without this every render, and every import of a
+        # layout within one, checks the file's modification time: a tenth of a digest's rendering.
+        auto_reload=False,
     )
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
     fragments = RowFragments()
     env.globals["each_row"] = fragments.each_row
     env.globals["each_card"] = fragments.each_card
+    env.globals["flag_columns"] = flag_columns
     return env
 
 
