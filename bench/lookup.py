@@ -11,8 +11,9 @@ way: this measures the look-up, not the limiter. `--clients` threads, each with 
 connection (`http.client`: the clients share the machine with the server, so they must cost little),
 look up random postcodes (nine in ten in the contractor's areas, one in ten elsewhere, which must
 answer nothing) with one contractor's token for `--seconds`: p50/p99 latency and look-ups a second,
-the lookup log counted before and after (every look-up logged, in the same transaction as its
-search), the PostgreSQL connections opened meanwhile (the api-server's pooled engine should open
+each client's mean latency (its keep-alive connection is served by one worker at a time, so a
+spread is the workers' uneven share of the connections), the lookup log counted before and after
+(every look-up logged, in the same transaction as its search), the PostgreSQL connections opened meanwhile (the api-server's pooled engine should open
 next to none), and where the CPU went: milliseconds a look-up in the api-server's processes, in
 PostgreSQL (every database's, so other work on the machine shows there too) and in the clients,
 and how busy the machine was. Takes about 50 s (building and syncing the register ~10 s, the
@@ -178,6 +179,7 @@ def run_clients(url: str, token: str, postcodes: list[str], clients: int, second
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     found = [0]
+    means: list[float] = []  # each client's mean latency: keep-alive connections stay on one worker
     lock = threading.Lock()
     start_gate = threading.Barrier(clients + 1)
 
@@ -202,6 +204,7 @@ def run_clients(url: str, token: str, postcodes: list[str], clients: int, second
             connection.close()
         with lock:
             latencies.extend(mine)
+            means.append(statistics.fmean(mine) if mine else 0.0)
             for code, n in codes.items():
                 statuses[code] = statuses.get(code, 0) + n
             found[0] += hits
@@ -215,7 +218,8 @@ def run_clients(url: str, token: str, postcodes: list[str], clients: int, second
         thread.join()
     elapsed = time.perf_counter() - began
     cpu = {k: v - cpu_before[k] for k, v in cpu_now(server).items()}
-    return {"latencies": latencies, "statuses": statuses, "found": found[0], "elapsed": elapsed, "cpu": cpu}
+    return {"latencies": latencies, "statuses": statuses, "found": found[0], "elapsed": elapsed, "cpu": cpu,
+            "means": means}
 
 
 def _ticks(stat: str) -> tuple[str, int, int]:
@@ -257,6 +261,9 @@ def describe(label: str, run: dict) -> tuple[float, float, float]:
     rate = len(latencies) / run["elapsed"]
     print(f"{label:<22} lookups={len(latencies):>6,}  {rate:7.1f}/s  p50={p50:7.1f} ms  p99={p99:7.1f} ms  "
           f"statuses={run['statuses']}  with an alert={run['found']:,}")
+    if run["means"]:
+        print(f"{'':<22} each client's mean latency: {min(run['means']) * 1000:.1f} to {max(run['means']) * 1000:.1f} ms "
+              "(a spread is the workers' share of the connections)")
     if run["cpu"]:
         each = {k: v * 1000 / max(1, len(latencies)) for k, v in run["cpu"].items()}
         cores = run["cpu"]["machine"] / run["elapsed"]

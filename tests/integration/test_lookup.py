@@ -26,6 +26,7 @@ from cautionflow.adapters.database import normalise_url
 from cautionflow.adapters.register import RegisterError
 from cautionflow.cli import main
 from cautionflow.profiles import PROFILE_DIR
+from cautionflow.services.lookup import TOKEN_CACHE_SECONDS
 from cautionflow.steps import lookup as steps
 from cautionflow.steps import run_retention
 from tests.deployment import SCRIPT_ADDRESS, SOURCE, deployment, prepare, write_config
@@ -84,7 +85,11 @@ def test_tokens_are_created_listed_and_revoked_by_the_command_line(config, tmp_p
     revoked = cautionflow("tokens", "revoke", "--config", path, token[:8], cwd=tmp_path)
     assert revoked.returncode == 0, revoked.stderr
     assert json.loads(revoked.stdout.splitlines()[-1])["revoked_at"]
-    assert steps.authenticate_token(config, token, now=MOMENT) is None
+    # Revoked by another process: this one (an api-server worker) read the token at MOMENT and keeps
+    # its row TOKEN_CACHE_SECONDS by the clock it is given, the documented bound; no longer.
+    bound = dt.timedelta(seconds=TOKEN_CACHE_SECONDS)
+    assert steps.authenticate_token(config, token, now=MOMENT + bound - dt.timedelta(seconds=1)) is not None
+    assert steps.authenticate_token(config, token, now=MOMENT + bound) is None
 
     officer = cautionflow("tokens", "create", "--config", path, "--recipient", "Housing Officers", cwd=tmp_path)
     assert officer.returncode == 2 and "contractor and out_of_hours" in officer.stderr
@@ -106,8 +111,11 @@ def test_revoked_expired_unknown_and_orphaned_tokens_authenticate_to_nothing(con
         {"name": "Night Desk", "email": "ooh@callcentre.example", "role": "out_of_hours"}])
     assert steps.authenticate_token(without_acme, token, now=MOMENT) is None
 
-    steps.revoke_token(config, token[:8], now=MOMENT)
+    assert steps.authenticate_token_cached(config, token, now=MOMENT)[1] is not None  # cached, as the API has it
+    steps.revoke_token(config, token[:8], now=MOMENT)  # in this process: its cached row is dropped at once
+    assert steps.authenticate_token_cached(config, token, now=MOMENT) == (False, None)  # so the register decides
     assert steps.authenticate_token(config, token, now=MOMENT) is None
+    assert steps.authenticate_token_cached(config, token, now=MOMENT) == (True, None)  # and its revoked row is kept
 
 
 def test_last_use_is_recorded_at_most_once_a_minute(config):

@@ -139,6 +139,8 @@ def test_a_revoked_or_expired_token_is_401(client, config, clock):
     assert client.get(f"{API}/alerts/N1", headers=bearer(revoked)).status_code == 200
     assert client.get(f"{API}/alerts/S1", headers=bearer(expired)).status_code == 200  # its last day
     lookup.revoke_token(config, revoked[:8], now=NOW)
+    # Revoked in this process (as the worker's own): at once, though the worker had just read it.
+    assert client.get(f"{API}/alerts/N1", headers=bearer(revoked)).status_code == 401
     clock.advance(days=1)  # the day after `expires`
     for token, alert in ((revoked, "N1"), (expired, "S1")):
         response = client.get(f"{API}/alerts/{alert}", headers=bearer(token))
@@ -384,6 +386,19 @@ def test_every_read_leaves_a_lookup_log_row(client, config):
     assert first["alert_ids"] == ["N1", "N2"] and log[1]["alert_ids"] == ["Y05"] and log[-1]["alert_ids"] == ["S1"]
     at = first["at"] if isinstance(first["at"], dt.datetime) else dt.datetime.fromisoformat(str(first["at"]))
     assert at.replace(tzinfo=at.tzinfo or dt.UTC) == NOW  # the injected clock, not the wall's
+
+
+def test_a_keep_alive_connection_is_closed_after_its_share_of_answers(client, config):
+    """The api-server's workers share the listening socket: a client's connection is closed after
+    CONNECTION_REQUESTS answers, so a reconnection can go to another worker (the look-ups' p99)."""
+    from cautionflow.web.lookup_api import CONNECTION_REQUESTS
+
+    token = new_token(config, "Night Desk")
+    answers = [client.get(f"{API}/alerts/S1", headers=bearer(token)) for _ in range(CONNECTION_REQUESTS + 1)]
+    assert all(a.status_code == 200 and a.headers["cache-control"] == "no-store" for a in answers)
+    closing = [n for n, a in enumerate(answers, 1) if a.headers.get("connection") == "close"]
+    assert closing == [CONNECTION_REQUESTS]  # the client's connection, as TestClient's address names it
+    assert len(lookups(config)) == CONNECTION_REQUESTS + 1  # each one read and logged all the same
 
 
 # --- Airflow users: the API, the search page, the alert page ------------------------------------------

@@ -14,9 +14,11 @@ offset) and read back as aware UTC datetimes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cautionflow.adapters import register_schema as schema
@@ -182,48 +184,112 @@ class LookupStore:
         return out
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a search's SQL depends on, apart from the values it binds: a look-up asks the same few
+    shapes again and again, so each is built once (`_statements`) and SQLAlchemy's compiled cache
+    and the driver's prepared statement serve every later one; building and keying a new statement
+    each time cost a tenth of the api-server's time a look-up."""
+
+    fields: tuple[str, ...]
+    active_only: bool
+    in_areas: bool
+    postcode: str | None  # "exact", "prefix" or None
+    asset_ref: bool
+    q: str | None  # "anywhere", "address" or None
+    q_key: bool
+    active_first: bool
+
+    @classmethod
+    def of(cls, query: LookupQuery, *, fields: Sequence[str], active_only: bool, areas: Sequence[str] | None,
+           active_first: bool) -> _Shape:
+        postcode = ("prefix" if query.postcode_prefix else "exact") if query.postcode_key else None
+        return cls(
+            fields=tuple(fields), active_only=active_only, in_areas=areas is not None, postcode=postcode,
+            asset_ref=bool(query.asset_ref), q=("anywhere" if query.match_anywhere else "address") if query.q else None,
+            q_key=bool(query.q and query.match_anywhere and query.q_key), active_first=active_first,
+        )
+
+
+def _parameters(query: LookupQuery, areas: Sequence[str] | None) -> dict[str, Any]:
+    """The values a search's statement binds (`_conditions` names them)."""
+    params: dict[str, Any] = {}
+    if areas is not None:
+        params["areas"] = list(areas)
+    if query.postcode_key:
+        params["postcode"] = _like(query.postcode_key) + "%" if query.postcode_prefix else query.postcode_key
+    if query.asset_ref:
+        params["asset_ref"] = query.asset_ref
+    if query.q:
+        q = _like(query.q)
+        params.update(q_anywhere=f"%{q}%", q_start=f"{q}%", q_word=f"% {q}%", q_upper=query.q.upper())
+        if query.q_key:
+            params["q_key"] = f"%{_like(query.q_key)}%"
+    return params
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    from sqlalchemy import bindparam, func, or_
+
+    a = schema.alerts
+    conditions: list[Any] = []
+    if shape.active_only:
+        conditions.append(a.c.register_state == "active")
+    if shape.in_areas:
+        conditions.append(func.upper(func.trim(a.c.area)).in_(bindparam("areas", expanding=True)))
+    if shape.postcode == "prefix":
+        conditions.append(schema.POSTCODE_KEY.like(bindparam("postcode"), escape="\\"))
+    elif shape.postcode == "exact":
+        conditions.append(schema.POSTCODE_KEY == bindparam("postcode"))
+    if shape.asset_ref:
+        conditions.append(a.c.asset_ref == bindparam("asset_ref"))
+    if shape.q is not None:
+        address = func.lower(a.c.address)
+        if shape.q == "anywhere":
+            upper = bindparam("q_upper")
+            matches = [
+                address.like(bindparam("q_anywhere"), escape="\\"),
+                func.lower(a.c.person_name).like(bindparam("q_anywhere"), escape="\\"),
+                func.upper(a.c.person_ref) == upper, func.upper(a.c.tenancy_ref) == upper,
+                func.upper(a.c.alert_id) == upper, func.upper(a.c.asset_ref) == upper,
+            ]
+            if shape.q_key:
+                matches.append(schema.POSTCODE_KEY.like(bindparam("q_key"), escape="\\"))
+            conditions.append(or_(*matches))
+        else:
+            # The start of the address, or of a word in it: "27 yew court" is not "127 yew court".
+            conditions.append(or_(address.like(bindparam("q_start"), escape="\\"),
+                                  address.like(bindparam("q_word"), escape="\\")))
+    return conditions
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(shape: _Shape) -> tuple[Any, Any]:
+    """(the page, the count of all matches) for a search of this shape, with bound parameters."""
+    from sqlalchemy import Integer, bindparam, case, func, select
+
+    a, d = schema.alerts, schema.alert_deadlines
+    conditions = _conditions(shape)
+    order = [schema.POSTCODE_KEY, a.c.address, a.c.alert_id]
+    if shape.active_first:
+        order.insert(0, case((a.c.register_state == "active", 0), else_=1))
+    page = (
+        select(*(a.c[f] for f in dict.fromkeys(("alert_id", *shape.fields, "register_state", "area"))), d.c.review_due,
+               func.count().over().label("matches_in_all"))
+        .select_from(a.outerjoin(d, d.c.alert_id == a.c.alert_id))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    return page, select(func.count()).select_from(a).where(*conditions)
+
+
 class LookupTransaction:
     """The reads and the log write of one look-up, in its transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    def _conditions(
-        self, query: LookupQuery, *, active_only: bool, areas: Sequence[str] | None
-    ) -> list[ColumnElement[bool]]:
-        from sqlalchemy import func, or_
-
-        a = schema.alerts
-        conditions: list[Any] = []
-        if active_only:
-            conditions.append(a.c.register_state == "active")
-        if areas is not None:
-            conditions.append(func.upper(func.trim(a.c.area)).in_(list(areas)))
-        if query.postcode_key:
-            if query.postcode_prefix:
-                conditions.append(schema.POSTCODE_KEY.like(_like(query.postcode_key) + "%", escape="\\"))
-            else:
-                conditions.append(schema.POSTCODE_KEY == query.postcode_key)
-        if query.asset_ref:
-            conditions.append(a.c.asset_ref == query.asset_ref)
-        if query.q:
-            q = _like(query.q)
-            address = func.lower(a.c.address)
-            if query.match_anywhere:
-                upper = query.q.upper()
-                matches = [
-                    address.like(f"%{q}%", escape="\\"),
-                    func.lower(a.c.person_name).like(f"%{q}%", escape="\\"),
-                    func.upper(a.c.person_ref) == upper, func.upper(a.c.tenancy_ref) == upper,
-                    func.upper(a.c.alert_id) == upper, func.upper(a.c.asset_ref) == upper,
-                ]
-                if query.q_key:
-                    matches.append(schema.POSTCODE_KEY.like(f"%{_like(query.q_key)}%", escape="\\"))
-                conditions.append(or_(*matches))
-            else:
-                # The start of the address, or of a word in it: "27 yew court" is not "127 yew court".
-                conditions.append(or_(address.like(f"{q}%", escape="\\"), address.like(f"% {q}%", escape="\\")))
-        return conditions
 
     def search(
         self, query: LookupQuery, *, fields: Sequence[str], active_only: bool, areas: Sequence[str] | None,
@@ -235,23 +301,11 @@ class LookupTransaction:
         One statement: the page, each row carrying the count of all matches (`count(*) OVER ()`,
         the deadlines' join is one row an alert at most); only a page beyond the last needs a count
         of its own."""
-        from sqlalchemy import case, func, select
-
-        a, d = schema.alerts, schema.alert_deadlines
-        conditions = self._conditions(query, active_only=active_only, areas=areas)
-        order = [schema.POSTCODE_KEY, a.c.address, a.c.alert_id]
-        if active_first:
-            order.insert(0, case((a.c.register_state == "active", 0), else_=1))
-        statement = (
-            select(*(a.c[f] for f in dict.fromkeys(("alert_id", *fields, "register_state", "area"))), d.c.review_due,
-                   func.count().over().label("matches_in_all"))
-            .select_from(a.outerjoin(d, d.c.alert_id == a.c.alert_id))
-            .where(*conditions)
-            .order_by(*order)
-            .limit(query.page_size)
-            .offset(query.offset)
-        )
-        rows = [dict(r._mapping) for r in self.conn.execute(statement)]
+        shape = _Shape.of(query, fields=fields, active_only=active_only, areas=areas, active_first=active_first)
+        page, count = _statements(shape)
+        params = _parameters(query, areas)
+        rows = [dict(r._mapping) for r in self.conn.execute(page, {**params, "limit": query.page_size,
+                                                                   "offset": query.offset})]
         if rows:
             total = rows[0]["matches_in_all"]
             for row in rows:
@@ -259,7 +313,7 @@ class LookupTransaction:
             return rows, int(total)
         if query.offset == 0:
             return [], 0
-        return [], int(self.conn.execute(select(func.count()).select_from(a).where(*conditions)).scalar_one())
+        return [], int(self.conn.execute(count, params).scalar_one())
 
     def alert(self, alert_id: str, *, fields: Sequence[str]) -> dict[str, Any] | None:
         """The alert with `fields`, its state, area and stored review date; None when there is none."""

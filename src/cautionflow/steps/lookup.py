@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 from cautionflow.adapters.database import POOL_SIZE
 from cautionflow.adapters.register import Register, RegisterOutdatedError
 from cautionflow.domain.lookup import QueryRefused, Reader, TokenView
-from cautionflow.services.lookup import TokenError
+from cautionflow.services.lookup import TokenCache, TokenError
 from cautionflow.steps.wiring import open_register
 
 if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
 
 __all__ = [
-    "NEEDS_MIGRATIONS", "QueryRefused", "Reader", "RegisterOutdatedError", "TokenError", "alert_record",
-    "authenticate_token", "create_token", "get_alert", "list_tokens", "reads_by_recipient_day", "revoke_token",
+    "CONCURRENT_READS", "NEEDS_MIGRATIONS", "QueryRefused", "Reader", "RegisterOutdatedError", "TokenError", "alert_record",
+    "authenticate_token", "authenticate_token_cached", "create_token", "get_alert", "list_tokens", "reads_by_recipient_day", "revoke_token",
     "search_alerts", "staff_reader",
 ]
 
@@ -52,8 +52,16 @@ NEEDS_MIGRATIONS = "the register needs its migrations: run `cautionflow run sync
 # closes again on return (the benchmark at 10 look-ups at once a worker: ~780 new PostgreSQL
 # connections in 20 s and a third more PostgreSQL CPU a look-up). The threads share one GIL, so more
 # at once would not be faster.
+CONCURRENT_READS = POOL_SIZE  # look-ups of a process that use the database at once (the web queues the rest)
 _registers: dict[tuple[int, str], tuple[Register, threading.BoundedSemaphore]] = {}
 _registers_lock = threading.Lock()
+# With each, by the same key, the tokens' rows (services.lookup.TokenCache): a token is read from
+# the register at most once in TOKEN_CACHE_SECONDS, a revocation in this process forgets it at once.
+_token_caches: dict[tuple[int, str], TokenCache] = {}
+
+
+def _token_cache(config: CautionflowConfig) -> TokenCache:
+    return _token_caches.setdefault((os.getpid(), config.register_url), TokenCache())
 
 
 def _reset_lock_after_fork() -> None:
@@ -81,7 +89,7 @@ def _reading(config: CautionflowConfig) -> Iterator[Register]:
                 except BaseException:
                     register.dispose()
                     raise
-                found = _registers[key] = (register, threading.BoundedSemaphore(POOL_SIZE))
+                found = _registers[key] = (register, threading.BoundedSemaphore(CONCURRENT_READS))
     register, gate = found
     with gate:
         yield register
@@ -115,11 +123,23 @@ def staff_reader(username: str) -> Reader:
 
 
 def authenticate_token(config: CautionflowConfig, token: str, *, now: dt.datetime) -> Reader | None:
-    """The reader a token acts as, or None (unknown, revoked, expired, or its recipient gone)."""
+    """The reader a token acts as, or None (unknown, revoked, expired, or its recipient gone). Its
+    row is this process's for TOKEN_CACHE_SECONDS (see `services.lookup`): a revocation by another
+    process counts within that, one by `revoke_token` here at once; expiry and the config at once."""
     from cautionflow.services.lookup import authenticate
 
     with _reading(config) as register:
-        return authenticate(register, token, recipients=_recipients(config), now=now, today=_today(config, now))
+        return authenticate(register, token, recipients=_recipients(config), now=now, today=_today(config, now),
+                            cache=_token_cache(config))
+
+
+def authenticate_token_cached(config: CautionflowConfig, token: str, *, now: dt.datetime) -> tuple[bool, Reader | None]:
+    """`authenticate_token` from this process's cache alone, never blocking on the database: (True,
+    the reader or None) when that decides; (False, None) when `authenticate_token` must run."""
+    from cautionflow.services.lookup import authenticate_cached
+
+    return authenticate_cached(_token_cache(config), token, recipients=_recipients(config), now=now,
+                               today=_today(config, now))
 
 
 def search_alerts(
@@ -204,4 +224,8 @@ def revoke_token(config: CautionflowConfig, prefix_or_id: str, *, now: dt.dateti
     from cautionflow.services.lookup import revoke_token
 
     with open_register(config) as register:
-        return revoke_token(register, prefix_or_id, now=now)
+        revoked = revoke_token(register, prefix_or_id, now=now)
+    cache = _token_caches.get((os.getpid(), config.register_url))
+    if cache is not None:
+        cache.forget(revoked["id"])
+    return revoked

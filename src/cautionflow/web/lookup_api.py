@@ -46,15 +46,18 @@ on every request.
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+import anyio
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -164,6 +167,22 @@ class SlidingWindowLimit:
             return None
 
 
+# --- the worker's garbage collector -------------------------------------------------------------------
+
+_frozen_in: int | None = None
+
+
+def _freeze_startup_objects() -> None:
+    """Once per api-server worker, at its first API request: move everything alive (Airflow's app,
+    its routes and models, ~600,000 objects) out of the garbage collector's reach (`gc.freeze`).
+    A full collection otherwise walks them all, a pause of 0.3-0.7 s on a busy machine for every
+    request in flight on that worker: the look-ups' p99. They live as long as the worker anyway."""
+    global _frozen_in
+    if _frozen_in != os.getpid():
+        _frozen_in = os.getpid()
+        gc.freeze()
+
+
 # --- who is asking ------------------------------------------------------------------------------------
 
 
@@ -175,8 +194,9 @@ class RecentConfig:
     """The config, read again once it is `max_age` seconds old (monotonic time, not the clock the
     reads are dated by). Reading it costs a YAML parse and, in the api-server, a look-up of the
     register's Connection in Airflow's metadata database: more than a look-up itself, so not on
-    every request. A token's revocation or expiry is in the register and counts at once; a change
-    to the config file (a recipient removed, its areas changed) within `max_age` seconds."""
+    every request. A token's expiry counts at once, its revocation within TOKEN_CACHE_SECONDS
+    (`services.lookup`; at once when revoked in this process); a change to the config file (a
+    recipient removed, its areas changed) within `max_age` seconds."""
 
     def __init__(self, load: Callable[[], CautionflowConfig], max_age: float = CONFIG_MAX_AGE,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -184,6 +204,10 @@ class RecentConfig:
         self._config: CautionflowConfig | None = None
         self._read_at = 0.0
         self._lock = threading.Lock()
+
+    def fresh(self) -> bool:
+        """Would a call now answer without reading the config (so without blocking)?"""
+        return self._config is not None and self._monotonic() - self._read_at < self._max_age
 
     def __call__(self) -> CautionflowConfig:
         with self._lock:
@@ -234,15 +258,23 @@ async def reader(
     from cautionflow.steps import lookup, step_errors
     from cautionflow.web.register_page import NotPermitted, require_airflow_user
 
+    _freeze_startup_objects()
     settings = settings_of(request)
     if credentials is not None and credentials.credentials.startswith(TOKEN_PREFIX):
-        config = config_for(request)
-        try:
-            found = await run_in_threadpool(
-                lookup.authenticate_token, config, credentials.credentials, now=settings.clock(),
-            )
-        except step_errors() as exc:
-            raise unreadable(exc) from None
+        # Reading the config (a YAML parse and, in the api-server, the register's Connection from
+        # Airflow's metadata database) blocks: in the thread pool, not on the worker's event loop,
+        # where it stalled every request in flight on the worker once in CONFIG_MAX_AGE seconds.
+        fresh = isinstance(settings.load_config, RecentConfig) and settings.load_config.fresh()
+        config = config_for(request) if fresh else await run_in_threadpool(config_for, request)
+        now = settings.clock()
+        # A token this worker has read in the last few seconds is judged here, on the event loop: a
+        # hop to the thread pool and a database round trip fewer on nearly every look-up.
+        decided, found = lookup.authenticate_token_cached(config, credentials.credentials, now=now)
+        if not decided:
+            try:
+                found = await run_in_threadpool(lookup.authenticate_token, config, credentials.credentials, now=now)
+            except step_errors() as exc:
+                raise unreadable(exc) from None
         if found is None:
             raise unauthorised("invalid, revoked or expired token")
         limit = settings.rate_limit or config.lookup.rate_limit_per_minute
@@ -266,6 +298,38 @@ AuthenticatedReader = Annotated[Any, Depends(reader)]
 
 
 NO_STORE = {"Cache-Control": "no-store"}  # personal data: no cache keeps an answer
+CONNECTION_REQUESTS = 20  # answers on one keep-alive connection before it is closed (see ConnectionRecycler)
+
+
+class ConnectionRecycler:
+    """Closes each client connection after CONNECTION_REQUESTS answers (`Connection: close`, which
+    uvicorn honours; the client reconnects). The api-server's workers share one listening socket
+    and a keep-alive connection stays with whichever worker accepted it: a job system's long-lived
+    connections, split unevenly, leave one worker queueing while another idles (the benchmark: one
+    worker's clients waiting twice as long as the other's, the p99). A reconnection is accepted by
+    a worker free to accept it, so the load evens out (the benchmark, 20 clients on 2 workers: each
+    client's mean latency 41-80 ms closing every 100th answer, as without; 61-76 ms every 10th,
+    49-82 ms every 20th). A loopback or LAN connection each 20 look-ups is cheap beside a look-up. Keyed by the
+    client's address and port, per worker; forgotten when it grows large."""
+
+    def __init__(self, every: int = CONNECTION_REQUESTS, size: int = 4096) -> None:
+        self.every, self.size = every, size
+        self._served: dict[Any, int] = {}
+
+    def headers(self, request: Request) -> dict[str, str]:
+        """The headers of an answer: NO_STORE, and `Connection: close` on a connection's last."""
+        client = request.scope.get("client")
+        if client is None:
+            return NO_STORE
+        if len(self._served) >= self.size:
+            self._served.clear()
+        key = tuple(client)
+        served = self._served.get(key, 0) + 1
+        if served < self.every:
+            self._served[key] = served
+            return NO_STORE
+        self._served.pop(key, None)
+        return {**NO_STORE, "Connection": "close"}
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -305,6 +369,14 @@ def create_api(
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     api.state.lookup = ApiSettings(RecentConfig(load_config, config_max_age), clock, SlidingWindowLimit(), rate_limit)
+    recycler = ConnectionRecycler()
+    # The reads wait their turn here, first come first served, not in the thread pool: at most
+    # CONCURRENT_READS a worker use the database at once (the step's own gate, its pool's size),
+    # and a thread blocked on that gate is woken in no order and fights the others for the GIL
+    # (the benchmark's p99). An anyio semaphore binds to no event loop (tests run several).
+    from cautionflow.steps.lookup import CONCURRENT_READS
+
+    gate = anyio.Semaphore(CONCURRENT_READS)
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _malformed)
 
@@ -312,8 +384,8 @@ def create_api(
         "/alerts", response_model=AlertPage, name="search_alerts", responses=ERRORS,
         summary="Search the register: by exact postcode, exact asset reference, or a house number and street",
     )
-    def search_alerts(
-        request: Request, response: Response, who: AuthenticatedReader,
+    async def search_alerts(
+        request: Request, who: AuthenticatedReader,
         postcode: Annotated[str | None, Query(
             max_length=16, description="a full UK postcode, any case or spacing",
             openapi_examples={"full": {"value": "EW1 2AB"}, "typed": {"value": "ew12ab"}},
@@ -332,38 +404,41 @@ def create_api(
 
         settings = settings_of(request)
         try:
-            found = lookup.search_alerts(
-                config_for(request), who, q=q, postcode=postcode, asset_ref=asset_ref,
-                page=page, page_size=page_size, now=settings.clock(),
-            )
+            async with gate:
+                found = await run_in_threadpool(lambda: lookup.search_alerts(
+                    config_for(request), who, q=q, postcode=postcode, asset_ref=asset_ref,
+                    page=page, page_size=page_size, now=settings.clock(),
+                ))
         except lookup.QueryRefused as exc:
             raise ApiError(422, str(exc)) from None
         except step_errors() as exc:
             raise unreadable(exc) from None
-        response.headers.update(NO_STORE)
         more = found["page"] * found["page_size"] < found["total"]
         following = str(request.url.include_query_params(page=found["page"] + 1)) if more else None
-        return {**found, "next": following}
+        # Plain JSON of what the step built (AlertPage's shape: the schemathesis test checks it),
+        # not validated again by the response model: about a fifth of the worker's time a look-up.
+        return JSONResponse({**found, "next": following}, headers=recycler.headers(request))
 
     @api.get(
         "/alerts/{alert_id}", response_model=AlertItem, name="get_alert", responses={**ERRORS, **NOT_FOUND},
         summary="One alert, as this reader may see it",
     )
-    def get_alert(
-        request: Request, response: Response, who: AuthenticatedReader,
+    async def get_alert(
+        request: Request, who: AuthenticatedReader,
         alert_id: Annotated[str, Path(min_length=1, max_length=64, openapi_examples={"alert": {"value": "CX-0001"}})],
     ) -> Any:
         from cautionflow.steps import lookup, step_errors
 
         settings = settings_of(request)
         try:
-            found = lookup.get_alert(config_for(request), who, alert_id, now=settings.clock())
+            async with gate:
+                found = await run_in_threadpool(
+                    lambda: lookup.get_alert(config_for(request), who, alert_id, now=settings.clock()))
         except step_errors() as exc:
             raise unreadable(exc) from None
         if found is None:
             raise ApiError(404, "no such alert")
-        response.headers.update(NO_STORE)
-        return found
+        return JSONResponse(found, headers=recycler.headers(request))
 
     @api.get("/openapi.json", include_in_schema=False)
     def openapi(request: Request, who: AuthenticatedReader) -> JSONResponse:
