@@ -14,7 +14,8 @@ COPY --chown=airflow:0 src/ ./src/
 COPY --chown=airflow:0 include/templates/ ./include/templates/
 COPY --chown=airflow:0 include/fonts/ ./include/fonts/
 COPY --chown=airflow:0 include/sql/ ./include/sql/
-RUN pip install --no-cache-dir -c constraints.txt .
+# The celery and s3 extras: CeleryExecutor (compose's celery profile) and s3:// output folders.
+RUN pip install --no-cache-dir -c constraints.txt '.[celery,s3]'
 
 COPY --chown=airflow:0 --chmod=0755 docker/airflow/init.sh /opt/cautionflow/docker/init.sh
 

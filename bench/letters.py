@@ -136,9 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pdf:  {rate:,.0f} letters/s (A4, {label}, {len(chosen):,} letters, "
                   f"{sum(sizes) / len(sizes) / 1024:.1f} KiB each)")
 
+        # Through Airflow's ObjectStoragePath, as the letters step writes them (file:// here).
+        from cautionflow.adapters.storage import storage_path
+
+        letters_folder = storage_path(config, config.letters.output_dir)
         started = time.perf_counter()
         summary = queue_letters(register, profile, as_of=AS_OF, run_id="bench", render=render,
-                                output_dir=config.path(config.letters.output_dir), organisation=config.organisation,
+                                output_dir=letters_folder, organisation=config.organisation,
                                 contact=contact)
         took = time.perf_counter() - started
         print(f"queue: {summary.queued:,} letters decided, rendered (HTML and PDF), written and queued in "
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{GOAL_SECONDS:.0f} s: {'met' if took < GOAL_SECONDS else 'NOT met'})")
         started = time.perf_counter()
         rerun = queue_letters(register, profile, as_of=AS_OF, run_id="bench-rerun", render=render,
-                              output_dir=config.path(config.letters.output_dir), organisation=config.organisation,
+                              output_dir=letters_folder, organisation=config.organisation,
                               contact=contact)
         print(f"rerun: {rerun.queued} queued, {rerun.already_queued:,} already queued, "
               f"{time.perf_counter() - started:.1f} s")

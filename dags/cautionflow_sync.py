@@ -43,6 +43,8 @@ from cautionflow.callbacks import notify_operations_of_failure
     schedule="30 5 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
+    # One run at a time (issue 17): a manual trigger beside the scheduled run is queued by Airflow, in
+    # plain sight, rather than holding a worker slot while it waits for the sync lock.
     max_active_runs=1,
     tags=["cautionflow", "register"],
     doc_md=__doc__,

@@ -54,6 +54,9 @@ DEFAULT_SCHEDULE = "*/15 * * * *"
     schedule=os.environ.get("CAUTIONFLOW_URGENT_SCHEDULE", "").strip() or DEFAULT_SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
+    # One run at a time (issue 17): a slow run (its sync waiting for the daily one, a relay throttling)
+    # is not joined by the next quarter of an hour's, which would wait for the same sync lock and then
+    # find the outbox's delivery taken, fail with its notices pending and be retried for nothing.
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
     tags=["cautionflow", "urgent", "email"],

@@ -27,6 +27,52 @@ class ConfigError(Exception):
     """The configuration file is missing or invalid; the message names the field."""
 
 
+# `s3://bucket/prefix`, `gs://...`, `file:///abs/path`: any `scheme://` is an object storage URL
+# (Airflow's ObjectStoragePath); anything else is a local path. A Windows drive letter is no scheme.
+_STORAGE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://(.*)", re.DOTALL)
+
+
+def storage_scheme(value: str) -> str | None:
+    """The URL scheme of an output folder setting (`s3`, `file`, ...), or None for a local path."""
+    match = _STORAGE_URL.fullmatch(value.strip())
+    return match[1].lower() if match else None
+
+
+def is_object_store(value: str) -> bool:
+    """An output folder on an object store (any scheme but `file`): every machine reaches it alike."""
+    return storage_scheme(value) not in (None, "file")
+
+
+def shown_path(path: object) -> str:
+    """A file's place as people read it (summaries, messages): a local file's path, as before object
+    storage; an object's URL without the Airflow connection's id (`s3://bucket/key`)."""
+    protocol = getattr(path, "protocol", None)
+    if protocol is None:
+        return str(path)
+    where = str(getattr(path, "path", path))
+    return where if protocol in ("file", "local", "") else f"{protocol}://{where}"
+
+
+def output_folder(value: str) -> str:
+    """An output folder setting: a local path, or a URL that names a place (`s3://` alone does not,
+    and a `file://` URL must be absolute, there being no home to resolve it against)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("an empty folder: give a local path or a URL such as s3://bucket/prefix")
+    scheme = storage_scheme(value)
+    if scheme is None:
+        return value
+    rest = _STORAGE_URL.fullmatch(value)[2]  # type: ignore[index]
+    if scheme == "file":
+        if not rest.startswith("/") or not rest.strip("/"):
+            raise ValueError(f"{value!r}: a file URL names an absolute folder (file:///srv/cautionflow/letters)")
+    elif not rest.split("/", 1)[0]:
+        raise ValueError(f"{value!r}: the URL names no bucket (s3://bucket/prefix)")
+    if ".." in rest.split("/"):
+        raise ValueError(f"{value!r}: '..' is not allowed in a storage URL")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -217,11 +263,18 @@ def phone_number(value: str) -> str:
 
 
 class LettersConfig(_Model):
-    output_dir: str = "var/letters"
+    output_dir: str = Field(
+        default="var/letters", description="a local folder (relative to the project home) or a URL (s3://bucket/letters)"
+    )
     auto_approve: bool = False
     # Optional in the model, required by the loader once there is a letters section (`_check_letters`),
     # so that its absence is the one line LETTERS_CONTACT_REQUIRED rather than pydantic's wording.
     contact: LettersContact | None = None
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_folder(cls, value: str) -> str:
+        return output_folder(value)
 
 
 class DutyContact(_Model):
@@ -333,7 +386,14 @@ class CautionflowConfig(_Model):
     lookup: LookupConfig = LookupConfig()
     sync: SyncConfig = SyncConfig()
     mail: MailConfig = MailConfig()
-    output_dir: str = Field(default="var/reports", description="where reports are written")
+    output_dir: str = Field(
+        default="var/reports",
+        description="where reports are written: a local folder (relative to the project home) or a URL (s3://bucket/reports)",
+    )
+    storage_conn_id: str | None = Field(
+        default=None, min_length=1,
+        description="the Airflow connection for output folders given as URLs (default: the scheme's own, e.g. aws_default)",
+    )
     # Read only on a distributed executor (cautionflow.deployment_shape): a path cannot be told to
     # be shared by looking at it, so the operator says so.
     shared_storage: bool = Field(
@@ -357,14 +417,25 @@ class CautionflowConfig(_Model):
             raise ValueError(f"'{value}' is not a time zone (an IANA name such as Europe/London)") from None
         return value
 
+    @field_validator("output_dir")
+    @classmethod
+    def _output_folder(cls, value: str) -> str:
+        return output_folder(value)
+
     def path(self, relative: str) -> Path:
         """A configured path resolved against the project home."""
         p = Path(relative)
         return p if p.is_absolute() else Path(self.home or ".") / p
 
+    def letters_output_dir(self) -> str:
+        """The `letters.output_dir` setting, or its default without a letters section (retention still
+        clears the files of letters queued while the config had one)."""
+        return (self.letters or LettersConfig()).output_dir
+
     def letters_dir(self) -> Path:
-        """Where the letters' PDFs are: `letters.output_dir`, or its default without a letters section
-        (retention still clears the files of letters queued while the config had one)."""
+        """Where the letters' PDFs are on the local disk: `letters.output_dir`, or its default without a
+        letters section. Files are read and written through `cautionflow.adapters.storage.letters_storage`,
+        which takes a URL too; this is the local path of a setting that is one."""
         return self.path((self.letters or LettersConfig()).output_dir)
 
     def source_query(self) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cautionflow.config import is_object_store
+
 if TYPE_CHECKING:
     from cautionflow.config import CautionflowConfig
 
@@ -62,7 +64,9 @@ def unsafe_shape_problems(setting: str, config: CautionflowConfig) -> tuple[str,
     folders the tasks write, `output_dir` (reports) and `letters.output_dir` (letters, print batches,
     translations), must be on storage every worker shares; whether a path is shared cannot be told
     by looking at it (`/mnt/efs/letters` and `/tmp/letters` look alike), so every local path,
-    relative or absolute, needs the operator's word for it: `shared_storage: true`."""
+    relative or absolute, needs the operator's word for it: `shared_storage: true`. A folder on an
+    object store (`s3://`, `gs://`, any URL but `file://`) is the same place from every worker, so
+    it needs no such word; a `file://` URL is a local path by another name."""
     executors = distributed_executors(setting)
     if not executors:
         return ()
@@ -73,15 +77,17 @@ def unsafe_shape_problems(setting: str, config: CautionflowConfig) -> tuple[str,
             f"a SQLite register is for one machine: with {on} set register_url "
             "(or the Connection cautionflow_register) to PostgreSQL"
         )
-    if not config.shared_storage:
-        folders = [("output_dir", config.output_dir)]
-        if config.letters is not None:  # without a letters section no letter is written
-            folders.append(("letters.output_dir", config.letters.output_dir))
+    folders = [("output_dir", config.output_dir)]
+    if config.letters is not None:  # without a letters section no letter is written
+        folders.append(("letters.output_dir", config.letters.output_dir))
+    folders = [(field, path) for field, path in folders if not is_object_store(path)]
+    if folders and not config.shared_storage:
         named = " and ".join(f"{field} ({path})" for field, path in folders)
         one = len(folders) == 1
         problems.append(
             f"{named} {'is a local folder' if one else 'are local folders'} other workers cannot see: "
             f"with {on} mount {'it' if one else 'them'} on storage every worker shares (NFS, EFS, ...) "
-            "and set shared_storage: true in the config"
+            f"and set shared_storage: true in the config, or use {'an object store URL' if one else 'object store URLs'} "
+            "(s3://...)"
         )
     return tuple(problems)

@@ -42,6 +42,17 @@ def test_every_dag_follows_the_house_rules(dagbag):
             assert task.retries >= 1, f"{dag_id}.{task.task_id}"
 
 
+def test_every_dag_that_syncs_runs_one_run_at_a_time(dagbag):
+    """Issue 17: a manual trigger racing the schedule. A DAG whose steps sync the register (the step
+    table's sync and urgent steps) keeps one run active; the sync lock is the second line."""
+    from cautionflow.steps import STEPS
+
+    syncing = {STEPS[name].dag_id for name in ("sync", "urgent")}
+    assert syncing == {"cautionflow_sync", "cautionflow_urgent"}
+    for dag_id in syncing:
+        assert dagbag.dags[dag_id].max_active_runs == 1, dag_id
+
+
 def test_start_dates_are_static():
     # A start date computed from now() changes every parse; the files must spell a date out.
     for path in DAG_FILES:

@@ -343,7 +343,7 @@ def test_acceptances_recorded_together_keep_those_before_a_failure(databases, tm
     prepare(databases, config)
     outbox = Outbox(create_engine(normalise_url(databases.register_url)))
     try:
-        assert outbox.acquire_delivery_lock()  # the run below only queues
+        assert outbox.acquire_delivery_lock("digest")  # the run below only queues
         run_digests(config, as_of=AS_OF, run_id="queue-only", retry=FAST)
         claimed = outbox.claim("digest", now=MOMENT)
         assert len(claimed) == 3
@@ -457,7 +457,7 @@ def test_only_one_run_delivers_at_a_time(databases, tmp_path, mail_server):
     config = deployment(databases, tmp_path, mail_server.port)
     prepare(databases, config)
     other = Outbox(create_engine(normalise_url(databases.register_url)))
-    assert other.acquire_delivery_lock()  # another run is delivering
+    assert other.acquire_delivery_lock("digest")  # another run is delivering
     try:
         skipped = run_digests(config, as_of=AS_OF, run_id="second", retry=FAST)
     finally:

@@ -25,7 +25,7 @@ SQLITE_LINE = ("a SQLite register is for one machine: with CeleryExecutor set re
                "(or the Connection cautionflow_register) to PostgreSQL")
 FOLDERS_LINE = ("output_dir (var/reports) and letters.output_dir (var/letters) are local folders other workers "
                 "cannot see: with CeleryExecutor mount them on storage every worker shares (NFS, EFS, ...) "
-                "and set shared_storage: true in the config")
+                "and set shared_storage: true in the config, or use object store URLs (s3://...)")
 CONTACT = {"address": ["Civic Offices", "1 Harbour Way", "Westford", "WF1 1AA"], "phone": "01632 960123",
            "appeals_email": "appeals@example.org", "signed_by": "Tenancy Services",
            "signed_title": "Housing Management Team"}

@@ -287,3 +287,39 @@ def test_a_refused_sync_still_sends_what_the_register_has_and_tells_operations_o
     again = urgent(config, clock, "urgent-2")  # still broken a quarter of an hour later
     assert "refused" in again["sync"] and (again["sent"], again["operations_told"]) == (0, 0)
     assert len(mail_server.handler.messages_for(ops)) == 1 and len(urgent_sent(mail_server, ACME)) == 1
+
+
+def test_a_digests_delivery_in_progress_does_not_hold_up_an_urgent_notice(databases, tmp_path, mail_server):
+    """Dover 6.23 (a threatened person warned at once): the outbox's delivery lock is per kind. A
+    digests run still sending (1,000 digests at a provider's 30 a minute take over half an hour)
+    holds the digests' lock only; the urgent cycle delivers beside it. Another urgent delivery does
+    hold it up: that run leaves its notices pending, and the next cycle sends them once."""
+    from sqlalchemy import create_engine
+
+    from cautionflow.adapters.database import normalise_url
+    from cautionflow.adapters.outbox import Outbox
+
+    clock = Ticking()
+    config = deployment(databases, tmp_path, mail_server.port)
+    day_one_with_digests(databases, config, clock)
+    databases.write_source([*SOURCE, NORTH_WPN])
+
+    digests_run = Outbox(create_engine(normalise_url(databases.register_url)))
+    try:
+        assert digests_run.acquire_delivery_lock("digest")  # a digests run is still sending
+        beside = urgent(config, clock, "urgent-1")
+        assert (beside["notices"], beside["sent"], beside["pending"]) == (3, 3, 0)
+        assert len(urgent_sent(mail_server, ACME)) == 1
+        digests_run.release_delivery_lock()
+
+        databases.write_source(with_code([*SOURCE, NORTH_WPN], "N1", "DNV"))
+        assert digests_run.acquire_delivery_lock("urgent")  # another urgent cycle is delivering
+        held = urgent(config, clock, "urgent-2")
+        assert (held["notices"], held["sent"], held["pending"]) == (3, 0, 3)
+        assert len(urgent_sent(mail_server, ACME)) == 1
+    finally:
+        digests_run.release_delivery_lock()
+        digests_run.close()
+        digests_run.engine.dispose()
+    after = urgent(config, clock, "urgent-3")
+    assert after["sent"] == 3 and len(urgent_sent(mail_server, ACME)) == 2  # sent once, by the next cycle

@@ -111,7 +111,7 @@ def test_output_folders_need_the_operators_word_that_they_are_shared(reports, le
     assert unsafe_shape_problems("CeleryExecutor", shape) == (
         f"output_dir ({reports}) and letters.output_dir ({letters}) are local folders other workers cannot "
         "see: with CeleryExecutor mount them on storage every worker shares (NFS, EFS, ...) and set "
-        "shared_storage: true in the config",
+        "shared_storage: true in the config, or use object store URLs (s3://...)",
     )
     assert unsafe_shape_problems("CeleryExecutor", shape.model_copy(update={"shared_storage": True})) == ()
 
@@ -133,3 +133,23 @@ def test_both_problems_are_reported_in_order():
 def test_shared_storage_is_off_unless_the_config_says_so():
     assert config().shared_storage is False
     assert config(shared_storage=True).shared_storage is True
+
+
+@pytest.mark.parametrize("url", ["s3://cautionflow/reports", "gs://bucket/reports", "abfs://container/r"])
+def test_a_folder_on_an_object_store_is_shared_without_saying_so(url):
+    shape = config(output_dir=url, letters={"output_dir": url.replace("reports", "letters").replace("/r", "/l")})
+    assert unsafe_shape_problems("CeleryExecutor", shape) == ()
+
+
+def test_only_the_local_folder_is_named_beside_an_object_store():
+    [line] = unsafe_shape_problems("CeleryExecutor", config(output_dir="s3://cautionflow/reports"))
+    assert line.startswith("letters.output_dir (/mnt/shared/letters) is a local folder other workers cannot see: "
+                           "with CeleryExecutor mount it on storage")
+    assert line.endswith("or use an object store URL (s3://...)")
+
+
+def test_a_file_url_is_a_local_folder_by_another_name():
+    shape = config(output_dir="file:///mnt/efs/reports", letters={"output_dir": "s3://cautionflow/letters"})
+    [line] = unsafe_shape_problems("KubernetesExecutor", shape)
+    assert line.startswith("output_dir (file:///mnt/efs/reports) is a local folder")
+    assert unsafe_shape_problems("KubernetesExecutor", shape.model_copy(update={"shared_storage": True})) == ()

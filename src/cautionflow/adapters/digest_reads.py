@@ -1,6 +1,7 @@
-"""What the digests and the review reminders read of the register: the alerts' allow-listed fields
-(`cautionflow.domain.digests.ALERT_FIELDS`: never the note or the data-quality text), with the
-review due date the deadlines step stored; and the urgent notices each recipient was sent."""
+"""What the digests, the review reminders and the urgent notices read of the register: the alerts'
+allow-listed fields (`cautionflow.domain.digests.ALERT_FIELDS`: never the note or the data-quality
+text), with the review due date the deadlines step stored; and the urgent notices each recipient
+was sent."""
 
 from __future__ import annotations
 
@@ -37,19 +38,25 @@ class DigestReads:
         return alerts
 
     def alerts_by_id(self, alert_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Allow-listed fields of the given alerts, whatever their state (for flags since lifted)."""
-        ids = sorted(alert_ids)
+        """The given alerts as the register holds them now, whatever their state: allow-listed
+        fields, `register_state` and `review_due` (None when the deadlines were never computed for
+        it). The one reader by id: the digests' flags since lifted and the urgent notices' alerts."""
+        ids = sorted(set(alert_ids))
+        fields = ", ".join(f"a.{f}" for f in ALERT_FIELDS)
         found: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
                 columns, rows = fetch_all(
                     conn,
-                    f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts WHERE alert_id IN ({', '.join('?' * len(chunk))})",
+                    f"SELECT {fields}, a.register_state, dl.review_due FROM alerts a "
+                    "LEFT JOIN alert_deadlines dl ON dl.alert_id = a.alert_id "
+                    f"WHERE a.alert_id IN ({', '.join('?' * len(chunk))})",
                     chunk,
                 )
                 for row in rows:
                     record = dict(zip(columns, row, strict=True))
+                    record["review_due"] = stored_date(record["review_due"])
                     found[record["alert_id"]] = record
         return found
 

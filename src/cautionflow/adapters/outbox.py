@@ -44,7 +44,9 @@ OUTSTANDING = ("pending", "sending")
 # letters never do: each letter is owed on its own.
 SUPERSEDING_KINDS = frozenset({"digest", "reminder", "appeals"})
 _CHUNK = 500
-_DELIVERY_LOCK = 7_2026_1124  # one delivery run at a time on PostgreSQL
+# One delivery run at a time per kind of message on PostgreSQL: the advisory lock's two-key form,
+# (_DELIVERY_LOCK, the kind's number).
+_DELIVERY_LOCK = 7_2026_1124
 _WAL_CHECKPOINT_PAGES = 16_000
 
 
@@ -145,6 +147,14 @@ def _date(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
+def _kind_number(kind: str) -> int:
+    """A kind's delivery lock number: stable across processes and versions (crc32, not hash(), which
+    Python salts per process), within PostgreSQL's int4 for the advisory lock's second key."""
+    import zlib
+
+    return zlib.crc32(kind.encode()) & 0x7FFF_FFFF
+
+
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -158,6 +168,7 @@ class Outbox:
         self._conn: Connection | None = None
         self._batch: Connection | None = None  # the open transaction of `batch()`, if any
         self._locked = False
+        self._locked_kind: str | None = None  # PostgreSQL: whose advisory lock to release
         self._lock_file: Any = None
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -208,14 +219,19 @@ class Outbox:
             self._conn.close()
             self._conn = None
 
-    def acquire_delivery_lock(self) -> bool:
-        """True when this run may deliver: only one run claims and sends at a time (a second would
-        resend what the first is sending). PostgreSQL: a session advisory lock on the held
-        connection; SQLite: a lock file beside the database; others: no lock."""
+    def acquire_delivery_lock(self, kind: str) -> bool:
+        """True when this run may deliver `kind`: only one run claims and sends a kind at a time (a
+        second would resend what the first is sending, since `claim` takes back messages left
+        `sending`). Per kind, because every claim is of one kind: a long digests send (1,000 digests
+        at a provider's 30 a minute is over half an hour) must not hold up an urgent notice, which
+        has to reach the visiting staff within the hour. PostgreSQL: a session advisory lock on the
+        held connection; SQLite: a lock file beside the database; others: no lock."""
         conn = self._connection()
         if conn.dialect.name == "postgresql":
             with self._transaction() as tx:
-                self._locked = bool(tx.exec_driver_sql(f"SELECT pg_try_advisory_lock({_DELIVERY_LOCK})").scalar())
+                self._locked = bool(tx.exec_driver_sql(
+                    f"SELECT pg_try_advisory_lock({_DELIVERY_LOCK}, {_kind_number(kind)})").scalar())
+            self._locked_kind = kind if self._locked else None
             return self._locked
         path = sqlite_path(self.engine.url) if conn.dialect.name == "sqlite" else None
         if path is None:
@@ -223,7 +239,7 @@ class Outbox:
             return True
         import fcntl
 
-        handle = open(path.with_name(path.name + ".delivery.lock"), "a")  # held until release_delivery_lock()
+        handle = open(path.with_name(f"{path.name}.delivery.{_kind_number(kind)}.lock"), "a")  # held until release
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -242,13 +258,14 @@ class Outbox:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
-        elif self._conn is not None and self._conn.dialect.name == "postgresql":
+        elif self._conn is not None and self._conn.dialect.name == "postgresql" and self._locked_kind is not None:
             with self._transaction() as tx:
-                tx.exec_driver_sql(f"SELECT pg_advisory_unlock({_DELIVERY_LOCK})")
+                tx.exec_driver_sql(f"SELECT pg_advisory_unlock({_DELIVERY_LOCK}, {_kind_number(self._locked_kind)})")
+            self._locked_kind = None
 
     @contextmanager
-    def delivery_lock(self) -> Iterator[bool]:
-        got = self.acquire_delivery_lock()
+    def delivery_lock(self, kind: str) -> Iterator[bool]:
+        got = self.acquire_delivery_lock(kind)
         try:
             yield got
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import logging
 import unicodedata
 from collections.abc import Sequence
@@ -451,19 +452,31 @@ class UnreadablePdfError(ValueError):
     """A file that is not a readable PDF; the message names the error pypdf or the OS raised."""
 
 
-def readable_page_count(path: Path) -> int:
+def _pdf_bytes(path: Any) -> io.BytesIO:
+    """A PDF's bytes as the seekable file pypdf reads. `path` is a `Path` or an ObjectStoragePath:
+    one whole read, which an object store serves as one GET (pypdf seeks back and forth)."""
+    return io.BytesIO(path.read_bytes())
+
+
+def _write_pdf(writer: Any, out: Any) -> None:
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    out.write_bytes(buffer.getvalue())  # one write: one PUT on an object store
+
+
+def readable_page_count(path: Any) -> int:
     """How many pages a PDF from outside (an officer's translation) has; UnreadablePdfError when it
     cannot be read."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        return len(PdfReader(path).pages)
+        return len(PdfReader(_pdf_bytes(path)).pages)
     except (OSError, PyPdfError, ValueError) as exc:
         raise UnreadablePdfError(type(exc).__name__) from None
 
 
-def combine_pdfs(parts: Sequence[Path], out: Path) -> list[int]:
+def combine_pdfs(parts: Sequence[Any], out: Any) -> list[int]:
     """Write the parts, in order, as one PDF; returns each part's page count. The parts are PDFs
     cautionflow wrote or already checked, so a failure to read one is the run's error, raised as is."""
     from pypdf import PdfReader, PdfWriter
@@ -471,32 +484,32 @@ def combine_pdfs(parts: Sequence[Path], out: Path) -> list[int]:
     writer = PdfWriter()
     pages = []
     for part in parts:
-        pages.append(len(PdfReader(part).pages))
-        writer.append(part)
-    with out.open("wb") as handle:
-        writer.write(handle)
+        reader = PdfReader(_pdf_bytes(part))
+        pages.append(len(reader.pages))
+        writer.append(reader)
+    _write_pdf(writer, out)
     return pages
 
 
-def pdf_text(path: Path) -> list[str]:
+def pdf_text(path: Any) -> list[str]:
     """Each page's text as a reader of the PDF gets it (pypdf's extraction, layout kept): what an
     officer previews before approving a letter (`cautionflow letters show`)."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        return [page.extract_text(extraction_mode="layout") for page in PdfReader(path).pages]
+        return [page.extract_text(extraction_mode="layout") for page in PdfReader(_pdf_bytes(path)).pages]
     except (OSError, PyPdfError, ValueError) as exc:
         raise UnreadablePdfError(type(exc).__name__) from None
 
 
-def replace_first_pages(combined: Path, first: int, replacement: Path, out: Path) -> None:
+def replace_first_pages(combined: Any, first: int, replacement: Any, out: Any) -> None:
     """`out`: `replacement`'s pages, then `combined`'s pages after its first `first` (a translated
     letter whose English letter, its first pages, was rendered again: the translation is kept as supplied)."""
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter()
-    writer.append(replacement)
-    writer.append(combined, pages=(first, len(PdfReader(combined).pages)))
-    with out.open("wb") as handle:
-        writer.write(handle)
+    writer.append(PdfReader(_pdf_bytes(replacement)))
+    old = PdfReader(_pdf_bytes(combined))
+    writer.append(old, pages=(first, len(old.pages)))
+    _write_pdf(writer, out)

@@ -1,23 +1,19 @@
-"""What the urgent notices read of the register: recent history with when each sync finished, the
-alerts it names (allow-listed fields only, `cautionflow.domain.digests.ALERT_FIELDS`, with the
-review due date and the register state), when each recipient's latest digest went, and the urgent
-notices already queued."""
+"""What the urgent notices read of the register: recent history with when each sync finished, when
+each recipient's latest digest went, and the urgent notices already queued. The alerts the history
+names are read by the digests' reader (`DigestReads.alerts_by_id`: allow-listed fields, the review
+due date and the register state), so a notice and a digest show an alert from the same read."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from cautionflow.adapters.database import fetch_all, stored_date
-from cautionflow.domain.digests import ALERT_FIELDS
+from cautionflow.adapters.database import fetch_all
 from cautionflow.domain.urgent import KIND, EarlierNotice, HistoryChange, shown_code
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-
-_CHUNK = 500  # ids per IN (...): well under every driver's limit on bound parameters
 
 
 def _moment(value: Any) -> dt.datetime:
@@ -59,28 +55,6 @@ class UrgentReads:
                           initial_load=r[5] == first_run)
             for r in rows
         ]
-
-    def alerts(self, alert_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The given alerts as the register holds them now: allow-listed fields, `register_state`
-        and `review_due` (None when the deadlines were never computed for it)."""
-        ids = sorted(set(alert_ids))
-        fields = ", ".join(f"a.{f}" for f in ALERT_FIELDS)
-        found: dict[str, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                columns, rows = fetch_all(
-                    conn,
-                    f"SELECT {fields}, a.register_state, dl.review_due FROM alerts a "
-                    "LEFT JOIN alert_deadlines dl ON dl.alert_id = a.alert_id "
-                    f"WHERE a.alert_id IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                )
-                for row in rows:
-                    record = dict(zip(columns, row, strict=True))
-                    record["review_due"] = stored_date(record["review_due"])
-                    found[record["alert_id"]] = record
-        return found
 
     def last_digest_sent(self) -> dict[tuple[str, str], dt.datetime]:
         """When each recipient's latest digest was accepted, by (name, email)."""

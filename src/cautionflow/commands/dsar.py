@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from cautionflow.commands.common import CommandError, add_config_argument, parse_date, today_in, with_example
 
@@ -30,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from cautionflow.config import load_config
+    from cautionflow.config import load_config, shown_path
     from cautionflow.steps import step_errors
     from cautionflow.steps.reads import ExportNotWritten, subject_access_export
 
@@ -41,7 +40,7 @@ def handle(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         export, path = subject_access_export(
             config, person_ref, fmt=args.format, produced_on=args.as_of or today_in(config.timezone),
-            include_withheld=args.include_withheld, output=Path(args.output) if args.output else None,
+            include_withheld=args.include_withheld, output=args.output or None,  # a local path or a URL: the step tells them apart
             force=args.force,
         )
     except (*step_errors(), ExportNotWritten) as exc:
@@ -50,7 +49,7 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write the export: {exc}") from None
     for warning in export.officer_warnings:
         print(f"cautionflow: warning: {warning}", file=sys.stderr)
-    print(f"Subject access export for {person_ref} ({export.copy}'s copy, {args.format}): {path}")
-    print(json.dumps({"person_ref": person_ref, "copy": export.copy, "format": args.format, "path": str(path),
+    print(f"Subject access export for {person_ref} ({export.copy}'s copy, {args.format}): {shown_path(path)}")
+    print(json.dumps({"person_ref": person_ref, "copy": export.copy, "format": args.format, "path": shown_path(path),
                       **export.counts(), "warnings": len(export.officer_warnings)}, sort_keys=True))
     return 0

@@ -454,7 +454,7 @@ async def send_digests(
         planning.finish()
         if plan.revive:
             await db.run(outbox.revive, plan.revive, now=clock())
-        sending = settings is not None and await db.run(outbox.acquire_delivery_lock)
+        sending = settings is not None and await db.run(outbox.acquire_delivery_lock, d.KIND)
         queue = MessageQueue()
         cache = RowCache()
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cautionflow.adapters.database import stored_date
-from cautionflow.adapters.files import write_atomically, write_csv
+from cautionflow.adapters.files import shown_path, write_atomically, write_csv
 from cautionflow.config import ConfigError
 from cautionflow.domain.surveys import SURVEY_EXCLUSION_CODES
 from cautionflow.frames import is_missing
@@ -94,7 +94,7 @@ class GovernanceResult:
     def summary(self) -> dict[str, Any]:
         return {
             "step": "governance", "as_of": self.as_of, **self.counts,
-            "reports": {k: str(v) for k, v in self.paths.items()},
+            "reports": {k: shown_path(v) for k, v in self.paths.items()},
         }
 
 
@@ -129,7 +129,7 @@ def run_governance_reports(
     unknown = [r for r in wanted if r not in REPORTS]
     if unknown:
         raise GovernanceError(f"unknown report(s): {', '.join(unknown)} (known: {', '.join(REPORTS)})")
-    folder = Path(folder)
+    folder = Path(folder) if isinstance(folder, str) else folder  # a Path or an ObjectStoragePath as given
     result = GovernanceResult(as_of=as_of.isoformat())
     context = {"organisation": organisation, "as_of": as_of}
     if set(wanted) - {"equality"}:  # the equality counts come from the housing database alone

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cautionflow.adapters.files import write_csv
+from cautionflow.adapters.files import shown_path, write_csv
 from cautionflow.adapters.letters import BEING_WRITTEN, StoredLetter
 from cautionflow.clock import Clock, system_clock
 from cautionflow.services.letters import letter_reference, stored_pdf
@@ -322,7 +322,7 @@ async def _dispatch_letters(
     return DispatchSummary(
         approved=len(approved), printed=sum(map(len, batches.values())), emailed=emailed, sent=sent,
         pending=len(outstanding), failed=failed, held_listed=len(held) if batches else 0,
-        print_batch=str(combined) if combined else None, manifest=str(manifest) if manifest else None,
+        print_batch=shown_path(combined) if combined else None, manifest=shown_path(manifest) if manifest else None,
         complete=not failed and not outstanding and not uncertain and not problems,
         uncertain=uncertain,
         waiting=[{"recipient": s.recipient_name, "email": s.recipient_email, "status": s.status,

@@ -152,9 +152,10 @@ def pdf_path(output_dir: Path, letter: d.OwedLetter) -> Path:
 
 def stored_pdf(output_dir: Path, stored: str) -> Path:
     """A queued letter's PDF. The queue keeps the path relative to `letters.output_dir`, so another
-    worker or the officer's host finds it wherever that shared folder is mounted."""
-    path = Path(stored)
-    return path if path.is_absolute() else output_dir / path
+    worker or the officer's host finds it wherever that shared folder is mounted, or whichever store
+    (`output_dir` is a `Path` or an ObjectStoragePath) the folder has moved to. An absolute path,
+    from a queue older than that, joins as itself on the local disk."""
+    return output_dir / stored
 
 
 def render_letter(

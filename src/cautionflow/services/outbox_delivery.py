@@ -72,7 +72,7 @@ async def deliver_outstanding(
     outbox: Outbox, settings: SmtpSettings, kind: str, *, retry: RetryPolicy | None, clock: Clock = system_clock
 ) -> DeliveryReport | None:
     """As `send_outstanding`, with the whole report; None when another run is delivering."""
-    if not outbox.acquire_delivery_lock():
+    if not outbox.acquire_delivery_lock(kind):
         return None
     try:
         claimed = {m.message_id: m for m in outbox.claim(kind, now=clock())}

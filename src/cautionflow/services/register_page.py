@@ -318,18 +318,32 @@ def report_kind(name: str) -> tuple[ReportKind, re.Match[str]] | None:
 
 
 def report_file(folder: Path, name: str) -> Path | None:
-    """The report file `name` directly in `folder`, or None: the name must be a known report's, and
-    the resolved file (symlinks followed) a regular file whose parent is the resolved folder."""
+    """The report file `name` directly in `folder`, or None: the name must be a known report's (no
+    `/`, no `..`), and the file a regular file whose parent is the folder: on the local disk (a `Path`,
+    or an ObjectStoragePath on `file://`) the resolved file, symlinks followed, in the resolved folder;
+    on an object store the object whose key is the folder's prefix, a `/`, and the name."""
+    from cautionflow.adapters.files import local_path
+
     if report_kind(name) is None:
         return None
+    local = local_path(folder)
+    if local is None:
+        path = folder / name
+        try:
+            if path.parent.path.rstrip("/") != folder.path.rstrip("/") or path.name != name or not path.is_file():
+                return None
+        except (OSError, ValueError):
+            return None
+        return path
     try:
-        root = folder.resolve()
-        path = (root / name).resolve()
+        root = local.resolve()
+        resolved = (root / name).resolve()
     except (OSError, RuntimeError):
         return None
-    if path.parent != root or path.name != name or not path.is_file():
+    if resolved.parent != root or resolved.name != name or not resolved.is_file():
         return None
-    return path
+    # Read through the same kind of path as the folder given: the resolved file on the local disk.
+    return resolved if isinstance(folder, Path) else folder / name
 
 
 def _label_key(label: str) -> tuple[dt.date, int]:

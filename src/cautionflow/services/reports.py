@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cautionflow.adapters.database import stored_date
-from cautionflow.adapters.files import write_atomically, write_csv
+from cautionflow.adapters.files import shown_path, write_atomically, write_csv
 from cautionflow.adapters.templates import short_date
 from cautionflow.domain.codes import ALERT_CODES
 from cautionflow.frames import plain_records, text
@@ -83,7 +83,7 @@ def write_all_alerts_report(
 ) -> dict[str, str]:
     rows = all_alerts_rows(frame, profile, as_of)
     csv_path = write_csv(folder / f"all-alerts-{as_of.isoformat()}.csv", ALL_ALERTS_COLUMNS, rows)
-    written = {"all_alerts_csv": str(csv_path)}
+    written = {"all_alerts_csv": shown_path(csv_path)}
     if render is not None:
         html = render(
             "reports/all_alerts.html",
@@ -96,7 +96,7 @@ def write_all_alerts_report(
         )
         html_path = folder / f"all-alerts-{as_of.isoformat()}.html"
         write_atomically(html_path, html)
-        written["all_alerts_html"] = str(html_path)
+        written["all_alerts_html"] = shown_path(html_path)
     return written
 
 
@@ -110,4 +110,4 @@ def write_overdue_list(frame: pd.DataFrame, folder: Path, *, as_of: dt.date) -> 
         for r in plain_records(overdue)
     )
     path = write_csv(folder / f"overdue-reviews-{as_of.isoformat()}.csv", OVERDUE_COLUMNS, rows)
-    return {"overdue_csv": str(path)}
+    return {"overdue_csv": shown_path(path)}

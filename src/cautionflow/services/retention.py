@@ -240,7 +240,7 @@ def _anonymise_one(
     if letters_dir is not None:
         for _, _, files in letter_ids:
             for pdf in filter(None, files):
-                path = Path(pdf) if Path(pdf).is_absolute() else letters_dir / pdf
+                path = letters_dir / pdf  # a Path or an ObjectStoragePath; an old absolute path joins as itself
                 if path.is_file():
                     pdfs.append(path)
 

@@ -119,10 +119,10 @@ def default_path(output_dir: Path, export: d.SubjectAccessExport, fmt: str) -> P
 
 
 def write_export(export: d.SubjectAccessExport, fmt: str, render: Callable[..., str], path: Path) -> Path:
-    """Render the whole export first, then write it, so a failure leaves no half-written file."""
+    """Render the whole export first, then write it, so a failure leaves no half-written file.
+    `path` is a `Path` or an ObjectStoragePath (the output folder on an object store)."""
+    from cautionflow.adapters.files import write_bytes_atomically
+
     content = export_bytes(export, fmt, render)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+    write_bytes_atomically(path, content)
     return path

@@ -41,9 +41,10 @@ from cautionflow.domain.digests import (
     message_id,
     recipient_columns,
 )
-from cautionflow.services.outbox_delivery import send_outstanding
+from cautionflow.services.outbox_delivery import deliver_outstanding
 
 if TYPE_CHECKING:
+    from cautionflow.adapters.digest_reads import DigestReads
     from cautionflow.adapters.mail import RetryPolicy, SmtpSettings
     from cautionflow.adapters.outbox import Outbox
     from cautionflow.adapters.register import Register
@@ -70,9 +71,10 @@ NOTICE_COLUMN = "urgent"  # the first column: why the alert is in the notice
 
 class UrgentRegister(Protocol):
     """What the urgent notices read and write of the register (after the sync, which takes the
-    register itself)."""
+    register itself). The alerts come from the digests' reader: a notice shows what a digest would."""
 
     urgent_reads: UrgentReads
+    digest_reads: DigestReads
     outbox: Outbox
 
     def migrate(self) -> None: ...
@@ -236,7 +238,8 @@ async def send_urgent_notices(
         windows = {(r.name, r.email): u.window_start(last_digest.get((r.name, r.email)), now) for r in told_roles}
         since = min(windows.values(), default=now)
         history = await asyncio.to_thread(reads.history_since, since) if told_roles else []
-        alerts = await asyncio.to_thread(reads.alerts, {h.alert_id for h in history}) if history else {}
+        alerts = (await asyncio.to_thread(register.digest_reads.alerts_by_id, {h.alert_id for h in history})
+                  if history else {})
         earlier = await asyncio.to_thread(reads.notices_since, since) if history else []
         plan = u.plan_notices(told_roles, history, alerts, urgent_codes=urgent_codes, windows=windows, earlier=earlier,
                               severity_overrides=options.severity)
@@ -248,7 +251,14 @@ async def send_urgent_notices(
         ]
         queued = len(outbox.enqueue(messages, run_id=run_id, now=clock()))  # the outbox's connection: this thread's
         if settings is not None:
-            sent = await send_outstanding(outbox, settings, u.KIND, retry=retry, clock=clock)
+            report = await deliver_outstanding(outbox, settings, u.KIND, retry=retry, clock=clock)
+            if report is None:
+                # Another run holds the outbox's delivery: another urgent cycle (a `run urgent` by hand
+                # beside the DAG's) sends these too; the digests' leaves them pending for the retry.
+                # Said here, since "pending" alone in the summary reads as if the server had refused.
+                log.warning("urgent notices: another run is delivering from the outbox; the notices are left "
+                            "to it (pending until it sends them, or this step's next run does)")
+            sent = len(report.accepted) if report is not None else 0
         states = outbox.states(m.idempotency_key for m in messages)
         outstanding = outbox.outstanding(u.KIND)
         uncertain = outbox.uncertain(u.KIND)

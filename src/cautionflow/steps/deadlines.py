@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from cautionflow.adapters.storage import reports_storage
 from cautionflow.clock import Clock, system_clock
 from cautionflow.steps.wiring import (
     open_register,
@@ -25,7 +26,7 @@ def run_deadlines(config: CautionflowConfig, *, as_of: dt.date, run_id: str) -> 
     profile = policy_profile(config)
     with open_register(config) as register:
         summary = compute_register_deadlines(
-            register, profile, as_of=as_of, run_id=run_id, reports_dir=config.path(config.output_dir),
+            register, profile, as_of=as_of, run_id=run_id, reports_dir=reports_storage(config),
             render=renderer(config), organisation=config.organisation,
         )
     return summary.as_dict()

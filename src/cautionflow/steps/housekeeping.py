@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from cautionflow.adapters.storage import letters_storage, reports_storage
 from cautionflow.clock import Clock, system_clock
 from cautionflow.steps.wiring import open_register, policy_profile, renderer
 
@@ -23,7 +24,7 @@ def run_retention(
     with open_register(config) as register:
         summary = anonymise_expired(
             register, profile, as_of=as_of, run_id=run_id, dry_run=dry_run,
-            letters_dir=config.letters_dir(), clock=clock,
+            letters_dir=letters_storage(config), clock=clock,
         )
     return summary.as_dict()
 
@@ -39,7 +40,7 @@ def run_governance(
 
     with open_register(config) as register:
         return run_governance_reports(
-            register, as_of, organisation=config.organisation, folder=config.path(config.output_dir),
+            register, as_of, organisation=config.organisation, folder=reports_storage(config),
             render=renderer(config), profile=policy_profile(config), equality=configured_equality(config),
             reports=reports or REPORTS,
         ).summary()

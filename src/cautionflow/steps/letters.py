@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from cautionflow.adapters.storage import storage_path
 from cautionflow.clock import Clock, system_clock
 from cautionflow.steps.wiring import open_register, policy_profile, renderer, smtp_settings
 
@@ -47,7 +48,7 @@ def run_letters(
             return _skipped("letters", as_of, run_id) | {"owed": 0, "queued": 0, "held": 0, "approved": 0}
         summary = queue_letters(
             register, policy_profile(config), as_of=as_of, run_id=run_id, render=renderer(config),
-            output_dir=config.path(config.letters.output_dir), organisation=config.organisation,
+            output_dir=storage_path(config, config.letters.output_dir), organisation=config.organisation,
             contact=config.letters.contact, auto_approve=config.letters.auto_approve, clock=clock,
         ).as_dict()
     if config.letters.auto_approve and dispatch:
@@ -91,7 +92,7 @@ async def dispatch_approved_letters(
     settings = smtp_settings(config, "letters", False, smtp_overrides, tls_context)
     with open_register(config) as register:
         summary = await dispatch_letters(
-            register, settings, organisation=config.organisation, output_dir=config.path(letters.output_dir),
+            register, settings, organisation=config.organisation, output_dir=storage_path(config, letters.output_dir),
             retry=retry, clock=clock, contact=letters.contact, redate=_redater(config, register, as_of),
         )
     return {"dated_on": as_of.isoformat(), **summary.as_dict()}
@@ -106,7 +107,7 @@ def _redater(config: CautionflowConfig, register: Register, as_of: dt.date) -> C
 
     def redate(stored: Sequence[StoredLetter]) -> dict[int, str]:
         return redate_letters(
-            register, stored, profile, as_of=as_of, render=render, output_dir=config.path(letters.output_dir),
+            register, stored, profile, as_of=as_of, render=render, output_dir=storage_path(config, letters.output_dir),
             organisation=config.organisation, contact=letters.contact,
         )
 
@@ -177,6 +178,7 @@ class LetterNotFound(Exception):
 def show_letter(config: CautionflowConfig, letter_id: int) -> tuple[StoredLetter, list[str]]:
     """One queued letter and its PDF's text, page by page, as the resident would read it
     (`cautionflow letters show`): what an officer reads before approving it."""
+    from cautionflow.adapters.files import shown_path
     from cautionflow.adapters.pdf import UnreadablePdfError, pdf_text
     from cautionflow.services.letters import stored_pdf
 
@@ -184,11 +186,11 @@ def show_letter(config: CautionflowConfig, letter_id: int) -> tuple[StoredLetter
         letter = register.letter_queue.get(letter_id)
     if letter is None:
         raise LetterNotFound(f"letter {letter_id}: no such letter (cautionflow letters list shows the queue)")
-    path = stored_pdf(config.path(config.letters.output_dir), letter.pdf_path)
+    path = stored_pdf(storage_path(config, config.letters.output_dir), letter.pdf_path)
     try:
         return letter, pdf_text(path)
     except UnreadablePdfError as exc:
-        raise LetterNotFound(f"letter {letter_id}: its PDF {path} cannot be read ({exc})") from None
+        raise LetterNotFound(f"letter {letter_id}: its PDF {shown_path(path)} cannot be read ({exc})") from None
 
 
 def attach_translated_letter(config: CautionflowConfig, *, letter_id: int, file: Path) -> StoredLetter:
@@ -198,7 +200,7 @@ def attach_translated_letter(config: CautionflowConfig, *, letter_id: int, file:
     letters = _letters_section(config, "attach a translation to")
     with open_register(config) as register:
         return attach_translation(
-            register, letter_id, file, output_dir=config.path(letters.output_dir), auto_approve=letters.auto_approve,
+            register, letter_id, file, output_dir=storage_path(config, letters.output_dir), auto_approve=letters.auto_approve,
         )
 
 

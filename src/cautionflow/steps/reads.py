@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from cautionflow.adapters.storage import reports_storage, storage_path
 from cautionflow.services.register_page import HORIZON_DAYS, REVIEW_LISTS
 from cautionflow.steps.wiring import open_register, renderer
 
@@ -51,19 +52,20 @@ def report_files(config: CautionflowConfig) -> list[ReportGroup]:
     """The known report files in the configured output folder, newest first per kind."""
     from cautionflow.services.register_page import find_reports
 
-    return find_reports(config.path(config.output_dir), equality_configured=config.equality is not None)
+    return find_reports(reports_storage(config), equality_configured=config.equality is not None)
 
 
 def report_file(config: CautionflowConfig, name: str) -> Path | None:
     """The report called `name` directly in the output folder, or None (never anything else there)."""
     from cautionflow.services.register_page import report_file
 
-    return report_file(config.path(config.output_dir), name)
+    return report_file(reports_storage(config), name)
 
 
 def letter_pdf_file(config: CautionflowConfig, letter_id: int) -> Path | None:
     """The PDF of a letter not dispatched yet (held, queued or approved), for the register page's
     link; None for any other id. Only the path the queue records, inside `letters.output_dir`."""
+    from cautionflow.adapters.files import local_path
     from cautionflow.services.letters import stored_pdf
 
     if config.letters is None:
@@ -72,9 +74,15 @@ def letter_pdf_file(config: CautionflowConfig, letter_id: int) -> Path | None:
         letter = register.letter_queue.get(letter_id)
     if letter is None or letter.status not in ("held", "queued", "approved"):
         return None
-    folder = config.path(config.letters.output_dir).resolve()
-    path = stored_pdf(folder, letter.pdf_path).resolve()
-    return path if path.is_relative_to(folder) and path.suffix == ".pdf" and path.is_file() else None
+    folder = storage_path(config, config.letters.output_dir)
+    local = local_path(folder)
+    if local is not None:  # the local disk: the resolved file (symlinks followed) inside the resolved folder
+        root = local.resolve()
+        inside = stored_pdf(root, letter.pdf_path).resolve().is_relative_to(root)
+    else:  # an object store: the key, `..` taken literally by no store, must not climb out of the prefix
+        inside = ".." not in letter.pdf_path.split("/") and not letter.pdf_path.startswith("/")
+    path = stored_pdf(folder, letter.pdf_path)
+    return path if inside and path.suffix == ".pdf" and path.is_file() else None
 
 
 class ExportNotWritten(Exception):
@@ -83,11 +91,15 @@ class ExportNotWritten(Exception):
 
 def subject_access_export(
     config: CautionflowConfig, person_ref: str, *, fmt: str, produced_on: dt.date, include_withheld: bool,
-    output: Path | None, force: bool,
+    output: Path | str | None, force: bool,
 ) -> tuple[SubjectAccessExport, Path]:
     """Gather everything the register holds about one person and write it as `fmt` to `output` (or
-    the output folder's dsar/ file for the person). Never replaces an existing file unless `force`:
-    an export is personal data sent to a person."""
+    the output folder's dsar/ file for the person, through its storage). `output` is a local path
+    or a URL (`s3://bucket/key`, through `storage_conn_id`). Never replaces an existing file unless
+    `force`: an export is personal data sent to a person."""
+    from pathlib import Path
+
+    from cautionflow.config import shown_path, storage_scheme
     from cautionflow.domain.subject_access import UnknownPerson
     from cautionflow.services.subject_access import default_path, gather_export, write_export
 
@@ -102,8 +114,13 @@ def subject_access_export(
                 f"the register {register.describe()} holds nothing about person reference {person_ref!r} "
                 "(no alert, letter or quarantined row); check the reference in the housing system. No file written."
             ) from None
-    path = output if output is not None else default_path(config.path(config.output_dir), export, fmt)
+    if output is None:
+        path = default_path(reports_storage(config), export, fmt)
+    elif storage_scheme(str(output)) is not None:  # a URL the user gave: through Airflow's object storage
+        path = storage_path(config, str(output))
+    else:
+        path = Path(output)  # a local path the user gave, as they gave it
     if path.exists() and not force:
-        raise ExportNotWritten(f"{path} exists; choose another --output or add --force to replace it. No file written.")
+        raise ExportNotWritten(f"{shown_path(path)} exists; choose another --output or add --force to replace it. No file written.")
     write_export(export, fmt, renderer(config), path)
     return export, path

@@ -32,7 +32,9 @@ Airflow's metadata database through the api-server's own ORM session
 reviews overdue, and the governance reports) and serves them at `/reports/{name}`: HTML inline,
 CSV as a download, behind the same login. Only a file directly in that folder whose name matches a
 known report is served (`cautionflow.steps.reads.report_file`: the name is matched, then the path
-resolved and its parent checked); anything else is 404.
+resolved and its parent checked; in a bucket, the key is the folder's prefix and the name); anything
+else is 404. Reports and letters' PDFs are read whole through Airflow's object storage, so
+`output_dir` and `letters.output_dir` may be URLs (`s3://bucket/reports`) as well as folders.
 """
 
 from __future__ import annotations
@@ -222,11 +224,10 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - the register's figures still show
             log.warning("cannot read the DAG runs: %s: %s", type(exc).__name__, exc)
             runs, runs_error = [], f"{type(exc).__name__}"
-        folder = config.path(config.output_dir)
         try:
             reports, reports_error = reads.report_files(config), None
-        except OSError as exc:  # the rest of the page still shows
-            log.warning("cannot list the reports in %s: %s", folder, exc)
+        except OSError as exc:  # the rest of the page still shows (a folder, or a bucket, out of reach)
+            log.warning("cannot list the reports in %s: %s", config.output_dir, exc)
             reports, reports_error = [], exc.strerror or type(exc).__name__
         report_links = {
             f.name: str(request.url_for("report_file", name=f.name)) for group in reports for f in group.files
