@@ -432,12 +432,6 @@ class CautionflowConfig(_Model):
         clears the files of letters queued while the config had one)."""
         return (self.letters or LettersConfig()).output_dir
 
-    def letters_dir(self) -> Path:
-        """Where the letters' PDFs are on the local disk: `letters.output_dir`, or its default without a
-        letters section. Files are read and written through `cautionflow.adapters.storage.letters_storage`,
-        which takes a URL too; this is the local path of a setting that is one."""
-        return self.path((self.letters or LettersConfig()).output_dir)
-
     def source_query(self) -> str:
         if self.source.query is None:
             return DEFAULT_SOURCE_QUERY

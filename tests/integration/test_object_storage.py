@@ -274,3 +274,19 @@ def test_a_file_url_is_the_local_disk(tmp_path, mail_server):
     assert "Alex Added" in pdf_text(pdf)
     assert local_files(home) == []
     assert REPO not in outside.parents
+
+
+def test_a_storage_connection_that_is_not_defined_stops_the_step_with_one_line(store, tmp_path, mail_server):
+    """A typo in `storage_conn_id` must not send residents' letters wherever boto3's default
+    credentials lead (Amazon's provider, not finding the connection, warns and goes on with them):
+    the step stops before writing anything, naming the field and the connection."""
+    config = write_deployment(tmp_path, mail_server.port, reports="s3://cautionflow/typo-reports",
+                              letters="s3://cautionflow/typo-letters")
+    write_sqlite_source(tmp_path / "var" / "housing.db", source(AS_OF))
+    assert run(config, {}, "run", "sync")["inserted"] == len(TODAY) + 1
+    done = cautionflow("run", "deadlines", "--config", str(config), "--as-of", DAY, cwd=tmp_path, env={})
+    assert done.returncode == 2, done.stderr
+    assert f"storage_conn_id: the Airflow connection '{CONN_ID}' for s3://cautionflow/typo-reports is not defined" \
+        in done.stderr
+    assert "Traceback" not in done.stderr
+    assert store.keys("typo-") == []

@@ -44,7 +44,7 @@ def test_without_a_letters_section_there_are_no_letters_and_no_contact_is_needed
     assert parse_config(MINIMAL, home=tmp_path).letters is None
     assert parse_config({**MINIMAL, "letters": None}, home=tmp_path).letters is None
     # Retention still knows where letters were written when there was a section.
-    assert parse_config(MINIMAL, home=tmp_path).letters_dir() == tmp_path / "var/letters"
+    assert parse_config(MINIMAL, home=tmp_path).letters_output_dir() == "var/letters"
 
 
 def test_the_appeals_address_is_the_postal_address_unless_given(tmp_path):

@@ -92,6 +92,12 @@ def _connected_path(config: CautionflowConfig, value: str) -> ObjectStoragePath:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
+        if config.storage_conn_id is not None:
+            # Asked for first: Amazon's provider, given a connection id it cannot find, warns and goes
+            # on with boto3's default credentials, writing residents' letters wherever those lead.
+            from airflow.sdk import Connection
+
+            Connection.get(config.storage_conn_id)
         path = ObjectStoragePath(value.strip(), conn_id=config.storage_conn_id)
         path.fs  # noqa: B018 - connects the store now (see storage_path), and a wrong connection fails here
     except AirflowNotFoundException:
