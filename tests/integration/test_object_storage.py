@@ -118,9 +118,11 @@ def on_s3(store, tmp_path_factory) -> Iterator[tuple[Path, dict[str, str], dict[
         pipeline_day(config, env, D2, "sync")
         said.update(pipeline_day(config, env, AS_OF, "sync", "deadlines", "letters"))
         said["ids"] = ids = letter_ids(config, env)
+        # The translator uploaded the translation to the bucket; the officer attaches it by its URL.
         translation = translated_pdf(folder / "piotr-pl.pdf", "TLUMACZENIE")
+        store.client().put_object(Bucket=store.bucket, Key="incoming/piotr-pl.pdf", Body=translation.read_bytes())
         said["translated"] = run(config, env, "letters", "translated", "--id", ids["POLSKI"],
-                                 "--file", str(translation), as_of=None)
+                                 "--file", f"s3://{store.bucket}/incoming/piotr-pl.pdf", as_of=None)
         said["show"] = {"out": cautionflow("letters", "show", "--id", ids["ADD"], "--config", str(config),
                                            cwd=folder, env=env).stdout}
         said["approved"] = run(config, env, "letters", "approve", "--batch", DAY)

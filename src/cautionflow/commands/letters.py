@@ -80,7 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_argument(translated)
     translated.add_argument("--id", type=int, required=True, help="the held letter")
-    translated.add_argument("--file", type=Path, required=True, help="the translation, a PDF (never machine-made)")
+    # A str, not a Path: Path would fold a URL's "//" (s3://bucket/x.pdf -> s3:/bucket/x.pdf).
+    translated.add_argument("--file", required=True,
+                            help="the translation, a PDF (never machine-made): a local file, or a URL in the "
+                            "letters' store (s3://bucket/translations/letter-42-cy.pdf)")
     translated.set_defaults(handler=handle_translated)
 
     flags = actions.add_parser(

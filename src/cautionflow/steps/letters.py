@@ -193,14 +193,20 @@ def show_letter(config: CautionflowConfig, letter_id: int) -> tuple[StoredLetter
         raise LetterNotFound(f"letter {letter_id}: its PDF {shown_path(path)} cannot be read ({exc})") from None
 
 
-def attach_translated_letter(config: CautionflowConfig, *, letter_id: int, file: Path) -> StoredLetter:
-    """An officer attaches a translated letter's PDF to a held letter (`cautionflow letters translated`)."""
+def attach_translated_letter(config: CautionflowConfig, *, letter_id: int, file: str | Path) -> StoredLetter:
+    """An officer attaches a translated letter's PDF to a held letter (`cautionflow letters translated`):
+    a local file (relative to where the officer is), or a URL read through the object store, where a
+    translator may have uploaded it."""
+    from pathlib import Path
+
+    from cautionflow.config import storage_scheme
     from cautionflow.services.letters import attach_translation
 
     letters = _letters_section(config, "attach a translation to")
+    translation = storage_path(config, str(file)) if storage_scheme(str(file)) else Path(file)
     with open_register(config) as register:
         return attach_translation(
-            register, letter_id, file, output_dir=storage_path(config, letters.output_dir), auto_approve=letters.auto_approve,
+            register, letter_id, translation, output_dir=storage_path(config, letters.output_dir), auto_approve=letters.auto_approve,
         )
 
 
