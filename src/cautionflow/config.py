@@ -348,6 +348,14 @@ class OperationsConfig(_Model):
     daily_summary: bool = Field(
         default=False, description="email the operations recipients a counts-only run summary once a day"
     )
+    # The urgent DAG runs every 15 minutes, day and night: while the register is unreachable it
+    # fails on every run, and a notice a run (96 a day) would bury the one that matters. A task's
+    # failure is told at once when its previous run did not fail, then once a window while it goes on.
+    failure_notice_repeat_hours: int = Field(
+        default=4, ge=1, le=168,
+        description="while a task fails run after run, its failure notice is repeated at most once in "
+        "this many hours (the first failure after a run that did not fail is always told at once)",
+    )
 
 
 class MailConfig(_Model):

@@ -135,6 +135,66 @@ def test_an_unreadable_config_is_logged_and_never_raises(monkeypatch, tmp_path, 
     assert "could not send the operations failure notice: ConfigError" in caplog.text
 
 
+def context_with_history(at: dt.datetime, runs: list[tuple[dt.datetime, str]]) -> dict:
+    """context() for the run at `at`, whose task instance answers `get_previous_ti` as the Task SDK's
+    does (the latest run before this one's logical date, of the given state if any) over `runs`."""
+    from airflow.sdk.api.datamodels._generated import PreviousTIResponse
+
+    ctx = context()
+    ctx["logical_date"] = at
+    ctx["run_id"] = ctx["ti"].run_id = f"scheduled__{at.isoformat()}"
+
+    def get_previous_ti(state=None, logical_date=None, map_index=-1):
+        wanted = getattr(state, "value", state)
+        earlier = [PreviousTIResponse(task_id="sync_register", dag_id="cautionflow_sync", run_id=f"scheduled__{when.isoformat()}",
+                                      logical_date=when, state=ended, try_number=1)
+                   for when, ended in runs if when < at and (wanted is None or ended == wanted)]
+        return max(earlier, key=lambda r: r.logical_date, default=None)
+
+    ctx["ti"].get_previous_ti = get_previous_ti
+    return ctx
+
+
+def test_a_task_failing_run_after_run_tells_operations_once_a_window(deployment, mail_server):
+    """The urgent DAG every 15 minutes with the register unreachable: told at once, then once in each
+    four-hour window (operations.failure_notice_repeat_hours, default 4), not 96 times a day."""
+    deployment(smtp_port=mail_server.port)
+    success = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
+    history = [(success, "success")]
+    for minutes in (15, 30, 45, 240, 255):
+        at = success + dt.timedelta(minutes=minutes)
+        notify(context_with_history(at, history), clock=FixedClock(at + dt.timedelta(minutes=1)))
+        history.append((at, "failed"))
+
+    notices = mail_server.handler.messages_for("ops@example.org")
+    assert [n["Subject"] for n in notices] == [
+        "cautionflow: cautionflow_sync.sync_register failed (run scheduled__2026-11-23T01:15:00+00:00)",
+        "cautionflow: cautionflow_sync.sync_register still failing (run scheduled__2026-11-23T05:00:00+00:00)",
+    ]
+    body = notices[1].get_body(("plain",)).get_content()
+    assert "It has failed on every run since its last successful run (2026-11-23T01:00:00+00:00)" in body
+
+    # It works again at 05:30, and fails at 05:45: a new problem, told at once.
+    history.append((success + dt.timedelta(minutes=270), "success"))
+    at = success + dt.timedelta(minutes=285)
+    notify(context_with_history(at, history), clock=FixedClock(at))
+    assert mail_server.handler.messages_for("ops@example.org")[-1]["Subject"] == (
+        "cautionflow: cautionflow_sync.sync_register failed (run scheduled__2026-11-23T05:45:00+00:00)")
+
+
+def test_when_airflow_cannot_say_what_ran_before_the_notice_goes(deployment, mail_server):
+    deployment(smtp_port=mail_server.port)
+    ctx = context()
+
+    def unreachable(**_kwargs):
+        raise ConnectionError("execution API unreachable")
+
+    ctx["ti"].get_previous_ti = unreachable
+    notify(ctx)
+
+    assert len(mail_server.handler.messages_for("ops@example.org")) == 1  # a notice too many beats none
+
+
 def test_every_dag_task_has_the_callback():
     from pathlib import Path
 
@@ -219,3 +279,12 @@ def test_a_task_failing_under_airflow_emails_operations(tmp_path, mail_server):
     assert "Logical date: 2026-11-23T" in body
     assert "/dags/cautionflow_failing/runs/" in body and "tasks/sync_register" in body
     assert "Error:        " in body
+
+    # The next run, a quarter of an hour later, fails the same way: its callback asks Airflow
+    # (`get_previous_ti`) and finds the run before failed within the same four-hour window, so
+    # operations hear nothing more (the urgent DAG's case: every 15 minutes, day and night).
+    again = subprocess.run([str(bin_dir / "airflow"), "dags", "test", "cautionflow_failing", "2026-11-23T00:15:00+00:00"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    again_log = again.stdout + again.stderr
+    assert "operations failure notice not repeated" in again_log, again_log[-4000:]
+    assert len(mail_server.handler.messages_for("ops@example.org")) == 1

@@ -64,6 +64,8 @@ def test_postgres_urls_pass_through(tmp_path):
          "urgent.codes: Value error, 'GUN' is not a canonical alert code (VIP, NFO, NMO, NLF, NLM, NFV, NMV, DOG, WPN, "),
         ({"urgent": {"codes": ["dnv", "Q1", "Q2"]}}, "urgent.codes: Value error, 'Q1', 'Q2' are not canonical alert codes ("),
         ({"urgent": {"code": ["DNV"]}}, "urgent.code: Extra inputs are not permitted"),
+        ({"operations": {"failure_notice_repeat_hours": 0}},
+         "operations.failure_notice_repeat_hours: Input should be greater than or equal to 1"),
     ],
 )
 def test_invalid_settings_name_the_field(change, message, tmp_path):
@@ -84,6 +86,7 @@ def test_issue_15_settings_default_and_tidy(tmp_path):
     config = parse_config(MINIMAL, home=tmp_path)
     assert config.digests.duty_contact is None and config.digests.contractors_see_instructions is False
     assert config.urgent.codes == ("DNV", "WPN", "AGY")
+    assert config.operations.failure_notice_repeat_hours == 4
     config = parse_config({**MINIMAL, "digests": {"duty_contact": {"name": "Duty manager", "phone": " 01632   960999 "}},
                            "urgent": {"codes": ["wpn", "WPN", " dnv "]}}, home=tmp_path)
     assert config.digests.duty_contact.phone == "01632 960999"

@@ -82,3 +82,75 @@ def test_a_missing_exception_or_date_still_gives_a_notice():
 
 def test_builtin_exception_types_are_not_prefixed():
     assert _notice(error=FileNotFoundError("gone")).error_type == "FileNotFoundError"
+
+
+# --- repeats: a task failing run after run (the urgent DAG every 15 minutes, day and night) -------
+
+QUARTER = dt.timedelta(minutes=15)
+FOUR_HOURS = dt.timedelta(hours=4)
+SUCCESS_AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # the last run that worked
+
+
+def _due(at, previous_state="failed", previous_at=None, success_at=SUCCESS_AT, repeat=FOUR_HOURS):
+    from cautionflow.domain.operations import EarlierRun, failure_notice_due
+
+    previous = None if previous_state is None else EarlierRun(previous_at or at - QUARTER, previous_state)
+    last_success = None if success_at is None else EarlierRun(success_at, "success")
+    return failure_notice_due(logical_date=at, previous=previous, last_success=last_success, repeat_every=repeat)
+
+
+def test_a_failure_after_a_run_that_did_not_fail_is_always_told():
+    at = SUCCESS_AT + QUARTER
+    assert _due(at, previous_state="success")
+    assert _due(at, previous_state="upstream_failed")
+    assert _due(at, previous_state=None)  # the task's first run
+    assert _due(None, previous_at=SUCCESS_AT)  # an asset-triggered run has no logical date
+
+
+def test_a_failing_quarter_hourly_task_is_told_at_once_then_once_every_window():
+    """Four days of a register unreachable from 01:15: one notice at 01:15, then one in each
+    four-hour window counted from the last success (05:00, 09:00, ...), not 96 a day."""
+    runs = [SUCCESS_AT + QUARTER * n for n in range(1, 4 * 24 * 4 + 1)]
+    told = [at for n, at in enumerate(runs) if _due(at, "success" if n == 0 else "failed")]
+    assert told[:3] == [SUCCESS_AT + QUARTER, SUCCESS_AT + FOUR_HOURS, SUCCESS_AT + 2 * FOUR_HOURS]
+    assert len(told) == 1 + 4 * 6  # 01:15, then at 05:00, 09:00, ... six windows a day for four days
+    assert all(b - a == FOUR_HOURS for a, b in zip(told[1:], told[2:], strict=False))
+
+
+def test_a_daily_task_failing_every_day_is_told_every_day():
+    day = dt.timedelta(days=1)
+    assert _due(SUCCESS_AT + 2 * day, previous_at=SUCCESS_AT + day)
+
+
+def test_with_no_success_known_the_windows_still_come_round():
+    at = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)  # 08:00 UTC starts a window counted from 1970
+    assert _due(at, previous_at=at - QUARTER, success_at=None)
+    assert not _due(at + QUARTER, previous_at=at, success_at=None)
+
+
+def test_a_repeat_says_so_and_since_when():
+    from dataclasses import replace
+
+    notice = replace(_notice(), repeat=True, last_success=SUCCESS_AT, repeat_hours=4)
+    assert notice.subject == (
+        "cautionflow: cautionflow_sync.sync_register still failing (run manual__2026-11-23T05:30:00+00:00)"
+    )
+    assert "It has failed on every run since its last successful run (2026-11-23T01:00:00+00:00)" in notice.text
+    assert "at most once every 4 hours (operations.failure_notice_repeat_hours)" in notice.text
+    unknown = replace(notice, last_success=None)
+    assert "It has failed on every run and no successful run of it is known" in unknown.text
+
+
+def test_airflows_pendulum_dates_count_windows_too():
+    """The Task SDK hands over pendulum DateTimes, whose differences are pendulum durations."""
+    import pendulum
+
+    from cautionflow.domain.operations import EarlierRun, failure_notice_due
+
+    success = EarlierRun(pendulum.datetime(2026, 11, 23, 1, 0, tz="UTC"), "success")
+    previous = EarlierRun(pendulum.datetime(2026, 11, 23, 4, 45, tz="UTC"), "failed")
+    for minutes, told in ((0, False), (15, True)):  # 04:45 is in the first window, 05:00 opens the next
+        at = pendulum.datetime(2026, 11, 23, 4, 45, tz="UTC").add(minutes=minutes)
+        assert failure_notice_due(logical_date=at, previous=previous if minutes else EarlierRun(
+            pendulum.datetime(2026, 11, 23, 4, 30, tz="UTC"), "failed"), last_success=success,
+            repeat_every=FOUR_HOURS) is told

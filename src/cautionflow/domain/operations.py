@@ -52,19 +52,33 @@ class FailureNotice:
     error_type: str
     error_message: str
     log_url: str | None
+    # A repeat (`failure_notice_due`): the task failed on its previous run too. `last_success` is the
+    # logical date of its last successful run (None: none known); `repeat_hours` the window.
+    repeat: bool = False
+    last_success: dt.datetime | None = None
+    repeat_hours: int | None = None
 
     @property
     def subject(self) -> str:
-        return f"cautionflow: {self.dag_id}.{self.task_id} failed (run {self.run_id})"
+        failed = "still failing" if self.repeat else "failed"
+        return f"cautionflow: {self.dag_id}.{self.task_id} {failed} (run {self.run_id})"
 
     @property
     def text(self) -> str:
         when = self.logical_date.isoformat() if self.logical_date is not None else "(none: asset-triggered run)"
         lines = error_lines(self.error_message)
         error = "\n".join(f"    {line}" for line in lines) if lines else "    (no message)"
+        repeat = ""
+        if self.repeat:
+            since = (f"since its last successful run ({self.last_success.isoformat()})"
+                     if self.last_success is not None else "and no successful run of it is known")
+            repeat = (f"It has failed on every run {since}. While it goes on failing, this notice is\n"
+                      f"repeated at most once every {self.repeat_hours} hours "
+                      "(operations.failure_notice_repeat_hours).\n\n")
         return (
             f"The task {self.task_id} of the DAG {self.dag_id} has failed, with no retries left.\n"
             "\n"
+            f"{repeat}"
             f"DAG:          {self.dag_id}\n"
             f"Task:         {self.task_id}\n"
             f"Run:          {self.run_id}\n"
@@ -79,6 +93,42 @@ class FailureNotice:
             "the full error and traceback are in the task's log. Fix the cause, then clear the task\n"
             "in Airflow to run it again.\n"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRun:
+    """One earlier run of the failing task, as Airflow recorded it: its logical date and final state."""
+
+    logical_date: dt.datetime | None
+    state: str | None
+
+
+# Reminder windows are counted from the last success, or from here when none is known.
+_NO_SUCCESS_KNOWN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def failure_notice_due(
+    *, logical_date: dt.datetime | None, previous: EarlierRun | None, last_success: EarlierRun | None,
+    repeat_every: dt.timedelta,
+) -> bool:
+    """Whether a task's failure is told to operations.
+
+    A failure after a run that did not fail (or with no earlier run known) is always told: a new
+    problem. While the task fails run after run (the urgent DAG every 15 minutes while the register
+    is unreachable), it is told again once in each `repeat_every` window counted from its last
+    success: the failure whose logical date falls in a later window than its previous failed run's.
+    By logical dates, so the same runs give the same answer however late they ran or are re-run.
+    Without a logical date (a run triggered by an asset), it is always told."""
+    if logical_date is None or previous is None or previous.state != "failed" or previous.logical_date is None:
+        return True
+    origin = last_success.logical_date if last_success is not None and last_success.logical_date else None
+    origin = origin or _NO_SUCCESS_KNOWN
+    window = repeat_every.total_seconds()  # in seconds: Airflow's dates are pendulum's, whose durations do not `//`
+
+    def index(moment: dt.datetime) -> float:
+        return (moment - origin).total_seconds() // window
+
+    return index(logical_date) > index(previous.logical_date)
 
 
 def failure_notice(

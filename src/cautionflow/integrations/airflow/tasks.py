@@ -5,6 +5,7 @@ so the failure notice reaches operations at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -238,12 +239,59 @@ def notify_operations_of_failure(context: Any, clock: Clock = system_clock) -> N
         log.warning("could not send the operations failure notice: %s: %s", type(exc).__name__, exc)
 
 
+def _earlier_runs(context: Any) -> tuple[Any, Any]:
+    """(the failing task's previous run, its last successful run) as `EarlierRun`s, asked of the
+    Task SDK's task instance (`get_previous_ti`: the runs before this one's logical date)."""
+    from airflow.sdk import TaskInstanceState
+
+    from cautionflow.domain.operations import EarlierRun
+
+    ti = context.get("ti") or context.get("task_instance")
+    run_id = context.get("run_id") or getattr(ti, "run_id", None)
+
+    def earlier(state: Any = None) -> EarlierRun | None:
+        found = ti.get_previous_ti(state=state) if state is not None else ti.get_previous_ti()
+        if found is None or found.run_id == run_id:
+            return None
+        state = getattr(found.state, "value", found.state)
+        return EarlierRun(logical_date=found.logical_date, state=None if state is None else str(state))
+
+    return earlier(), earlier(TaskInstanceState.SUCCESS)
+
+
+def _failure_notice_due(context: Any, notice: Any, repeat_hours: int) -> Any:
+    """The notice to send (a repeat says so), or None when this failure falls in a window already
+    told (`domain.operations.failure_notice_due`). When Airflow cannot say what ran before (no task
+    runner, its API unreachable), the notice goes: a notice too many beats a failure untold."""
+    import dataclasses
+
+    from cautionflow.domain.operations import failure_notice_due
+
+    try:
+        previous, last_success = _earlier_runs(context)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.info("earlier runs of %s.%s unknown (%s: %s): the failure notice goes", notice.dag_id, notice.task_id,
+                 type(exc).__name__, exc)
+        return notice
+    if not failure_notice_due(logical_date=notice.logical_date, previous=previous, last_success=last_success,
+                              repeat_every=dt.timedelta(hours=repeat_hours)):
+        log.info("operations failure notice not repeated: %s.%s failed on its previous run too, and operations "
+                 "were told within this %d-hour window (operations.failure_notice_repeat_hours)",
+                 notice.dag_id, notice.task_id, repeat_hours)
+        return None
+    if previous is not None and previous.state == "failed":
+        return dataclasses.replace(notice, repeat=True, repeat_hours=repeat_hours,
+                                   last_success=last_success.logical_date if last_success else None)
+    return notice
+
+
 def _notify_operations_of_failure(context: Any, clock: Clock = system_clock) -> None:
     from cautionflow.steps.notices import notify_operations, operations_recipients
 
     notice = _failure_notice_from_context(context)
     config = config_from_airflow()
-    if not operations_recipients(config, "failure notice", notice.subject):
+    notice = _failure_notice_due(context, notice, config.operations.failure_notice_repeat_hours)
+    if notice is None or not operations_recipients(config, "failure notice", notice.subject):
         return
     overrides = _run_coroutine(smtp_overrides_or_none())
     _run_coroutine(notify_operations(
