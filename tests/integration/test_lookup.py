@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
 from cautionflow.adapters import register_schema as schema
-from cautionflow.adapters.database import normalise_url
+from cautionflow.adapters.database import POOL_RECYCLE_SECONDS, normalise_url
 from cautionflow.adapters.register import RegisterError
 from cautionflow.cli import main
 from cautionflow.profiles import PROFILE_DIR
@@ -290,6 +290,17 @@ def test_a_read_that_cannot_be_logged_is_not_served(config):
     assert table(config, "lookups") == []  # the lookups rows written before the failure were rolled back
 
 
+def register_backends(config) -> set[int]:
+    """The register database's server processes, but the one asking."""
+    engine = create_engine(normalise_url(config.register_url))
+    try:
+        with engine.connect() as conn:
+            return {r[0] for r in conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))}
+    finally:
+        engine.dispose()
+
+
 def test_the_look_ups_keep_their_postgresql_connections_between_reads(config, databases):
     """The api-server serves many short reads: the look-ups keep one pooled engine per process and
     register, so reads after the first open no PostgreSQL connection (opening them once cost more
@@ -305,20 +316,15 @@ def test_the_look_ups_keep_their_postgresql_connections_between_reads(config, da
             assert isinstance(pooled.pool, NullPool) and isinstance(plain.pool, NullPool)
             return
         assert isinstance(pooled.pool, QueuePool) and pooled.pool.size() == 5 and pooled.pool._max_overflow == 10
-        assert pooled.pool._pre_ping and isinstance(plain.pool, NullPool)  # the pipeline's steps: unpooled
+        assert isinstance(plain.pool, NullPool)  # the pipeline's steps: unpooled
+        # No ping before each use (a round trip a look-up): a closed connection is refused at checkout.
+        assert not pooled.pool._pre_ping and pooled.pool._recycle == POOL_RECYCLE_SECONDS
     finally:
         pooled.dispose()
         plain.dispose()
 
     def backends() -> set[int]:
-        """The register database's server processes, but the one asking."""
-        engine = create_engine(normalise_url(config.register_url))
-        try:
-            with engine.connect() as conn:
-                return {r[0] for r in conn.execute(text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))}
-        finally:
-            engine.dispose()
+        return register_backends(config)
 
     token, acme = token_for(config, "Acme Repairs")
     steps.search_alerts(config, acme, postcode="ew12ab", now=MOMENT)
@@ -409,3 +415,49 @@ def test_property_tokens_never_get_a_note_nor_contractors_a_name_or_another_area
                 assert alert["status"] == "active"
                 if reader.role == "contractor":
                     assert "NAMEMARK" not in shown and alert["area"] in areas
+
+
+def test_a_look_up_succeeds_after_postgresql_terminates_its_pooled_connection(config, databases):
+    """The pooled engine pings no connection before use (a round trip on every look-up): one the server
+    has closed (a restart, an administrator, an idle timeout) is refused at checkout, so the next
+    look-up opens a new connection and is served and logged, not a 503."""
+    if databases.backend == "sqlite":
+        pytest.skip("SQLite's engine is not pooled")
+    _, acme = token_for(config, "Acme Repairs")
+    assert steps.search_alerts(config, acme, postcode="EW1 2AB", now=MOMENT)["total"] >= 1
+    pooled = register_backends(config)
+    assert pooled  # kept open between look-ups
+    engine = create_engine(normalise_url(config.register_url))
+    try:
+        with engine.connect() as conn:
+            for pid in pooled:  # and wait (5 s at most) until each has gone
+                assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar_one()
+    finally:
+        engine.dispose()
+
+    for _ in range(3):
+        assert steps.search_alerts(config, acme, postcode="ew12ab", now=MOMENT + dt.timedelta(seconds=1))["total"] >= 1
+    assert register_backends(config).isdisjoint(pooled)  # served by a new connection
+    logged = [row for row in table(config, "lookups") if row["reader"] == "Acme Repairs"]
+    assert [row["outcome"] for row in logged] == ["ok"] * 4
+
+
+def test_the_log_lists_exactly_the_alerts_shown_even_when_the_sql_found_more(config, monkeypatch):
+    """On PostgreSQL a search logs what its SQL found, in the same statement; the domain's rules are
+    applied again to what comes back, and should they hide an alert the SQL found (a scope the two
+    disagree on), the log is amended before the answer goes out: it lists exactly what was shown."""
+    from cautionflow.domain import lookup as domain
+
+    _, acme = token_for(config, "Acme Repairs")
+    may_see = domain.may_see
+    monkeypatch.setattr(domain, "may_see", lambda reader, row: row["alert_id"] != "N2" and may_see(reader, row))
+    found = steps.search_alerts(config, acme, postcode="EW1 2AB", now=MOMENT)
+    assert [item["alert_id"] for item in found["items"]] == ["N1"]
+    monkeypatch.setattr(domain, "may_see", lambda reader, row: False)
+    assert steps.search_alerts(config, acme, postcode="EW1 2AB", now=MOMENT)["items"] == []
+
+    first, second = table(config, "lookups")
+    assert (first["outcome"], first["result_count"]) == ("ok", 1)
+    assert [r["alert_id"] for r in table(config, "lookup_results", lookup_id=first["id"])] == ["N1"]
+    assert (second["outcome"], second["result_count"]) == ("not_found", 0)
+    assert table(config, "lookup_results", lookup_id=second["id"]) == []

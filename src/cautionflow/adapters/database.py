@@ -52,6 +52,11 @@ def sqlite_path(url: Any) -> Path | None:
 # look-ups are many short reads a second, each one connection at a time.
 POOL_SIZE = 5
 POOL_MAX_OVERFLOW = 10
+# A pooled connection is replaced once this old. An idle timeout (a firewall's, a cloud load
+# balancer's: Azure's is 4 minutes, AWS's NLB 350 s) can drop a connection without a word, which
+# the checkout's check cannot see; one younger than the shortest such timeout was never idle that
+# long. Reconnecting 5 connections every 3 minutes costs nothing beside the look-ups.
+POOL_RECYCLE_SECONDS = 180
 
 
 def create_database_engine(url: str, *, read_only: bool = False, create: bool = True, pooled: bool = False) -> Engine:
@@ -61,9 +66,10 @@ def create_database_engine(url: str, *, read_only: bool = False, create: bool = 
     Engines open a new connection for each use and close it after (NullPool): a pipeline step runs
     once and a pooled connection would outlive it. `pooled=True` is for a long-lived process serving
     many short reads (the api-server's look-ups): on PostgreSQL a QueuePool of POOL_SIZE connections
-    (POOL_MAX_OVERFLOW more at a peak), each checked with a ping before use so a restarted server costs
-    one failed ping, not a failed read; opening a PostgreSQL connection costs more than a look-up's
-    queries. SQLite stays NullPool (opening its file is cheap). A pooled engine must not cross a
+    (POOL_MAX_OVERFLOW more at a peak), each checked at checkout for a server that has closed it
+    (`_drop_closed_connection`: no round trip) and replaced after POOL_RECYCLE_SECONDS, so a restarted
+    server or a terminated backend costs a new connection, not a failed read; opening a PostgreSQL
+    connection costs more than a look-up's queries. SQLite stays NullPool (opening its file is cheap). A pooled engine must not cross a
     fork: its connections' sockets would be shared by two processes."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import ArgumentError
@@ -99,7 +105,33 @@ def create_database_engine(url: str, *, read_only: bool = False, create: bool = 
                 cursor.execute("PRAGMA cache_size = -262144")  # 256 MiB: a million-row index stays in memory
             cursor.close()
 
+    if pooled and engine.dialect.name == "postgresql":
+        event.listen(engine, "checkout", _drop_closed_connection)
     return engine
+
+
+def _drop_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection the server has closed (a restart, `pg_terminate_backend`, an idle
+    timeout): an idle connection has nothing to read, so a readable socket means the server's goodbye
+    (or a notice, and a fresh connection costs nothing then). SQLAlchemy's DisconnectionError makes
+    the pool discard it and check out another. This replaces `pool_pre_ping`, whose round trip cost
+    each look-up about 0.2 ms of its 1.5 ms of CPU in the api-server's step (measured single-threaded,
+    3,000 look-ups, runs interleaved) and 0.05 ms in PostgreSQL."""
+    import select
+
+    from sqlalchemy.exc import DisconnectionError
+
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection is closed")
+    fd = dbapi_connection.fileno()
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        readable = bool(poller.poll(0))
+    else:
+        readable = bool(select.select([fd], [], [], 0)[0])
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _pool_options(url: str, pooled: bool) -> dict[str, Any]:
@@ -107,7 +139,8 @@ def _pool_options(url: str, pooled: bool) -> dict[str, Any]:
     from sqlalchemy.pool import NullPool, QueuePool
 
     if pooled and make_url(url).get_backend_name() == "postgresql":
-        return {"poolclass": QueuePool, "pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW, "pool_pre_ping": True}
+        return {"poolclass": QueuePool, "pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW,
+                "pool_recycle": POOL_RECYCLE_SECONDS}
     return {"poolclass": NullPool}
 
 

@@ -77,8 +77,9 @@ class LookupStore:
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[Connection]:
-        """A transaction for writing; for a read of one statement (`write=False`), an autocommit
-        connection: no BEGIN and COMMIT around it, two round trips fewer on each token's look-up."""
+        """A transaction for writing; for one statement (`write=False`), an autocommit connection:
+        no BEGIN and COMMIT around it, two round trips fewer. One statement in autocommit is still
+        one transaction, committed (durably: synchronous_commit stays on) before its rows come back."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -160,6 +161,41 @@ class LookupStore:
         commit fails: the caller must not have let the answer out before)."""
         with self._connect(write=True) as conn:
             yield LookupTransaction(conn)
+
+    def searches_in_one_statement(self, query: LookupQuery) -> bool:
+        """Can `search_logged` serve this search? On PostgreSQL, its first page (the look-up of a
+        visit): a later page that turns out empty needs a count of its own, in `reading`."""
+        return self.engine.dialect.name == "postgresql" and query.offset == 0
+
+    def search_logged(
+        self, query: LookupQuery, *, fields: Sequence[str], active_only: bool, areas: Sequence[str] | None,
+        active_first: bool, max_matches: int | None, at: dt.datetime, reader_kind: str, reader: str,
+        token_id: int | None, asked: dict[str, Any],
+    ) -> LoggedSearch:
+        """`LookupTransaction.search` and its `log` as ONE statement (`_logged_statement`), committed
+        on its own before the rows come back: one round trip a look-up instead of four (BEGIN, the
+        search, the log, COMMIT); through the step, single-threaded, 1.15 ms of CPU in the process
+        instead of 1.39, and 1.8 ms of wall time instead of 2.4 (3,000 look-ups, runs interleaved). The
+        log says what the SQL found: `refused` (nothing returned) beyond `max_matches` matches, else
+        `ok` with the page's alerts, or `not_found`; the caller checks that against what it shows."""
+        shape = _Shape.of(query, fields=fields, active_only=active_only, areas=areas, active_first=active_first)
+        params = {
+            **_parameters(query, areas), "limit": query.page_size, "offset": query.offset,
+            "at": at.astimezone(dt.UTC), "reader_kind": reader_kind, "reader": reader, "token_id": token_id,
+            "query": json.dumps(asked, sort_keys=True, ensure_ascii=False), "max_matches": max_matches,
+        }
+        with self._connect(write=False) as conn:
+            result = [dict(r._mapping) for r in conn.execute(_logged_statement(shape), params)]
+        first = result[0]
+        rows = []
+        for row in result:
+            if row.pop("position") is None:
+                continue  # the log's row alone: the search found nothing
+            rows.append({k: v for k, v in row.items() if k not in ("matches_in_all", "lookup_id", "logged_outcome")})
+        total = int(first["matches_in_all"] or 0)
+        outcome = first["logged_outcome"]
+        return LoggedSearch(rows=rows, total=total, lookup_id=int(first["lookup_id"]), outcome=outcome,
+                            alert_ids=() if outcome == "refused" else tuple(r["alert_id"] for r in rows))
 
     def reads_by_hour(self, since: dt.datetime) -> list[tuple[dt.datetime, str, str, int, int]]:
         """(UTC hour, reader kind, reader, lookups, alerts returned) of the reads from `since` on,
@@ -263,16 +299,76 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     return conditions
 
 
+@dataclass(frozen=True)
+class LoggedSearch:
+    """A search and its log row, written by one statement (`LookupStore.search_logged`)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    lookup_id: int
+    outcome: str
+    alert_ids: tuple[str, ...]
+
+
+def _order(shape: _Shape) -> list[Any]:
+    from sqlalchemy import case
+
+    a = schema.alerts
+    order: list[Any] = [schema.POSTCODE_KEY, a.c.address, a.c.alert_id]
+    if shape.active_first:
+        order.insert(0, case((a.c.register_state == "active", 0), else_=1))
+    return order
+
+
+@functools.lru_cache(maxsize=256)
+def _logged_statement(shape: _Shape) -> Any:
+    """PostgreSQL: the page of a search of this shape and its log, in one statement of data-modifying
+    CTEs (one snapshot, one implicit transaction): `found` is the page (as `_statements`, with each
+    row's place in it), `logged` the lookups row, `returned` its lookup_results; the answer is the
+    page's rows, each with the log row's id and outcome, or that alone when nothing was found."""
+    from sqlalchemy import DateTime, Integer, String, Text, bindparam, case, func, insert, select, true
+
+    lk, lr = schema.lookups, schema.lookup_results
+    page, _ = _statements(shape)
+    found = page.add_columns(func.row_number().over(order_by=_order(shape)).label("position")).cte("found")
+    count, total = func.count(found.c.alert_id), func.max(found.c.matches_in_all)
+    refused = total > bindparam("max_matches", type_=Integer)  # NULL (staff): never
+    logged = (
+        insert(lk)
+        .from_select(
+            ["at", "reader_kind", "reader", "token_id", "query", "outcome", "result_count"],
+            select(
+                bindparam("at", type_=DateTime(timezone=True)), bindparam("reader_kind", type_=String),
+                bindparam("reader", type_=Text), bindparam("token_id", type_=Integer), bindparam("query", type_=Text),
+                case((refused, "refused"), (count > 0, "ok"), else_="not_found"), case((refused, 0), else_=count),
+            ).select_from(found),
+        )
+        .returning(lk.c.id, lk.c.outcome)
+        .cte("logged")
+    )
+    returned = (
+        insert(lr)
+        .from_select(["lookup_id", "alert_id"],
+                     select(logged.c.id, found.c.alert_id).select_from(logged.join(found, true()))
+                     .where(logged.c.outcome != "refused"))
+        .cte("returned")
+    )
+    return (
+        select(logged.c.id.label("lookup_id"), logged.c.outcome.label("logged_outcome"), *found.c)
+        .select_from(logged.outerjoin(found, true()))
+        .add_cte(returned)
+        .order_by(found.c.position)
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _statements(shape: _Shape) -> tuple[Any, Any]:
     """(the page, the count of all matches) for a search of this shape, with bound parameters."""
-    from sqlalchemy import Integer, bindparam, case, func, select
+    from sqlalchemy import Integer, bindparam, func, select
 
     a, d = schema.alerts, schema.alert_deadlines
     conditions = _conditions(shape)
-    order = [schema.POSTCODE_KEY, a.c.address, a.c.alert_id]
-    if shape.active_first:
-        order.insert(0, case((a.c.register_state == "active", 0), else_=1))
+    order = _order(shape)
     page = (
         select(*(a.c[f] for f in dict.fromkeys(("alert_id", *shape.fields, "register_state", "area"))), d.c.review_due,
                func.count().over().label("matches_in_all"))
@@ -360,6 +456,15 @@ class LookupTransaction:
             read["at"] = aware(read["at"])
         return {"alert": dict(row._mapping), "deadlines": dict(dates._mapping) if dates is not None else None,
                 "history": history, "letters": letters, "disclosures": disclosures, "reads": reads}
+
+    def amend_log(self, lookup_id: int, *, outcome: str, alert_ids: Sequence[str]) -> None:
+        """Make a logged read say `outcome` and exactly `alert_ids` (`services.lookup.search`: when
+        what `search_logged` logged is not what the reader is shown)."""
+        lk, lr = schema.lookups, schema.lookup_results
+        self.conn.execute(lk.update().where(lk.c.id == lookup_id).values(outcome=outcome, result_count=len(alert_ids)))
+        self.conn.execute(lr.delete().where(lr.c.lookup_id == lookup_id))
+        if alert_ids:
+            self.conn.execute(lr.insert(), [{"lookup_id": lookup_id, "alert_id": a} for a in alert_ids])
 
     def log(
         self, *, at: dt.datetime, reader_kind: str, reader: str, token_id: int | None, query: dict[str, Any],
