@@ -253,8 +253,8 @@ def _earlier_runs(context: Any) -> tuple[Any, Any]:
         found = ti.get_previous_ti(state=state) if state is not None else ti.get_previous_ti()
         if found is None or found.run_id == run_id:
             return None
-        state = getattr(found.state, "value", found.state)
-        return EarlierRun(logical_date=found.logical_date, state=None if state is None else str(state))
+        ended = getattr(found.state, "value", found.state)
+        return EarlierRun(logical_date=found.logical_date, state=None if ended is None else str(ended))
 
     return earlier(), earlier(TaskInstanceState.SUCCESS)
 
@@ -290,8 +290,11 @@ def _notify_operations_of_failure(context: Any, clock: Clock = system_clock) -> 
 
     notice = _failure_notice_from_context(context)
     config = config_from_airflow()
+    # Whom to tell first (the config, local); only then ask Airflow about earlier runs (two API calls).
+    if not operations_recipients(config, "failure notice", notice.subject):
+        return
     notice = _failure_notice_due(context, notice, config.operations.failure_notice_repeat_hours)
-    if notice is None or not operations_recipients(config, "failure notice", notice.subject):
+    if notice is None:
         return
     overrides = _run_coroutine(smtp_overrides_or_none())
     _run_coroutine(notify_operations(
