@@ -499,3 +499,18 @@ def test_one_recipients_marks_never_reach_anothers_digest_through_the_shared_row
     unmarked = plain(other, d.changes_since(DAY_BEFORE, {"A1", "A2"}, rows, {}), {})
     assert "[NEW]" not in unmarked and "ALREADY NOTIFIED" not in unmarked and "- 2 Mill Lane" in unmarked
     assert "HIGHEST RISK (1)" in marked and "HIGHEST RISK (1)" in unmarked  # the WPN row, for both
+
+
+@given(st.integers(min_value=0, max_value=400))
+def test_digests_are_composed_in_growing_chunks_each_once_in_order(count):
+    from cautionflow.services.digests import CHUNK, chunks
+
+    todo = list(range(count))
+    sizes = [len(chunk) for chunk in chunks(todo)]
+    assert [x for chunk in chunks(todo) for x in chunk] == todo  # every digest once, in the planned order
+    if not count:
+        assert sizes == []
+        return
+    assert sizes[0] == 1  # the first digest goes to the senders on its own
+    full = [1, 2, 4, 8, 16, *[CHUNK] * count]  # then doubling up to CHUNK; only the last one short
+    assert sizes[:-1] == full[: len(sizes) - 1] and 0 < sizes[-1] <= full[len(sizes) - 1]

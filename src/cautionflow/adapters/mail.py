@@ -9,8 +9,11 @@ Used for the digests, the officers' review reminders, letters by email and the n
   attachments, 7bit where the text allows and quoted-printable otherwise. The `email` package's
   generator costs milliseconds per message; this costs microseconds and the result parses the same.
 * `deliver` sends through `max_concurrency` workers, each holding one reused connection. It calls
-  `on_accepted(message_id)` as soon as the server accepts a message, before that worker sends
-  anything else, so the caller can record the acceptance first. Temporary failures (4xx replies,
+  `on_accepted(message_id)` as soon as the server accepts a message, and that worker completes no
+  other message (sends no final ".") until the call has returned, so the caller records each
+  acceptance first: at most one accepted message per connection is ever unrecorded. Meanwhile the
+  worker begins its next message (MAIL, RCPT, DATA and the text), so the recording costs no round
+  trip of its own. Temporary failures (4xx replies,
   refused or dropped connections, timeouts) are retried with exponential backoff and then given
   back as not permanent; 5xx replies are permanent. One bad recipient never stops the others.
 * Provider limits: `max_messages_per_minute` is one `RateLimiter` shared by every connection of a
@@ -434,6 +437,16 @@ OnAccepted = Callable[[str], Awaitable[None] | None]
 OnFailed = Callable[[DeliveryFailure], Awaitable[None] | None]
 
 
+class _RecordingFailed(Exception):
+    """`on_accepted` raised (the caller could not record an acceptance): carried past the worker's
+    handling of mail errors, which would take an OSError or a ValueError for a failed send, and
+    re-raised as itself by `deliver`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _NoReply(Exception):
     """The message was sent to its final "." and no reply came: the server may have it."""
 
@@ -580,12 +593,17 @@ def _wire_data(data: bytes) -> bytes:
     return data
 
 
-async def _data(client: aiosmtplib.SMTP, data: bytes, *, data_timeout: float) -> None:
+async def _data(client: aiosmtplib.SMTP, data: bytes, *, data_timeout: float,
+                before_end: Callable[[], Awaitable[None]] | None = None) -> None:
     """DATA with RFC 5321's two waits (4.5.3.2): the reply to the command itself within the command
     timeout, like any command, and the reply to the end of the message within `data_timeout`.
     aiosmtplib's `SMTP.data` uses one timeout for both and cannot say which one expired; only the
     second means the server may have the message, so this sends DATA with `execute_command` and the
     message with the client's protocol (dot-stuffed and CRLF as aiosmtplib's own helpers do: `_wire_data`).
+    `before_end` is awaited after the text and before the final ".": the connection's previous
+    acceptance being recorded (`deliver`). If it raises, the connection is dropped without the
+    final ".", so the server discards this message (RFC 5321 4.1.1.4: a transaction is only
+    complete at the end of its data) and the error propagates.
     Raises `_NoReply` once the message has gone and its reply did not come."""
     import aiosmtplib
 
@@ -595,7 +613,16 @@ async def _data(client: aiosmtplib.SMTP, data: bytes, *, data_timeout: float) ->
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    protocol.write(_wire_data(data) + b".\r\n")
+    if before_end is None:
+        protocol.write(_wire_data(data) + b".\r\n")
+    else:
+        protocol.write(_wire_data(data))
+        try:
+            await before_end()
+        except BaseException:
+            client.close()  # mid-message: no QUIT (it would be read as text), and no final "."
+            raise
+        protocol.write(b".\r\n")  # SMTPServerDisconnected if it dropped meanwhile: the message never ended
     try:
         reply = await protocol.read_response(timeout=data_timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
@@ -606,9 +633,11 @@ async def _data(client: aiosmtplib.SMTP, data: bytes, *, data_timeout: float) ->
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
 
 
-async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMessage, *, data_timeout: float) -> None:
+async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMessage, *, data_timeout: float,
+                       before_end: Callable[[], Awaitable[None]] | None = None) -> None:
     """MAIL, RCPT and DATA, as `SMTP.sendmail` does, minus its re-normalising of the whole message
-    to compute SIZE: built messages are already CRLF, so their size is their length."""
+    to compute SIZE: built messages are already CRLF, so their size is their length. `before_end`:
+    see `_data`."""
     import aiosmtplib
 
     options = [f"SIZE={len(message.data)}"] if client.supports_extension("size") else []
@@ -622,7 +651,7 @@ async def _transaction(client: aiosmtplib.SMTP, sender: str, message: OutgoingMe
                 refused.append(exc)
         if len(refused) == len(message.recipients):
             raise aiosmtplib.SMTPRecipientsRefused(refused)
-        await _data(client, message.data, data_timeout=data_timeout)
+        await _data(client, message.data, data_timeout=data_timeout, before_end=before_end)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:  # leave the connection ready for the next message
             await client.rset()
@@ -771,55 +800,80 @@ async def deliver(
         )
         await _call(on_failed, failure)
 
-    async def send_one(connection: _Connection, message: OutgoingMessage) -> None:
+    async def send_one(connection: _Connection, message: OutgoingMessage,
+                       recording: asyncio.Future[None] | None) -> asyncio.Future[None] | None:
+        """Send `message`; `recording` is this connection's previous acceptance being recorded,
+        awaited before this message's final "." (or before anything else is reported). Returns
+        this message's recording, if it was accepted."""
+
+        async def recorded() -> None:
+            nonlocal recording
+            if recording is not None:
+                done, recording = recording, None
+                await done
+
         for attempt in range(1, retry.attempts + 1):
             if unavailable:
+                await recorded()
                 await fail(message, permanent=False, reply=f"not attempted: {unavailable[0]}", attempts=attempt - 1)
-                return
+                return None
             await pace.acquire()  # before connecting: a connection idle through a long wait is checked after it
             try:
                 client = await connection.ready()
             except _SetupFailed as exc:
                 if not exc.retryable or attempt == retry.attempts:
                     unavailable.append(f"{settings.host}:{settings.port}: {exc.reply}")
+                    await recorded()
                     await fail(message, permanent=False, reply=exc.reply, attempts=attempt)
-                    return
+                    return None
                 if exc.throttled:
                     pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
                 else:
                     await sleep(retry.delay(attempt))
                 continue
             try:
-                await _transaction(client, settings.sender_address, message, data_timeout=settings.data_timeout)
+                await _transaction(client, settings.sender_address, message, data_timeout=settings.data_timeout,
+                                   before_end=recorded)
             except _NoReply as exc:
                 await connection.close(polite=False)
+                await recorded()
                 await fail(message, permanent=False, reply=exc.reply, attempts=attempt, uncertain=True)
-                return  # never again by itself: the recipient may have it already
+                return None  # never again by itself: the recipient may have it already
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError, UnicodeError) as exc:
                 replied = isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
                 if not replied or not client.is_connected:  # a refusal leaves the connection usable
                     await connection.close(polite=False)
+                await recorded()
                 if is_permanent(exc):  # never a throttling reply: that only ever waits
                     await fail(message, permanent=True, reply=describe_smtp_error(exc), attempts=attempt)
-                    return
+                    return None
                 if attempt == retry.attempts:  # pending: the task's retry, or the next run, sends it
                     await fail(message, permanent=False, reply=describe_smtp_error(exc), attempts=attempt)
-                    return
+                    return None
                 if is_throttling(exc):
                     pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
                 else:
                     await sleep(retry.delay(attempt))
                 continue
             accepted.append(message.message_id)
-            await _call(on_accepted, message.message_id)  # recorded before this worker sends anything else
-            return
+            # Recorded while this worker begins its next message, which it will not end until then.
+            return _record(on_accepted, message.message_id)
+        return None
 
     async def worker() -> None:
         connection = _Connection(settings)  # opened with the first message this worker takes
+        recording: asyncio.Future[None] | None = None  # the last acceptance, being recorded
         try:
             while (message := await queue.get()) is not None:
-                await send_one(connection, message)
+                recording = await send_one(connection, message, recording)
+            if recording is not None:
+                await recording
         finally:
+            if recording is not None:  # stopped early: let the recording finish, whatever its outcome
+                if not recording.done():
+                    await asyncio.wait([recording])
+                if not recording.cancelled():
+                    recording.exception()  # seen: another worker's error is the one that propagates
             await connection.close()
 
     log.info("sending via %s with up to %d connection(s)%s", settings.describe(), workers,
@@ -828,10 +882,29 @@ async def deliver(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if (error := task.exception()) is not None:
+                raise error.error if isinstance(error, _RecordingFailed) else error
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return DeliveryReport(tuple(accepted), tuple(failures))
+
+
+def _record(on_accepted: OnAccepted, message_id: str) -> asyncio.Future[None] | None:
+    """Call `on_accepted` now (a plain function returns at once); what it returns to await, if
+    anything, is awaited as a task, returned. A failure either way is `_RecordingFailed`."""
+    try:
+        result = on_accepted(message_id)
+    except Exception as exc:
+        raise _RecordingFailed(exc) from exc
+    if not inspect.isawaitable(result):
+        return None
+
+    async def awaited() -> None:
+        try:
+            await result
+        except Exception as exc:
+            raise _RecordingFailed(exc) from exc
+
+    return asyncio.ensure_future(awaited())

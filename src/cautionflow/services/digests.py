@@ -7,8 +7,9 @@
    recipient's previous digest (from the disclosure log: what it was actually told, and what each
    flag showed: added, changed, lifted), and find the urgent notices it was sent since.
 2. Compose and send, overlapped: digests are rendered (HTML and text templates, CSV attachment) in
-   chunks; each chunk is written to the outbox already claimed for sending and handed to the
-   senders, so the first digests go out while later ones are still being rendered.
+   chunks of 1, 2, 4, ... then CHUNK (`chunks`); each chunk is written to the outbox already
+   claimed for sending and handed to the senders, so the first digest goes out while later ones
+   are still being rendered.
 3. Then everything else outstanding: digests earlier runs left pending, or sending when they died.
 
 All database work runs on one thread of its own (the outbox's connection lives there), rendering
@@ -29,7 +30,7 @@ import datetime as dt
 import logging
 import re
 from collections import ChainMap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -330,6 +331,18 @@ def render_digest(
     return subject, message
 
 
+def chunks(todo: Sequence[PlannedDigest]) -> Iterator[Sequence[PlannedDigest]]:
+    """`todo` in chunks of 1, 2, 4, ... then CHUNK digests: the first digest goes to the senders as
+    soon as it is rendered, not with a whole chunk (the benchmark at 5 ms, three runs each: the
+    first acceptance 0.60-0.69 s into the step, against 0.77-0.83 s with chunks of 25 from the
+    start, whose first held the out-of-hours desks' long digests); later chunks are large, so the
+    outbox takes them in few transactions."""
+    start, size = 0, 1
+    while start < len(todo):
+        yield todo[start : start + size]
+        start, size = start + size, min(CHUNK, size * 2)
+
+
 def compose(
     planned: Sequence[PlannedDigest],
     *,
@@ -461,9 +474,9 @@ async def send_digests(
         async def produce() -> None:
             nonlocal queued
             try:
-                for start in range(0, len(plan.todo), CHUNK):
+                for chunk in chunks(plan.todo):
                     messages = await renderer.run(
-                        compose, plan.todo[start : start + CHUNK], render=render, organisation=organisation,
+                        compose, chunk, render=render, organisation=organisation,
                         as_of=as_of, sender=settings.sender if settings else "",
                         sender_domain=settings.sender_domain if settings else "localhost", now=clock(),
                         cache=cache, options=options,
