@@ -152,6 +152,37 @@ def test_the_first_load_on_postgresql_leaves_the_planner_its_statistics(database
     assert analysed > 0  # a row per column ANALYZE has seen; none before it ever ran
 
 
+def test_a_later_sync_that_changes_much_of_the_register_gathers_the_statistics_again(databases):
+    """As autovacuum would (its default threshold: 50 rows + 10% of the table), for a server where it
+    is off: the first load's statistics would describe a register no longer there. `reltuples` is
+    what ANALYZE (or a vacuum, or an index build) last counted; plain inserts never change it."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite's planner needs no statistics for these indexes")
+
+    def counted() -> float:
+        engine = create_engine(normalise_url(databases.register_url))
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass")).scalar_one()
+        finally:
+            engine.dispose()
+
+    first = [alert_row(alert_id=f"A{n:03d}", asset_ref=f"H{n:03d}") for n in range(200)]
+    databases.write_source(first)
+    run(databases, run_id="first")
+    assert counted() == 200
+
+    small = [*first, *(alert_row(alert_id=f"B{n:03d}", asset_ref=f"J{n:03d}") for n in range(60))]
+    databases.write_source(small)  # 60 new rows: under 50 + 10% of 260
+    assert run(databases, as_of=DAY2, run_id="small").inserted == 60
+    assert counted() == 200  # no ANALYZE for a small change
+
+    large = [*small, *(alert_row(alert_id=f"C{n:03d}", asset_ref=f"K{n:03d}") for n in range(120))]
+    databases.write_source(large)  # 120 more: over 50 + 10% of 380
+    assert run(databases, as_of=DAY3, run_id="large").inserted == 120
+    assert counted() == 380
+
+
 def test_rerunning_the_same_day_changes_nothing(databases):
     databases.write_source(MIXED_SOURCE)
     run(databases, run_id="first")

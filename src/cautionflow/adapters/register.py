@@ -424,6 +424,13 @@ class Register:
         return RetentionStore(self.writing)
 
 
+def _analyze_after(rows: int) -> float:
+    """Rows changed beyond which a sync gathers the planner's statistics again: PostgreSQL's own
+    defaults for autovacuum's (`autovacuum_analyze_threshold` 50 + `autovacuum_analyze_scale_factor`
+    0.1 of the table)."""
+    return 50 + 0.1 * rows
+
+
 class RegisterTransaction:
     """The writes of one sync, inside one database transaction."""
 
@@ -494,6 +501,15 @@ class RegisterTransaction:
 
         if history:
             bulk_insert(self.conn, "alert_history", ("alert_id", "run_id", "as_of", "change", "changed_fields"), history)
+
+        changed = len(plan.inserts) + len(plan.updates) + len(plan.left_source)
+        if self.conn.dialect.name == "postgresql" and changed > _analyze_after(plan.unchanged + changed):
+            # The planner's statistics again after a large change, as autovacuum would gather them
+            # (the same threshold), since a server may run with autovacuum off (this project's CI
+            # server does): the first load's statistics would otherwise describe a register that is
+            # no longer there, and look-ups by postcode got a plan 30 times dearer without any
+            # (FirstLoad.build_indexes). In this transaction: it sees the rows just written.
+            self.conn.exec_driver_sql("ANALYZE alerts")
 
     def is_empty(self) -> bool:
         """No alert and no history yet: the register has never been synced."""
