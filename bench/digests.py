@@ -13,8 +13,8 @@ round-trip time, in the same run and through the same path:
 * **cautionflow**: the `digests` step end to end for every recipient, on a fresh register and
   outbox: read the register, select and hash each recipient's rows, render the HTML and text and
   the CSV, write the outbox, then send through `max_concurrency` reused aiosmtplib connections
-  (STARTTLS and AUTH once per connection), recording each acceptance before that connection sends
-  again. About 4 round trips a message per connection (MAIL, RCPT, DATA, the end of the data).
+  (STARTTLS and AUTH once per connection), recording each acceptance before that connection ends
+  another message. About 4 round trips a message per connection (MAIL, RCPT, DATA, the end of the data).
 * **classic**: a sample of the very same messages (every k-th from the outbox, so it renders
   nothing) sent the way Airflow's classic email operator sends (`airflow.utils.email.send_mime_email`):
   a new smtplib connection per message (connect, banner, EHLO, STARTTLS, TLS, EHLO, AUTH, MAIL,

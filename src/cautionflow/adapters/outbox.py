@@ -17,7 +17,7 @@ for it: that records what the server is known to have accepted.
 Every state change is its own short transaction on one held connection, so the server's
 acceptance is recorded before anything else can fail; `mark_sent_many` records the acceptances
 several connections received meanwhile in one transaction (a group commit), each connection
-waiting for it before sending again. A run that dies between the server's
+waiting for it before it ends another message. A run that dies between the server's
 acceptance and the mark leaves the message `sending`; the next run sends it again with the SAME
 Message-ID, which receiving systems use to drop the duplicate, and the message is recorded once.
 """
@@ -461,7 +461,7 @@ class Outbox:
     def mark_sent(self, message: OutboxMessage, *, at: dt.datetime) -> bool:
         """The server accepted it: mark it sent and log what it disclosed, in one transaction.
 
-        On the delivery's hot path (once per message, before the next one goes), so it talks to
+        On the delivery's hot path (once per message, before the next one is completed), so it talks to
         the driver directly: two statements and a commit."""
         with self._transaction() as conn:
             stamp = _timestamp(conn, at)

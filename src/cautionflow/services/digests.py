@@ -14,7 +14,8 @@
 
 All database work runs on one thread of its own (the outbox's connection lives there), rendering
 on another, and the network in the event loop; an acceptance is recorded before the connection
-that carried it sends anything else. Acceptances that arrive while one is being committed are
+that carried it completes another message (`deliver`: it begins the next one meanwhile and holds
+back its final "."). Acceptances that arrive while one is being committed are
 committed together in the next transaction (a group commit), and a flag that is in many
 recipients' digests is turned into a template row and a CSV line once (`RowCache`); its markup
 (table row, card, text) is then written once too, since its template row is the same read-only
@@ -383,9 +384,9 @@ def _outgoing(message: OutboxMessage) -> OutgoingMessage:
 
 class _GroupCommit:
     """Acceptances recorded in groups. A connection's worker waits until its acceptance is
-    committed (so it is recorded before that connection sends anything else), but the
-    acceptances that arrive while one commit is running go together in the next one: one commit
-    per round of the connections instead of one per message."""
+    committed before it ends its next message (so it is recorded before that connection completes
+    anything else), but the acceptances that arrive while one commit is running go together in the
+    next one: one commit per round of the connections instead of one per message."""
 
     def __init__(self, db: _Worker, outbox: Outbox, clock: Callable[[], dt.datetime]) -> None:
         self.db, self.outbox, self.clock = db, outbox, clock

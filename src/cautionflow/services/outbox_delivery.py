@@ -53,7 +53,7 @@ async def send_outstanding(
 ) -> int:
     """Send every pending message of `kind` (one run at a time); returns how many were accepted.
 
-    Acceptance is recorded (with the disclosures) before the next message goes; temporary failures
+    Acceptance is recorded (with the disclosures) before the next message is completed; temporary failures
     stay pending for the next run, permanent ones are marked failed with the server's reply, and
     one the server never answered after receiving it all is marked uncertain (never resent)."""
     report = await deliver_outstanding(outbox, settings, kind, retry=retry, clock=clock)
