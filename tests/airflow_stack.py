@@ -391,6 +391,13 @@ def airflow_stack(
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(heartbeat_timeout_seconds),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # A task a killed Celery worker had taken but not yet started (its supervisor starting, or
+            # the message prefetched) stays queued, with no heartbeat to miss: the scheduler requeues
+            # it after this, not the default 10 minutes (the test's own wait). Also the queued
+            # workload's token lifetime: longer than any task here waits in the queue.
+            **({"AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10"}
+               if executor == "CeleryExecutor" else {}),
             "AIRFLOW_CONN_CAUTIONFLOW_SMTP": json.dumps(smtp),
             **store.environment(STORAGE_CONN),
             **(extra_env or {}),
