@@ -31,6 +31,16 @@ def run(dbs, as_of=DAY1, run_id="run-1", **kwargs):
         register.dispose()
 
 
+def register_value(dbs, statement: str):
+    """One value the register's database answers `statement` with."""
+    engine = create_engine(normalise_url(dbs.register_url))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(statement)).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def snapshot(dbs) -> dict[str, list[tuple]]:
     """Everything the register holds except the run log, for before/after comparisons."""
     engine = create_engine(normalise_url(dbs.register_url))
@@ -141,14 +151,9 @@ def test_the_first_load_on_postgresql_leaves_the_planner_its_statistics(database
 
     run(databases)
 
-    engine = create_engine(normalise_url(databases.register_url))
-    try:
-        with engine.connect() as conn:
-            analysed = conn.execute(text(
-                "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'alerts'"
-            )).scalar_one()
-    finally:
-        engine.dispose()
+    analysed = register_value(
+        databases, "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'alerts'"
+    )
     assert analysed > 0  # a row per column ANALYZE has seen; none before it ever ran
 
 
@@ -160,12 +165,7 @@ def test_a_later_sync_that_changes_much_of_the_register_gathers_the_statistics_a
         pytest.skip("SQLite's planner needs no statistics for these indexes")
 
     def counted() -> float:
-        engine = create_engine(normalise_url(databases.register_url))
-        try:
-            with engine.connect() as conn:
-                return conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass")).scalar_one()
-        finally:
-            engine.dispose()
+        return register_value(databases, "SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass")
 
     first = [alert_row(alert_id=f"A{n:03d}", asset_ref=f"H{n:03d}") for n in range(200)]
     databases.write_source(first)

@@ -812,10 +812,13 @@ async def deliver(
                 done, recording = recording, None
                 await done
 
+        async def give_up(**outcome: Any) -> None:
+            await recorded()  # the previous acceptance on record before this message's failure
+            await fail(message, **outcome)
+
         for attempt in range(1, retry.attempts + 1):
             if unavailable:
-                await recorded()
-                await fail(message, permanent=False, reply=f"not attempted: {unavailable[0]}", attempts=attempt - 1)
+                await give_up(permanent=False, reply=f"not attempted: {unavailable[0]}", attempts=attempt - 1)
                 return None
             await pace.acquire()  # before connecting: a connection idle through a long wait is checked after it
             try:
@@ -823,8 +826,7 @@ async def deliver(
             except _SetupFailed as exc:
                 if not exc.retryable or attempt == retry.attempts:
                     unavailable.append(f"{settings.host}:{settings.port}: {exc.reply}")
-                    await recorded()
-                    await fail(message, permanent=False, reply=exc.reply, attempts=attempt)
+                    await give_up(permanent=False, reply=exc.reply, attempts=attempt)
                     return None
                 if exc.throttled:
                     pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
@@ -836,19 +838,17 @@ async def deliver(
                                    before_end=recorded)
             except _NoReply as exc:
                 await connection.close(polite=False)
-                await recorded()
-                await fail(message, permanent=False, reply=exc.reply, attempts=attempt, uncertain=True)
+                await give_up(permanent=False, reply=exc.reply, attempts=attempt, uncertain=True)
                 return None  # never again by itself: the recipient may have it already
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError, UnicodeError) as exc:
                 replied = isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
                 if not replied or not client.is_connected:  # a refusal leaves the connection usable
                     await connection.close(polite=False)
-                await recorded()
                 if is_permanent(exc):  # never a throttling reply: that only ever waits
-                    await fail(message, permanent=True, reply=describe_smtp_error(exc), attempts=attempt)
+                    await give_up(permanent=True, reply=describe_smtp_error(exc), attempts=attempt)
                     return None
                 if attempt == retry.attempts:  # pending: the task's retry, or the next run, sends it
-                    await fail(message, permanent=False, reply=describe_smtp_error(exc), attempts=attempt)
+                    await give_up(permanent=False, reply=describe_smtp_error(exc), attempts=attempt)
                     return None
                 if is_throttling(exc):
                     pace.throttled(retry.delay(attempt))  # every connection waits, in pace.acquire
