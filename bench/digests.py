@@ -23,6 +23,11 @@ round-trip time, in the same run and through the same path:
   by the product's `deliver` through the same `max_concurrency` connections, with no composing and
   no outbox: what the relay and the network allow at that round trip, the ceiling for the step.
 
+The step, the relay and the proxy share this machine's cores here, as a real relay and network
+would not, so the bench prints the CPU each used a message and the most messages a second the
+machine's cores allow at their sum ("the machine ... CPU ms/msg: at most N msg/s"): a rate above
+that is out of reach on this machine whatever the step does about waiting.
+
 Goals: at least 8x the classic way at 20 ms; at least 200 messages a second at 5 ms; the 0 ms
 figures printed. A missed goal prints MISSED and the reason; the exit status is non-zero only on
 an error (an exception, or digests not each delivered exactly once). The relay counts distinct
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import smtplib  # the classic side only: the product sends with aiosmtplib
 import socket
@@ -168,6 +174,12 @@ class DelayProxy:
             raise RuntimeError("the delaying proxy did not start")
         self.port = int(port)
 
+    def cpu(self) -> float:
+        """The CPU seconds the proxy has used so far."""
+        self.process.stdin.write("cpu\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
     def close(self) -> None:
         self.process.stdin.close()
         try:
@@ -175,6 +187,11 @@ class DelayProxy:
         except subprocess.TimeoutExpired:
             self.process.kill()  # our own child, by its handle
             self.process.wait()
+
+
+def cores() -> int:
+    """The cores this process may run on (what `nproc` prints)."""
+    return len(os.sched_getaffinity(0))
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -298,6 +315,7 @@ class Result:
     classic_messages: int
     ours_cpu: float
     ours_server_cpu: float
+    ours_proxy_cpu: float  # the delaying proxy's CPU seconds during the step (0 at 0 ms: no proxy)
     exactly_once: tuple[int, int, int, int]  # server: messages, recipients, distinct Message-IDs, logins
     rerun_sent: int
     rerun_already: int
@@ -321,6 +339,18 @@ class Result:
     def ratio(self) -> float:
         return self.ours_rate / self.classic_rate
 
+    @property
+    def machine_cpu_ms(self) -> float:
+        """CPU milliseconds a message on this machine during the step: the step's, the relay's and
+        the proxy's (all three share its cores here; a real relay and network would not)."""
+        return (self.ours_cpu + self.ours_server_cpu + self.ours_proxy_cpu) * 1000 / max(1, self.sent)
+
+    @property
+    def machine_ceiling(self) -> float:
+        """The most messages a second this machine's cores allow the step, the relay and the proxy
+        together at that CPU a message, were every core busy all the time."""
+        return cores() * 1000 / self.machine_cpu_ms
+
 
 def goal(result: Result) -> tuple[str, str]:
     """(the goal, "met" / "MISSED: why" / "printed") for one round-trip time."""
@@ -335,7 +365,9 @@ def goal(result: Result) -> tuple[str, str]:
         return ">= 200 msg/s", (f"MISSED: {result.ours_rate:.0f} msg/s is below 200; the step alone used "
                                 f"{result.ours_cpu:.1f} CPU s: at most {ceiling:.0f} msg/s on one core (the GIL), "
                                 f"whatever the network; the same messages already built, sent alone: "
-                                f"{result.alone_rate:.0f} msg/s")
+                                f"{result.alone_rate:.0f} msg/s; step, relay and proxy together used "
+                                f"{result.machine_cpu_ms:.1f} CPU ms a message: at most "
+                                f"{result.machine_ceiling:.0f} msg/s on this machine's {cores()} cores")
     return "printed", "-"
 
 
@@ -364,12 +396,12 @@ def run_at(rtt_ms: float, folder: Path, server: BenchServer, base: dict, concurr
         measured = measured_rtt(port)
 
         server.ask("reset")
-        before = server.count()
+        before, proxy_before = server.count(), proxy.cpu() if proxy else 0.0
         start, cpu = time.perf_counter(), time.process_time()
         summary = run_digests(config, as_of=AS_OF, run_id="bench-digests", tls_context=context,
                               smtp_overrides=overrides)
         ours, ours_cpu = time.perf_counter() - start, time.process_time() - cpu
-        after = server.count()
+        after, proxy_after = server.count(), proxy.cpu() if proxy else 0.0
         rerun = run_digests(config, as_of=AS_OF, run_id="bench-rerun", tls_context=context, smtp_overrides=overrides)
 
         engine = create_engine(config.register_url)
@@ -393,6 +425,7 @@ def run_at(rtt_ms: float, folder: Path, server: BenchServer, base: dict, concurr
         rtt_ms=rtt_ms, measured_ms=measured * 1000, ours_seconds=ours, sent=summary["sent"],
         failed=summary["failed"], pending=summary["pending"], classic_seconds=base_seconds,
         classic_messages=len(messages), ours_cpu=ours_cpu, ours_server_cpu=after[4] - before[4],
+        ours_proxy_cpu=proxy_after - proxy_before,
         exactly_once=after[:4], rerun_sent=rerun["sent"], rerun_already=rerun["already_sent"],
         mean_size=sum(len(m) for _, m in stored) / max(1, len(stored)),
         alone_seconds=alone_seconds, alone_messages=len(everything),
@@ -452,7 +485,10 @@ def main(argv: list[str] | None = None) -> int:
         per = 1000 / max(1, r.sent)  # CPU ms a message: steadier than msg/s on a shared machine
         print(f"at {r.rtt_ms:g} ms: cautionflow {r.sent} sent in {r.ours_seconds:.2f}s (failed={r.failed}, "
               f"pending={r.pending}; cpu client {r.ours_cpu:.2f}s = {r.ours_cpu * per:.2f} ms/msg, relay "
-              f"{r.ours_server_cpu:.2f}s = {r.ours_server_cpu * per:.2f} ms/msg; {logins} logins); "
+              f"{r.ours_server_cpu:.2f}s = {r.ours_server_cpu * per:.2f} ms/msg, proxy "
+              f"{r.ours_proxy_cpu:.2f}s = {r.ours_proxy_cpu * per:.2f} ms/msg; {logins} logins; the machine "
+              f"{r.machine_cpu_ms:.2f} CPU ms/msg: at most {r.machine_ceiling:.0f} msg/s on its "
+              f"{cores()} cores); "
               f"relay saw {messages} messages for {people} recipients, {distinct} distinct Message-IDs; "
               f"rerun sent={r.rerun_sent}, already_sent={r.rerun_already}; classic {r.classic_messages} "
               f"in {r.classic_seconds:.2f}s; sending alone (built messages, same connections, no composing "

@@ -2,11 +2,15 @@
 
     python -m bench.netdelay --upstream-port 2525 --rtt-ms 20   # prints "ready <port>", then proxies
 
+A line "cpu" on its standard input prints the CPU seconds it has used so far (the benchmark counts
+the proxy's share of the machine, since it shares the machine's cores with the step); the end of
+its standard input stops it.
+
 Every chunk read from either side is forwarded to the other side half the round-trip time after
 it arrived, in the order it arrived, so one SMTP command and its reply cost one round trip and a
 TLS handshake its real round trips. Latency, not bandwidth: a chunk is never slowed by its size or
-by the chunks before it beyond their own due time (a reader task stamps each chunk, a writer task
-sends it when due; the two directions are independent, as on a real link).
+by the chunks before it beyond their own due time (each chunk is stamped as it arrives and written
+when due, by one timer a direction; the two directions are independent, as on a real link).
 
 TCP's own handshake happens on loopback here, instantly; a real connect costs one round trip
 before the server's banner is even sent, so the proxy opens the upstream connection one round trip
@@ -21,73 +25,126 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
+import time
+from collections import deque
 
-CHUNK = 256 * 1024
+
+class _Direction:
+    """One direction of one connection: each chunk written to `peer` `one_way` seconds after it
+    arrived, in order; an end (b"") closes the peer when due. One timer a direction, not a task,
+    a queue and a sleep a chunk: the proxy stands in for a network, which costs the machine's cores
+    nothing, so it should cost them as little as it can (the benchmark counts its CPU)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, one_way: float) -> None:
+        self.loop, self.one_way = loop, one_way
+        self.peer: asyncio.Transport | None = None  # set once the upstream connection is open
+        self.due: deque[tuple[float, bytes]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def push(self, data: bytes) -> None:
+        # Before the upstream connection is open nothing has left yet: such chunks are stamped
+        # when it opens, as a real client could send nothing before TCP's handshake completed.
+        self.due.append((self.loop.time() + self.one_way if self.peer is not None else 0.0, data))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.timer is None and self.due and self.peer is not None:
+            self.timer = self.loop.call_at(self.due[0][0], self._send)
+
+    def _send(self) -> None:
+        self.timer = None
+        now, ready = self.loop.time(), []
+        while self.due and self.due[0][0] <= now:
+            data = self.due.popleft()[1]
+            if not data:  # the other side ended: so does this one, when due
+                if ready:
+                    self.peer.write(b"".join(ready))
+                self.peer.close()
+                self.due.clear()
+                return
+            ready.append(data)
+        if ready and not self.peer.is_closing():
+            self.peer.write(b"".join(ready))
+        self._schedule()
+
+    def attach(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        when = self.loop.time() + self.one_way
+        self.due = deque((when, data) for _, data in self.due)
+        self._schedule()
 
 
-async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, one_way: float) -> None:
-    """Copy `reader` to `writer`, each chunk `one_way` seconds after it was read, order kept; an end
-    of stream is forwarded (as a close) when it is due too."""
-    loop = asyncio.get_running_loop()
-    due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+class _Side(asyncio.Protocol):
+    """One end of a proxied connection: what it receives goes out through `outgoing`; when its own
+    transport cannot take more, the other end stops reading (flow control, as TCP's window)."""
 
-    async def read() -> None:
-        try:
-            while data := await reader.read(CHUNK):
-                due.put_nowait((loop.time() + one_way, data))
-        except (ConnectionError, OSError):
-            pass
-        due.put_nowait((loop.time() + one_way, b""))
+    def __init__(self, outgoing: _Direction) -> None:
+        self.outgoing = outgoing
+        self.transport: asyncio.Transport | None = None
+        self.other: _Side | None = None
 
-    reading = asyncio.create_task(read())
-    try:
-        while True:
-            when, data = await due.get()
-            wait = when - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        reading.cancel()
-        with contextlib.suppress(Exception):
-            writer.close()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.outgoing.push(data)
+
+    def eof_received(self) -> bool:
+        self.outgoing.push(b"")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.outgoing.push(b"")
+
+    def pause_writing(self) -> None:
+        if self.other is not None and self.other.transport is not None:
+            self.other.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.other is not None and self.other.transport is not None and not self.other.transport.is_closing():
+            self.other.transport.resume_reading()
 
 
 async def serve(upstream_host: str, upstream_port: int, rtt: float, *, host: str = "127.0.0.1",
                 port: int = 0) -> asyncio.Server:
     """Listen on (host, port) and relay each connection to the upstream, `rtt` seconds round trip."""
+    loop = asyncio.get_running_loop()
     one_way = rtt / 2
+    opening: set[asyncio.Task[None]] = set()
 
-    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
+    def accepted() -> _Side:
+        to_server, to_client = _Direction(loop, one_way), _Direction(loop, one_way)
+        client = _Side(to_server)
+
+        async def open_upstream() -> None:
             await asyncio.sleep(rtt)  # TCP's handshake, a network away: SYN there, SYN-ACK back
             try:
-                server_reader, server_writer = await asyncio.open_connection(upstream_host, upstream_port)
+                transport, server = await loop.create_connection(lambda: _Side(to_client), upstream_host, upstream_port)
             except OSError:
-                client_writer.close()
+                if client.transport is not None:
+                    client.transport.close()
                 return
-            await asyncio.gather(
-                _forward(client_reader, server_writer, one_way),
-                _forward(server_reader, client_writer, one_way),
-            )
-        except asyncio.CancelledError:
-            client_writer.close()  # the proxy is stopping: a connection still open just ends
+            client.other, server.other = server, client
+            to_server.attach(transport)
+            to_client.attach(client.transport)
 
-    return await asyncio.start_server(relay, host, port, backlog=256)
+        task = loop.create_task(open_upstream())
+        opening.add(task)
+        task.add_done_callback(opening.discard)
+        return client
+
+    return await loop.create_server(accepted, host, port, backlog=256)
 
 
 async def _main(upstream_host: str, upstream_port: int, rtt_ms: float) -> None:
     server = await serve(upstream_host, upstream_port, rtt_ms / 1000)
     print("ready", server.sockets[0].getsockname()[1], flush=True)
     # Stop when the parent closes our stdin (it ended, or crashed: never left running).
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        if line.strip() == "cpu":
+            print(time.process_time(), flush=True)
     server.close()
 
 
