@@ -125,6 +125,14 @@ SERVER = textwrap.dedent(
 )
 
 
+def ask(process: subprocess.Popen, command: str) -> str:
+    """One line of `command` to a child's standard input, its one line of answer (the relay's and the
+    proxy's way of being asked for counts and CPU seconds)."""
+    process.stdin.write(command + "\n")
+    process.stdin.flush()
+    return process.stdout.readline().strip()
+
+
 class BenchServer:
     """aiosmtpd in a child process, requiring STARTTLS and AUTH, counting messages and distinct
     Message-IDs per recipient."""
@@ -147,9 +155,7 @@ class BenchServer:
             raise RuntimeError("the benchmark's SMTP server did not start")
 
     def ask(self, command: str) -> str:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().strip()
+        return ask(self.process, command)
 
     def count(self) -> tuple[int, int, int, int, float]:
         """Messages, recipients, distinct Message-IDs and logins so far, and the server's CPU seconds."""
@@ -176,9 +182,7 @@ class DelayProxy:
 
     def cpu(self) -> float:
         """The CPU seconds the proxy has used so far."""
-        self.process.stdin.write("cpu\n")
-        self.process.stdin.flush()
-        return float(self.process.stdout.readline())
+        return float(ask(self.process, "cpu"))
 
     def close(self) -> None:
         self.process.stdin.close()

@@ -49,8 +49,9 @@ def test_every_card_of_a_long_digest_is_within_what_gmail_shows(databases, tmp_p
     assert len(html.encode()) > GMAIL_CLIPS_AT  # long enough that Gmail clips it
     lists = html.split('<div class="cf-flags">')[1:]
     assert len(lists) == 2  # the highest-risk block, then the current flags
-    cards = [len(re.findall(r'<p class="cf-alert', part.split('<table class="cf-table"')[0])) for part in lists]
-    rows = [part.split('<table class="cf-table"')[1].split("</table>")[0].count("<tr>") - 1 for part in lists]
+    halves = [part.split('<table class="cf-table"') for part in lists]  # [cards, table] of each list
+    cards = [len(re.findall(r'<p class="cf-alert', before)) for before, _ in halves]
+    rows = [table.split("</table>")[0].count("<tr>") - 1 for _, table in halves]
     assert cards == rows and rows == [25, 150]  # each list's cards (before its table) are all its flags
     # Every card lies within what Gmail shows: the current list's table is the first thing past them.
     cards_end = html.rindex('<table class="cf-table"')
